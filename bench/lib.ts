@@ -1,0 +1,699 @@
+/**
+ * Shared plumbing of the benchmarks (bench/charge.ts, bench/api.ts, bench/chaos.ts): settings from the environment,
+ * a PostgreSQL to make fresh databases on (embedded in a temp dir, or BENCH_DATABASE_URL), the fake Bootpay as a
+ * separate process, set-based seeding, a pg query counter and an RSS sampler. Nothing here changes the service.
+ */
+import 'reflect-metadata';
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client } from 'pg';
+import { SecretBox } from '../src/common/secret-box';
+import { startEmbeddedPostgres } from '../src/database/embedded-postgres';
+import { runMigrations } from '../src/database/database';
+import { nextPeriod, PlanTerms } from '../src/subscriptions/subscription-state';
+
+/** dist/bench/<file>.js → the repository root. */
+export const ROOT = resolve(__dirname, '..', '..');
+export const DIST = join(ROOT, 'dist');
+
+// ------------------------------------------------------------------------------------------------ settings
+
+export function intEnv(name: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  }
+  return n;
+}
+
+export function numEnv(name: string, def: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+  return n;
+}
+
+export function listEnv(name: string, def: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  const out = raw.split(',').map((s) => Number(s.trim().replace(/_/g, '')));
+  if (!out.length || out.some((n) => !Number.isInteger(n) || n < 1 || n > 1_000_000)) {
+    throw new Error(`${name} must be a comma-separated list of whole numbers from 1 to 1000000, got "${raw}"`);
+  }
+  return out;
+}
+
+export function boolEnv(name: string, def: boolean): boolean {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return def;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export function log(msg: string): void {
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+// ------------------------------------------------------------------------------------------------ cleanup
+
+const cleanups: (() => Promise<void> | void)[] = [];
+let cleaning: Promise<void> | null = null;
+
+/** Registers work to do at exit (children to stop, the embedded database, temp dirs); last registered runs first. */
+export function onCleanup(fn: () => Promise<void> | void): void {
+  cleanups.push(fn);
+}
+
+export function cleanup(): Promise<void> {
+  if (!cleaning) {
+    cleaning = (async () => {
+      for (const fn of cleanups.reverse()) {
+        try {
+          await fn();
+        } catch {
+          /* best effort */
+        }
+      }
+    })();
+  }
+  return cleaning;
+}
+
+/**
+ * Runs an orchestrator: bounded by `deadlineSeconds` (then everything started is stopped and the exit is 3), stops
+ * what it started on SIGINT/SIGTERM, and exits with the code `main` answers.
+ */
+export function runMain(main: () => Promise<number>, deadlineSeconds: number): void {
+  const deadline = setTimeout(() => {
+    log(`deadline of ${deadlineSeconds} s reached: stopping`);
+    void cleanup().then(() => process.exit(3));
+  }, deadlineSeconds * 1000);
+  deadline.unref();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping`);
+      void cleanup().then(() => process.exit(130));
+    });
+  }
+  main().then(
+    async (code) => {
+      await cleanup();
+      process.exit(code);
+    },
+    async (err: unknown) => {
+      log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      await cleanup();
+      process.exit(1);
+    },
+  );
+}
+
+// ------------------------------------------------------------------------------------------------ child processes
+
+export interface Child {
+  proc: ChildProcess;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
+  stop(graceMs?: number): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+export function spawnNode(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  opts: { ipc?: boolean; stdout?: 'inherit' | 'pipe' | 'ignore' | number; nodeArgs?: string[] } = {},
+): Child {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', opts.stdout ?? 'pipe', 'inherit', ...(opts.ipc ? (['ipc'] as const) : [])],
+  });
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code, signal) => res(code ?? (signal ? 128 : null))));
+  const child: Child = {
+    proc,
+    exited,
+    stop: async (graceMs = 5000) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+  onCleanup(() => child.stop(2000));
+  return child;
+}
+
+/** Resolves with the first stdout line matching `re` (rejects when the child exits first or after `timeoutMs`). */
+export function waitForLine(child: Child, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
+  return new Promise((res, rej) => {
+    let buf = '';
+    const stdout = child.proc.stdout;
+    if (!stdout) return rej(new Error('child has no piped stdout'));
+    const t = setTimeout(() => rej(new Error(`no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      buf += d.toString('utf8');
+      const m = re.exec(buf);
+      if (m) {
+        clearTimeout(t);
+        stdout.off('data', onData);
+        stdout.resume(); // keep draining
+        res(m);
+      }
+    };
+    stdout.on('data', onData);
+    void child.exited.then((code) => {
+      clearTimeout(t);
+      rej(new Error(`child exited (${code}) before printing ${re}`));
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------------------------ fake Bootpay
+
+export interface FakeProcess {
+  url: string;
+  apiBaseUrl: string;
+  child: Child;
+  stop(): Promise<void>;
+}
+
+export const FAKE_CREDENTIALS = { clientKey: 'ck_test_fake', secretKey: 'sk_test_fake' };
+
+/** The fake Bootpay as its own process (dist/src/fake-bootpay/main.js), on an ephemeral port. */
+export async function startFake(latencyMs: number, extraEnv: Record<string, string> = {}): Promise<FakeProcess> {
+  const child = spawnNode(join(DIST, 'src', 'fake-bootpay', 'main.js'), [], {
+    FAKE_BOOTPAY_PORT: '0',
+    FAKE_BOOTPAY_HOST: '127.0.0.1',
+    FAKE_BOOTPAY_LATENCY_MS: String(latencyMs),
+    ...extraEnv,
+  });
+  const m = await waitForLine(child, /listening on (http:\/\/[\d.]+:\d+)/);
+  const url = m[1];
+  return { url, apiBaseUrl: `${url}/v2`, child, stop: () => child.stop() };
+}
+
+/** Polls `url` until it answers 2xx (rejects when `child` exits first or after `timeoutMs`). */
+export async function waitForHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let exited = false;
+  void child.exited.then(() => (exited = true));
+  for (;;) {
+    if (exited) throw new Error(`process exited before ${url} answered`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > until) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}
+
+export async function fakeJson<T>(fakeUrl: string, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${fakeUrl}${path}`, {
+    method,
+    headers: body === undefined ? undefined : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`fake ${method} ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
+  return JSON.parse(text) as T;
+}
+
+export interface FakeLedgerLite {
+  charges: { receipt_id: string; order_id: string; status: number; price: number }[];
+  failed_charges: { order_id: string; error_code: string }[];
+}
+
+export function fakeLedger(fakeUrl: string): Promise<FakeLedgerLite> {
+  return fakeJson<FakeLedgerLite>(fakeUrl, 'GET', '/__fake/ledger');
+}
+
+/** Billing keys issued at the fake in bulk (POST /__fake/billing-keys/bulk), 10,000 per request. */
+export async function bulkKeys(fakeUrl: string, count: number): Promise<{ billing_key: string; receipt_id: string }[]> {
+  const out: { billing_key: string; receipt_id: string }[] = [];
+  while (out.length < count) {
+    const n = Math.min(10_000, count - out.length);
+    const r = await fakeJson<{ keys: { billing_key: string; receipt_id: string }[] }>(fakeUrl, 'POST', '/__fake/billing-keys/bulk', { count: n });
+    out.push(...r.keys);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------ databases
+
+export interface DatabaseServer {
+  /** A URL to an existing database of the server, used to create and drop the fresh ones. */
+  adminUrl: string;
+  embedded: boolean;
+  /** A new, migrated, empty database; dropped at cleanup. */
+  fresh(label: string): Promise<FreshDatabase>;
+  stop(): Promise<void>;
+}
+
+export interface FreshDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function adminQuery(adminUrl: string, sql: string): Promise<void> {
+  const c = new Client({ connectionString: adminUrl });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/**
+ * With BENCH_DATABASE_URL: that server (fresh databases `bench_<label>_<hex>` are created and dropped there; the role
+ * needs CREATEDB). Without: an embedded PostgreSQL (the service's own embedded-postgres) in a temp dir, removed at exit.
+ */
+export async function startDatabaseServer(): Promise<DatabaseServer> {
+  let adminUrl = process.env.BENCH_DATABASE_URL?.trim();
+  let embedded = false;
+  let stopServer = async () => {};
+  if (!adminUrl) {
+    embedded = true;
+    const dir = mkdtempSync(join(tmpdir(), 'bench-pg-'));
+    const port = await freePort();
+    log(`starting embedded PostgreSQL in ${dir} on port ${port}`);
+    const db = await startEmbeddedPostgres({ dir, port, database: 'bench_admin', persistent: false });
+    adminUrl = db.url;
+    let stopped = false;
+    stopServer = async () => {
+      if (stopped) return;
+      stopped = true;
+      await db.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    };
+    onCleanup(stopServer);
+  }
+  const server: DatabaseServer = {
+    adminUrl,
+    embedded,
+    stop: stopServer,
+    fresh: async (label) => {
+      const name = `bench_${label.replace(/[^a-z0-9_]/gi, '').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+      await adminQuery(adminUrl!, `CREATE DATABASE ${name}`);
+      let dropped = false;
+      const drop = async () => {
+        if (dropped) return;
+        dropped = true;
+        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      };
+      onCleanup(drop);
+      const url = withDatabase(adminUrl!, name);
+      await runMigrations(url);
+      return { url, name, drop };
+    },
+  };
+  return server;
+}
+
+// ------------------------------------------------------------------------------------------------ seeding
+
+export interface SeedResult {
+  planId: string;
+  subscriptionIds: string[];
+  customerIds: string[];
+  billingKeyIds: string[];
+  periodStart: Date;
+  seconds: number;
+}
+
+const PLAN_TERMS = { name: 'Bench Pro', amount: 11_000, taxFree: 0, interval: 'month' as const, intervalCount: 1 };
+const TZ = 'Asia/Seoul';
+
+/**
+ * Seeds `n` due subscriptions straight into the database with set-based SQL: one monthly plan, `n` customers, `n`
+ * billing keys (issued at the fake in bulk, stored encrypted with the service's SecretBox, the row id as associated
+ * data, exactly as BillingKeysService.create stores them) and `n` active subscriptions whose paid period ended in
+ * the past, so each is due for exactly one charge (period index 1).
+ */
+export async function seedDueSubscriptions(
+  databaseUrl: string,
+  fakeUrl: string,
+  encryptionKey: Buffer,
+  n: number,
+  opts: { trialDays?: number; withSubscriptions?: boolean } = {},
+): Promise<SeedResult> {
+  const started = performance.now();
+  const keys = await bulkKeys(fakeUrl, n);
+  const box = new SecretBox(encryptionKey);
+  const now = new Date();
+  // Anchored 40 days ago: period 0 is over, period 1 (starting at its end) is due now.
+  const anchor = new Date(now.getTime() - 40 * 86_400_000);
+  anchor.setUTCMilliseconds(0);
+  const planTerms: PlanTerms = { interval: PLAN_TERMS.interval, intervalCount: PLAN_TERMS.intervalCount };
+  const p0 = nextPeriod({ anchorAt: anchor, periodIndex: -1 }, planTerms, TZ);
+  const p1 = nextPeriod({ anchorAt: anchor, periodIndex: 0 }, planTerms, TZ);
+  if (p1.start.getTime() > now.getTime()) throw new Error('seeding: period 1 is not due yet');
+
+  const c = new Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    const [{ id: planId }] = (
+      await c.query(
+        `INSERT INTO plans (name, amount, tax_free_amount, currency, interval, interval_count, trial_days, charge_mode, active, created_at, updated_at)
+         VALUES ($1, $2, $3, 'KRW', $4, $5, $6, 'scheduler', true, $7, $7) RETURNING id`,
+        [PLAN_TERMS.name, PLAN_TERMS.amount, PLAN_TERMS.taxFree, PLAN_TERMS.interval, PLAN_TERMS.intervalCount, opts.trialDays ?? 0, now],
+      )
+    ).rows;
+    const subscriptionIds: string[] = [];
+    const allCustomerIds: string[] = [];
+    const allKeyIds: string[] = [];
+    const CHUNK = 20_000;
+    for (let off = 0; off < n; off += CHUNK) {
+      const part = keys.slice(off, off + CHUNK);
+      const customerIds = part.map(() => randomUUID());
+      const keyIds = part.map(() => randomUUID());
+      const cipher = part.map((k, i) => box.encrypt(k.billing_key, keyIds[i]));
+      const fingerprints = part.map((k) => box.fingerprint(k.billing_key));
+      const receipts = part.map((k) => k.receipt_id);
+      const subIds = part.map(() => randomUUID());
+      await c.query('BEGIN');
+      await c.query(
+        `INSERT INTO customers (id, external_id, name, email, metadata, created_at, updated_at)
+         SELECT id, 'bench_' || ($2::int + ord), 'Bench customer ' || ($2::int + ord), 'bench' || ($2::int + ord) || '@example.com', '{}'::jsonb, $3, $3
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS t(id, ord)`,
+        [customerIds, off, now],
+      );
+      await c.query(
+        `INSERT INTO billing_keys (id, customer_id, billing_key_ciphertext, billing_key_fingerprint, bootpay_receipt_id, pg, method,
+           card_company, card_company_code, card_no_masked, card_type, status, issued_at, expires_at, created_at, updated_at)
+         SELECT id, customer_id, ct, fp, receipt, 'nicepay', '카드자동', '신한', '01', '424242******4242', '0', 'active', $6::timestamptz, $6::timestamptz + interval '3 years', $6::timestamptz, $6::timestamptz
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(id, customer_id, ct, fp, receipt)`,
+        [keyIds, customerIds, cipher, fingerprints, receipts, now],
+      );
+      if (opts.withSubscriptions !== false) await c.query(
+        `INSERT INTO subscriptions (id, customer_id, plan_id, billing_key_id, status, anchor_at, period_index, current_period_start,
+           current_period_end, next_charge_at, cancel_at_period_end, dunning_attempts, metadata, event_seq, created_at, updated_at)
+         SELECT id, customer_id, $4, key_id, 'active', $5, 0, $6, $7, $7, false, 0, '{}'::jsonb, 0, $8, $8
+         FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS t(id, customer_id, key_id)`,
+        [subIds, customerIds, keyIds, planId, anchor, p0.start, p0.end, now],
+      );
+      await c.query('COMMIT');
+      if (opts.withSubscriptions !== false) subscriptionIds.push(...subIds);
+      allCustomerIds.push(...customerIds);
+      allKeyIds.push(...keyIds);
+    }
+    await c.query('ANALYZE');
+    return { planId, subscriptionIds, customerIds: allCustomerIds, billingKeyIds: allKeyIds, periodStart: p1.start, seconds: (performance.now() - started) / 1000 };
+  } finally {
+    await c.end();
+  }
+}
+
+/** The subscription id inside an order id made by orderIdFor (`s<uuid without dashes>-<period start s>-p<attempt>`). */
+export function subscriptionOfOrderId(orderId: string): { subscriptionId: string; periodStart: number } | null {
+  const m = /^s([0-9a-f]{32})-(\d+)-[px]\d+$/.exec(orderId);
+  if (!m) return null;
+  const h = m[1];
+  return { subscriptionId: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`, periodStart: Number(m[2]) };
+}
+
+export interface ChargeCheck {
+  subscriptions: number;
+  fakeCharges: number;
+  chargedOnce: number;
+  doubles: number;
+  lost: number;
+  localDone: number;
+  doneWithoutFakeCharge: number;
+  fakeChargeWithoutDone: number;
+  openAttempts: number;
+  ok: boolean;
+}
+
+/**
+ * Every subscription charged exactly once at the fake for its due period, and the local DONE payments equal the
+ * fake's charges one to one (by order_id).
+ */
+export async function checkChargedOnce(databaseUrl: string, fakeUrl: string, subscriptionIds: string[], periodStart: Date): Promise<ChargeCheck> {
+  const ledger = await fakeLedger(fakeUrl);
+  const periodSec = Math.floor(periodStart.getTime() / 1000);
+  const perSub = new Map<string, number>();
+  const fakeOrders = new Set<string>();
+  for (const ch of ledger.charges) {
+    fakeOrders.add(ch.order_id);
+    const o = subscriptionOfOrderId(ch.order_id);
+    if (!o || o.periodStart !== periodSec) continue;
+    perSub.set(o.subscriptionId, (perSub.get(o.subscriptionId) ?? 0) + 1);
+  }
+  const c = new Client({ connectionString: databaseUrl });
+  await c.connect();
+  let done: { order_id: string }[];
+  let open: number;
+  try {
+    done = (await c.query(`SELECT order_id FROM payments WHERE status = 'DONE'`)).rows;
+    open = Number((await c.query(`SELECT count(*)::int AS n FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN', 'READY')`)).rows[0].n);
+  } finally {
+    await c.end();
+  }
+  const doneOrders = new Set(done.map((r) => r.order_id));
+  let chargedOnce = 0;
+  let doubles = 0;
+  let lost = 0;
+  for (const id of subscriptionIds) {
+    const k = perSub.get(id) ?? 0;
+    if (k === 1) chargedOnce++;
+    else if (k > 1) doubles++;
+    else lost++;
+  }
+  let doneWithoutFakeCharge = 0;
+  for (const o of doneOrders) if (!fakeOrders.has(o)) doneWithoutFakeCharge++;
+  let fakeChargeWithoutDone = 0;
+  for (const o of fakeOrders) if (!doneOrders.has(o)) fakeChargeWithoutDone++;
+  return {
+    subscriptions: subscriptionIds.length,
+    fakeCharges: ledger.charges.length,
+    chargedOnce,
+    doubles,
+    lost,
+    localDone: done.length,
+    doneWithoutFakeCharge,
+    fakeChargeWithoutDone,
+    openAttempts: open,
+    ok: doubles === 0 && lost === 0 && doneWithoutFakeCharge === 0 && fakeChargeWithoutDone === 0 && ledger.charges.length === subscriptionIds.length,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ measuring
+
+export interface QueryStats {
+  roundTrips: number;
+  statements: number;
+  byKind: Record<string, number>;
+  byText: Map<string, number>;
+}
+
+function statementCount(text: string, hasValues: boolean): number {
+  if (hasValues) return 1; // the extended protocol carries exactly one statement
+  // The simple protocol may carry several; count the non-empty parts outside quotes.
+  let n = 0;
+  let inStr = false;
+  let seen = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === "'") inStr = !inStr;
+    else if (ch === ';' && !inStr) {
+      if (seen) n++;
+      seen = false;
+    } else if (!inStr && !/\s/.test(ch)) seen = true;
+  }
+  return n + (seen ? 1 : 0) || 1;
+}
+
+function normalise(text: string): string {
+  return text.replace(/\s+/g, ' ').trim().slice(0, 110);
+}
+
+/**
+ * Wraps `Client.prototype.query` of every copy of `pg` it is given, counting calls (each call is one round trip: pg
+ * sends one query and waits for its answer before the next on that connection) and statements, only while `on`.
+ */
+export class QueryCounter {
+  on = false;
+  /** Called with each counted statement's text (for timelines). */
+  onQuery?: (text: string) => void;
+  stats: QueryStats = { roundTrips: 0, statements: 0, byKind: {}, byText: new Map() };
+
+  install(pgModules: { Client: { prototype: { query: (...args: unknown[]) => unknown } } }[]): void {
+    for (const mod of pgModules) {
+      const proto = mod.Client.prototype as { query: (...args: unknown[]) => unknown; __benchCounted?: boolean };
+      if (proto.__benchCounted) continue;
+      proto.__benchCounted = true;
+      const original = proto.query;
+      // eslint-disable-next-line @typescript-eslint/no-this-alias
+      const counter = this;
+      proto.query = function (this: unknown, ...args: unknown[]) {
+        if (counter.on) {
+          const cfg = args[0] as string | { text?: string; values?: unknown[] } | undefined;
+          const text = typeof cfg === 'string' ? cfg : (cfg?.text ?? '');
+          const values = typeof cfg === 'object' && cfg?.values ? cfg.values : Array.isArray(args[1]) ? args[1] : undefined;
+          const st = statementCount(text, !!values && values.length > 0);
+          counter.stats.roundTrips++;
+          counter.stats.statements += st;
+          const kind = (/^\s*(\w+)/.exec(text)?.[1] ?? '?').toUpperCase();
+          counter.stats.byKind[kind] = (counter.stats.byKind[kind] ?? 0) + st;
+          const key = normalise(text);
+          counter.stats.byText.set(key, (counter.stats.byText.get(key) ?? 0) + 1);
+          counter.onQuery?.(text);
+        }
+        return original.apply(this, args);
+      };
+    }
+  }
+
+  reset(): void {
+    this.stats = { roundTrips: 0, statements: 0, byKind: {}, byText: new Map() };
+  }
+}
+
+/** Samples the process's RSS (and heap) every `everyMs` while running. */
+export class RssSampler {
+  peakRss = 0;
+  peakHeapUsed = 0;
+  samples = 0;
+  /** [seconds since start, RSS MiB, heap used MiB] every 10 s, to see whether memory levels off. */
+  timeline: [number, number, number][] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private slow: NodeJS.Timeout | null = null;
+  private heapTick = 0;
+
+  start(everyMs = 20): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), everyMs);
+    const t0 = performance.now();
+    const mark = () => {
+      const m = process.memoryUsage();
+      this.timeline.push([Math.round((performance.now() - t0) / 1000), mib(m.rss), mib(m.heapUsed)]);
+    };
+    mark();
+    this.slow = setInterval(mark, 10_000);
+  }
+
+  private sample(): void {
+    const rss = process.memoryUsage.rss();
+    if (rss > this.peakRss) this.peakRss = rss;
+    if (this.heapTick++ % 10 === 0) {
+      const h = process.memoryUsage().heapUsed;
+      if (h > this.peakHeapUsed) this.peakHeapUsed = h;
+    }
+    this.samples++;
+  }
+
+  stop(): void {
+    this.sample();
+    if (this.timer) clearInterval(this.timer);
+    if (this.slow) clearInterval(this.slow);
+    this.timer = null;
+    this.slow = null;
+  }
+}
+
+export const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
+
+export function writeResults(kind: string, data: unknown): string {
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+/** A fixed-width text table. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+export const newEncryptionKey = () => randomBytes(32);
+
+/** Machine-wide CPU time from /proc/stat (Linux), to tell how busy the machine was, also with others' work. */
+export function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0);
+    const total = f.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Share of all cores busy between two machineCpu() readings (0..1). */
+export function busyShare(a: ReturnType<typeof machineCpu>, b: ReturnType<typeof machineCpu>): number | null {
+  if (!a || !b || b.total === a.total) return null;
+  return (b.busy - a.busy) / (b.total - a.total);
+}
+
+/** CPU seconds used so far by one process (Linux only; 0 elsewhere). */
+export function cpuSecondsOfPid(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds used by the processes whose command line matches `re` (from /proc/<pid>/stat; Linux only). */
+export function cpuSecondsOf(re: RegExp): number {
+  let ticks = 0;
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        if (!re.test(cmd)) continue;
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        ticks += Number(rest[11]) + Number(rest[12]); // utime + stime
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    return 0;
+  }
+  return ticks / 100;
+}

@@ -1,0 +1,359 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { DataSource } from 'typeorm';
+import { BillingKeysService } from '../billing-keys/billing-keys.service';
+import { Clock } from '../common/clock';
+import { returnedRows } from '../common/db-errors';
+import { isUuid } from '../common/uuid.pipe';
+import { InvalidInputError, NotFoundError } from '../common/errors';
+import { Page, PageQueryDto } from '../common/pagination';
+import { PaymentEntity } from '../payments/payment.entity';
+import { PlanEntity } from '../plans/plan.entity';
+import { Runtime, RUNTIME } from '../runtime';
+import { SubscriptionEventsService } from '../subscriptions/subscription-events.service';
+import { applyCancelNow, applyPlanChangeNow, snapshot } from '../subscriptions/subscription-state';
+import { SubscriptionEntity } from '../subscriptions/subscription.entity';
+import { SubscriptionsService } from '../subscriptions/subscriptions.service';
+import { ChargeAttemptsService, ChargeOutcome } from './charge-attempts.service';
+import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
+import { RateLimiter, runPool } from './concurrency';
+import { ReservationsService } from './reservations.service';
+import { BootpayGateway } from '../gateway/bootpay.gateway';
+import { RESERVATION_STATUS } from '../gateway/gateway.types';
+import { BootpayWebhookService } from '../webhooks/bootpay-webhook.service';
+import { RefundsService } from '../refunds/refunds.service';
+
+export interface RunCounters {
+  due: number;
+  charged: number;
+  failed: number;
+  unknown: number;
+  skipped: number;
+  resolved: number;
+  canceled: number;
+  resumed: number;
+}
+
+export type ProgressListener = (counters: RunCounters) => void;
+
+/** A run whose heartbeat is older than this (wall clock) belonged to a process that died. */
+const INTERRUPTED_AFTER_SECONDS = 300;
+
+/**
+ * The charge run: charges every subscription due by the run's start (by the injected clock).
+ *
+ * Never twice: an attempt (a payments row, IN_PROGRESS) is committed before Bootpay is called, and the unique indexes
+ * on payments allow one open attempt per subscription and one success per period. Subscriptions are claimed with
+ * FOR UPDATE SKIP LOCKED, so concurrent runs (several instances firing the cron) split the work.
+ * Never lost: an attempt left open by a crash or a time-out is resolved at the start of the next run by re-sending
+ * the same order_id (Bootpay refuses it as a duplicate if the first went through) before the subscription can be
+ * charged again; a stopped run leaves its subscriptions due, and the next run carries on.
+ */
+@Injectable()
+export class ChargeRunsService {
+  private readonly logger = new Logger(ChargeRunsService.name);
+  readonly worker = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly clock: Clock,
+    private readonly attempts: ChargeAttemptsService,
+    private readonly subscriptions: SubscriptionsService,
+    private readonly billingKeys: BillingKeysService,
+    private readonly events: SubscriptionEventsService,
+    private readonly reservations: ReservationsService,
+    private readonly gateway: BootpayGateway,
+    private readonly webhooks: BootpayWebhookService,
+    private readonly refunds: RefundsService,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+  ) {}
+
+  private get settings() {
+    return this.runtime.config.chargeRun;
+  }
+
+  /** Creates a run. For a cron tick, only the first instance to record the tick gets a run (others get null). */
+  async create(trigger: ChargeRunTrigger, opts: { requestedBy?: string; scheduledFor?: Date } = {}): Promise<ChargeRunEntity | null> {
+    const now = this.clock.now();
+    const rows: { id: string }[] = await this.db.query(
+      `INSERT INTO charge_runs (trigger, status, scheduled_for, requested_by, as_of, worker, started_at)
+       VALUES ($1, 'running', $2, $3, $4, $5, $4)
+       ON CONFLICT (scheduled_for) WHERE trigger = 'cron' DO NOTHING RETURNING id`,
+      [trigger, opts.scheduledFor ?? null, opts.requestedBy?.slice(0, 100) ?? null, now, this.worker],
+    );
+    if (!rows.length) return null;
+    return this.db.getRepository(ChargeRunEntity).findOneByOrFail({ id: rows[0].id });
+  }
+
+  async execute(run: ChargeRunEntity, onProgress?: ProgressListener): Promise<ChargeRunEntity> {
+    const c: RunCounters = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0 };
+    const save = async (extra: Record<string, unknown> = {}) => {
+      await this.db.query(
+        `UPDATE charge_runs SET due = $2, charged = $3, failed = $4, unknown = $5, skipped = $6, resolved = $7, canceled = $8, resumed = $9,
+           heartbeat_at = clock_timestamp(), status = COALESCE($10, status), finished_at = COALESCE($11, finished_at), error = COALESCE($12, error)
+         WHERE id = $1`,
+        [run.id, c.due, c.charged, c.failed, c.unknown, c.skipped, c.resolved, c.canceled, c.resumed, extra.status ?? null, extra.finishedAt ?? null, extra.error ?? null],
+      );
+      onProgress?.({ ...c });
+    };
+    try {
+      await this.markInterruptedRuns();
+      await this.resumeDuePauses(run.asOf, c);
+      await this.resolveOpenAttempts(run.asOf, c);
+      await this.resolveDueReservations(run.asOf, c);
+      // Refunds whose answer was lost are settled the same way: the same cancel_id is sent again.
+      await this.refunds.resolveUnknown();
+      await save();
+      await this.cancelLeftoverReservations();
+      await this.billingKeys.retryPendingDeletions();
+      const limiter = new RateLimiter(this.settings.ratePerSecond);
+      const plans = new Map<string, PlanEntity>();
+      for (;;) {
+        const { payments, claimed } = await this.claimBatch(run, plans, c);
+        if (claimed === 0) break;
+        await runPool(payments, this.settings.concurrency, limiter, async (p) => {
+          const outcome = await this.attempts.send(p);
+          await this.settleCounting(p.id, outcome, c);
+        });
+        await save();
+      }
+      await this.topUpReservations();
+      await save({ status: 'completed', finishedAt: this.clock.now() });
+      this.logger.log({ message: 'charge run completed', run_id: run.id, ...c });
+    } catch (err) {
+      this.logger.error({ message: 'charge run failed', run_id: run.id, error: err instanceof Error ? err.message : String(err) });
+      await save({ status: 'failed', finishedAt: this.clock.now(), error: (err instanceof Error ? err.message : String(err)).slice(0, 500) });
+    }
+    return this.db.getRepository(ChargeRunEntity).findOneByOrFail({ id: run.id });
+  }
+
+  private async settleCounting(paymentId: string, outcome: ChargeOutcome, c: RunCounters): Promise<void> {
+    try {
+      await this.attempts.settle(paymentId, outcome);
+      if (outcome.kind === 'succeeded') c.charged++;
+      else if (outcome.kind === 'unknown') c.unknown++;
+      else if (outcome.kind === 'declined') c.failed++;
+      else c.skipped++;
+    } catch (err) {
+      // The attempt stays open and is resolved by the next run; nothing is charged twice meanwhile.
+      c.unknown++;
+      this.logger.error({ message: 'could not record a charge outcome', payment_id: paymentId, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /**
+   * Claims a batch of due subscriptions and records an attempt for each, in one short transaction. Subscriptions
+   * set to cancel at period end are ended instead; pending plan changes take effect first.
+   */
+  private async claimBatch(run: ChargeRunEntity, plans: Map<string, PlanEntity>, c: RunCounters): Promise<{ payments: PaymentEntity[]; claimed: number }> {
+    const ended: string[] = [];
+    const retire: string[] = [];
+    const result = await this.db.transaction(async (m) => {
+      const subs = await m
+        .getRepository(SubscriptionEntity)
+        .createQueryBuilder('s')
+        .where('s.next_charge_at <= :asOf', { asOf: run.asOf })
+        .andWhere(`s.status IN ('incomplete', 'trialing', 'active', 'past_due')`)
+        .andWhere(
+          `NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id
+             AND (p.status IN ('IN_PROGRESS', 'UNKNOWN') OR (p.status = 'READY' AND p.period_start <= s.next_charge_at)))`,
+        )
+        .andWhere(`NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.charge_run_id = :runId)`, { runId: run.id })
+        .orderBy('s.next_charge_at', 'ASC')
+        .addOrderBy('s.id', 'ASC')
+        .limit(this.settings.batchSize)
+        .setLock('pessimistic_write')
+        .setOnLocked('skip_locked')
+        .getMany();
+      const payments: PaymentEntity[] = [];
+      const now = this.clock.now();
+      for (const sub of subs) {
+        c.due++;
+        const before = snapshot(sub);
+        if (sub.cancelAtPeriodEnd && (sub.status === 'active' || sub.status === 'trialing')) {
+          applyCancelNow(sub, sub.cancelReason, now);
+          await m.getRepository(SubscriptionEntity).save(sub);
+          await this.events.record(m, sub, 'subscription.canceled', 'system', { reason: sub.cancelReason, before, after: snapshot(sub), data: { at_period_end: true } });
+          if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
+          ended.push(sub.id);
+          c.canceled++;
+          continue;
+        }
+        if (sub.pendingPlanId && (sub.status === 'active' || sub.status === 'trialing')) {
+          const from = sub.planId;
+          applyPlanChangeNow(sub, sub.pendingPlanId, now);
+          await m.getRepository(SubscriptionEntity).save(sub);
+          await this.events.record(m, sub, 'subscription.plan_changed', 'system', { before, after: snapshot(sub), data: { from_plan_id: from, to_plan_id: sub.planId, proration: 'period_end' } });
+        }
+        let plan = plans.get(sub.planId);
+        if (!plan) {
+          plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
+          plans.set(plan.id, plan);
+        }
+        const payment = await this.attempts.tryOpen(m, sub, plan, { chargeRunId: run.id });
+        // null: another instance recorded an attempt for it between our query and our lock; it is theirs.
+        if (payment) payments.push(payment);
+        else c.due--;
+      }
+      return { payments, claimed: subs.length };
+    });
+    // Subscriptions that ended at their period's end: reservations first, then the key (after commit).
+    for (const id of ended) await this.reservations.cancelOutstanding(id).catch(() => undefined);
+    for (const id of retire) await this.billingKeys.destroyAtGatewayQuietly(id);
+    return result;
+  }
+
+  /** Paused subscriptions whose resume_at has come are resumed (and charged) first. */
+  private async resumeDuePauses(asOf: Date, c: RunCounters): Promise<void> {
+    const rows: { id: string }[] = await this.db.query(
+      `SELECT id FROM subscriptions WHERE status = 'paused' AND resume_at <= $1 ORDER BY resume_at, id LIMIT 10000`,
+      [asOf],
+    );
+    for (const { id } of rows) {
+      try {
+        await this.subscriptions.resume(id, 'scheduled resume', 'system');
+        c.resumed++;
+      } catch (err) {
+        // Another instance resumed it first (409), or Bootpay is down: the next run tries again.
+        this.logger.warn({ message: 'scheduled resume skipped', subscription_id: id, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  /**
+   * Attempts left open (a time-out whose outcome is unknown, or a crash between recording and settling) are resolved
+   * by re-sending the same order_id: approved → Bootpay answers duplicate (success); never sent or declined →
+   * processed now. Only then may the subscription be charged again.
+   */
+  private async resolveOpenAttempts(asOf: Date, c: RunCounters): Promise<void> {
+    const staleMs = Math.max(60_000, 2 * this.runtime.gateway.chargeTimeoutMs);
+    const staleBefore = new Date(asOf.getTime() - staleMs);
+    for (;;) {
+      const claimed = returnedRows<{ id: string }>(await this.db.query(
+        `UPDATE payments SET updated_at = $2 WHERE id IN (
+           SELECT id FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN') AND updated_at <= $1
+           ORDER BY updated_at LIMIT 200 FOR UPDATE SKIP LOCKED)
+         RETURNING id`,
+        [staleBefore, asOf],
+      ));
+      if (!claimed.length) return;
+      const payments = await this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
+      await runPool(payments, this.settings.concurrency, null, async (p) => {
+        const outcome = await this.attempts.send(p);
+        await this.settleCounting(p.id, outcome, c);
+        if (outcome.kind !== 'unknown') c.resolved++;
+      });
+    }
+  }
+
+  /**
+   * Reservations whose execution time is past (plus a grace period) without a webhook: asked of Bootpay by
+   * reservation lookup and settled from the receipt. One whose registration was never confirmed (no reserve_id) is
+   * resolved like an unknown charge: the same order_id is sent; a duplicate means it executed.
+   */
+  private async resolveDueReservations(asOf: Date, c: RunCounters): Promise<void> {
+    const graceMs = 10 * 60 * 1000;
+    const rows = await this.db
+      .getRepository(PaymentEntity)
+      .createQueryBuilder('p')
+      .where(`p.status = 'READY' AND p.reserve_execute_at <= :before`, { before: new Date(asOf.getTime() - graceMs) })
+      .orderBy('p.reserve_execute_at', 'ASC')
+      .limit(1000)
+      .getMany();
+    for (const p of rows) {
+      try {
+        if (!p.reserveId) {
+          const outcome = await this.attempts.send(p);
+          await this.settleCounting(p.id, outcome, c);
+          if (outcome.kind !== 'unknown') c.resolved++;
+          continue;
+        }
+        const r = await this.gateway.lookupReservation(p.reserveId);
+        if (r.receiptId) {
+          await this.webhooks.apply(await this.gateway.getReceipt(r.receiptId));
+          c.resolved++;
+        } else if (r.status === RESERVATION_STATUS.REVOKED) {
+          await this.db.query(
+            `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_revoked', failure_message = 'The reservation was revoked at Bootpay', failure_hard = false, updated_at = $2 WHERE id = $1 AND status = 'READY'`,
+            [p.id, this.clock.now()],
+          );
+          c.resolved++;
+        }
+      } catch (err) {
+        this.logger.warn({ message: 'reservation not resolved yet', payment_id: p.id, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  /** Reservations of subscriptions that ended or are paused, which could not be canceled then, are canceled now. */
+  private async cancelLeftoverReservations(): Promise<void> {
+    const rows: { id: string }[] = await this.db.query(
+      `SELECT DISTINCT s.id FROM subscriptions s JOIN payments p ON p.subscription_id = s.id
+       WHERE s.status IN ('canceled', 'paused') AND p.status = 'READY' LIMIT 1000`,
+    );
+    for (const { id } of rows) await this.reservations.cancelOutstanding(id).catch(() => undefined);
+  }
+
+  /** Reservation-mode subscriptions without an outstanding reservation get their coming periods registered. */
+  private async topUpReservations(): Promise<void> {
+    const rows: { id: string }[] = await this.db.query(
+      `SELECT s.id FROM subscriptions s JOIN plans pl ON pl.id = s.plan_id
+       WHERE pl.charge_mode = 'reservation' AND s.status IN ('active', 'trialing', 'incomplete') AND s.pending_plan_id IS NULL
+         AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.status IN ('READY', 'IN_PROGRESS', 'UNKNOWN'))
+       ORDER BY s.next_charge_at NULLS LAST, s.id LIMIT 1000`,
+    );
+    for (const { id } of rows) await this.reservations.topUp(id).catch(() => undefined);
+  }
+
+  private async markInterruptedRuns(): Promise<void> {
+    await this.db.query(
+      `UPDATE charge_runs SET status = 'interrupted', finished_at = $1
+       WHERE status = 'running' AND heartbeat_at < clock_timestamp() - make_interval(secs => $2)`,
+      [this.clock.now(), INTERRUPTED_AFTER_SECONDS],
+    );
+  }
+
+  async get(id: string): Promise<ChargeRunEntity> {
+    const run = await this.db.getRepository(ChargeRunEntity).findOneBy({ id });
+    if (!run) throw new NotFoundError('Charge run', id);
+    return run;
+  }
+
+  /** Newest first; the cursor is the last run's start time and id. */
+  async list(q: PageQueryDto): Promise<Page<ReturnType<ChargeRunsService['map']>>> {
+    const limit = q.limit ?? 20;
+    const qb = this.db.getRepository(ChargeRunEntity).createQueryBuilder('r');
+    if (q.cursor) {
+      const [t, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
+      if (!t || !id || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(t) || Number.isNaN(Date.parse(t)) || !isUuid(id)) {
+        throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+      }
+      qb.where('(r.started_at, r.id) < (:t::timestamptz, :id::uuid)', { t, id });
+    }
+    const rows = await qb.orderBy('r.started_at', 'DESC').addOrderBy('r.id', 'DESC').limit(limit + 1).getMany();
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      data: page.map((r) => this.map(r)),
+      has_more: rows.length > limit,
+      next_cursor: rows.length > limit && last ? Buffer.from(`${last.startedAt.toISOString()}|${last.id}`).toString('base64url') : null,
+    };
+  }
+
+  map(r: ChargeRunEntity) {
+    return {
+      id: r.id,
+      trigger: r.trigger,
+      status: r.status,
+      scheduled_for: r.scheduledFor?.toISOString() ?? null,
+      requested_by: r.requestedBy,
+      as_of: r.asOf.toISOString(),
+      counts: { due: r.due, charged: r.charged, failed: r.failed, unknown: r.unknown, skipped: r.skipped, resolved: r.resolved, canceled: r.canceled, resumed: r.resumed },
+      error: r.error,
+      started_at: r.startedAt.toISOString(),
+      finished_at: r.finishedAt?.toISOString() ?? null,
+    };
+  }
+}

@@ -1,0 +1,113 @@
+import 'reflect-metadata';
+import { INestApplication } from '@nestjs/common';
+import { createApp } from './app.factory';
+import { API_KEY_ROLES, ApiKeyRole } from './auth/api-key.entity';
+import { ApiKeysService } from './auth/api-keys.service';
+import { resolveRuntime } from './bootstrap';
+import { ConfigError, loadConfig } from './config/config';
+import { JsonLogger } from './common/json-logger';
+import { runMigrations } from './database/database';
+import { ChargeRunsService } from './charging/charge-runs.service';
+
+const USAGE = `Usage: npm run cli -- <command>
+  migrate                                   apply pending migrations
+  api-keys:create --role admin|service --name NAME
+                                            create an API key (printed once; only its hash is kept)
+  api-keys:list                             list API keys (never the keys themselves)
+  api-keys:revoke ID                        revoke an API key
+  charge-run                                run the charge run now and show its progress`;
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function withApp<T>(fn: (app: INestApplication) => Promise<T>, opts: { useRunningFake?: boolean } = {}): Promise<T> {
+  const config = loadConfig({ ...process.env, CHARGE_RUN_CRON_ENABLED: 'false' });
+  const logger = new JsonLogger(process.env.LOG_LEVEL === 'debug' ? 'debug' : 'warn');
+  const resolved = await resolveRuntime(config, logger, { startFake: false, useRunningFake: opts.useRunningFake });
+  try {
+    if (!config.skipMigrations) await runMigrations(resolved.runtime.databaseUrl);
+    const app = await createApp(resolved.runtime);
+    try {
+      return await fn(app);
+    } finally {
+      await app.close();
+    }
+  } finally {
+    await resolved.stop();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'migrate': {
+      const config = loadConfig();
+      const resolved = await resolveRuntime(config, new JsonLogger('warn'), { startFake: false });
+      try {
+        const applied = await runMigrations(resolved.runtime.databaseUrl);
+        process.stdout.write(applied.length ? `Applied: ${applied.join(', ')}\n` : 'No pending migrations\n');
+      } finally {
+        await resolved.stop();
+      }
+      return 0;
+    }
+    case 'api-keys:create': {
+      const role = flag(args, 'role') as ApiKeyRole | undefined;
+      const name = flag(args, 'name');
+      if (!role || !API_KEY_ROLES.includes(role) || !name || name.length > 100) {
+        process.stderr.write('api-keys:create needs --role admin|service and --name (at most 100 characters)\n');
+        return 2;
+      }
+      const created = await withApp((app) => app.get(ApiKeysService).create(name, role));
+      process.stdout.write(`Created ${role} key ${created.id}\n${created.key}\nKeep it now: only its hash is stored.\n`);
+      return 0;
+    }
+    case 'api-keys:list': {
+      const keys = await withApp((app) => app.get(ApiKeysService).list());
+      for (const k of keys) {
+        process.stdout.write(`${k.id}  ${k.role.padEnd(7)}  ${k.keyPrefix}…  ${k.name}${k.revokedAt ? '  (revoked)' : ''}\n`);
+      }
+      return 0;
+    }
+    case 'api-keys:revoke': {
+      const id = args[0];
+      if (!id || !/^[0-9a-f-]{36}$/i.test(id)) {
+        process.stderr.write('api-keys:revoke needs the key id (a UUID from api-keys:list)\n');
+        return 2;
+      }
+      const ok = await withApp((app) => app.get(ApiKeysService).revoke(id));
+      process.stdout.write(ok ? `Revoked ${id}\n` : `No active key ${id}\n`);
+      return ok ? 0 : 1;
+    }
+    case 'charge-run': {
+      const run = await withApp(
+        async (app) => {
+          const runs = app.get(ChargeRunsService);
+          const created = (await runs.create('cli', { requestedBy: 'cli' }))!;
+          process.stdout.write(`Charge run ${created.id} as of ${created.asOf.toISOString()}\n`);
+          return runs.execute(created, (c) =>
+            process.stdout.write(
+              `  due ${c.due}  charged ${c.charged}  failed ${c.failed}  unknown ${c.unknown}  skipped ${c.skipped}  resolved ${c.resolved}  canceled ${c.canceled}  resumed ${c.resumed}\n`,
+            ),
+          );
+        },
+        { useRunningFake: !process.env.BOOTPAY_CLIENT_KEY && !process.env.BOOTPAY_APPLICATION_ID },
+      );
+      process.stdout.write(`Run ${run.status}${run.error ? `: ${run.error}` : ''}\n`);
+      return run.status === 'completed' ? 0 : 1;
+    }
+    default:
+      process.stderr.write(`${USAGE}\n`);
+      return command ? 2 : 0;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : `Failed: ${err instanceof Error ? err.message : String(err)}`}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,82 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsString, Matches, Max, MaxLength, Min } from 'class-validator';
+import { Optional } from './validators';
+import { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
+import { InvalidInputError } from './errors';
+import { isUuid } from './uuid.pipe';
+
+/** Every list endpoint takes `limit` and an opaque `cursor`, and answers `{data, has_more, next_cursor}`. */
+export class PageQueryDto {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
+  @Optional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  limit?: number;
+
+  @ApiPropertyOptional({ description: 'next_cursor of the previous page' })
+  @Optional()
+  @IsString()
+  @MaxLength(200)
+  @Matches(/^[A-Za-z0-9_-]+$/, { message: 'cursor must be a next_cursor value from a previous page' })
+  cursor?: string;
+}
+
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+interface CursorValue {
+  t: string;
+  id: string;
+}
+
+function decodeCursor(cursor: string): CursorValue {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorValue;
+    if (typeof v.t !== 'string' || typeof v.id !== 'string') throw new Error('bad');
+    // Exactly what next_cursor holds: a UTC ISO instant and a UUID (anything looser could reach PostgreSQL).
+    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(v.t) || Number.isNaN(Date.parse(v.t))) throw new Error('bad');
+    if (!isUuid(v.id)) throw new Error('bad');
+    return v;
+  } catch {
+    throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+  }
+}
+
+/**
+ * Keyset pagination ordered by (created_at, id), oldest first: stable under inserts.
+ * `createdAtColumn` and `idColumn` are the qualified column names, e.g. `c.created_at`.
+ */
+export async function paginate<E extends ObjectLiteral & { id: string; createdAt: Date }, R>(
+  qb: SelectQueryBuilder<E>,
+  query: PageQueryDto,
+  map: (e: E) => R,
+  alias: string,
+): Promise<Page<R>> {
+  const limit = query.limit ?? 20;
+  if (query.cursor) {
+    const c = decodeCursor(query.cursor);
+    qb.andWhere(`(${alias}.created_at, ${alias}.id) > (:cursorT::timestamptz, :cursorId::uuid)`, {
+      cursorT: c.t,
+      cursorId: c.id,
+    });
+  }
+  qb.orderBy(`${alias}.created_at`, 'ASC').addOrderBy(`${alias}.id`, 'ASC').limit(limit + 1);
+  const rows = await qb.getMany();
+  const hasMore = rows.length > limit;
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    data: page.map(map),
+    has_more: hasMore,
+    next_cursor:
+      hasMore && last
+        ? Buffer.from(JSON.stringify({ t: last.createdAt.toISOString(), id: last.id })).toString('base64url')
+        : null,
+  };
+}

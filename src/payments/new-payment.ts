@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto';
+import { vatOf } from '../billing-math';
+import { PaymentEntity } from './payment.entity';
+
+export type NewPayment = Pick<
+  PaymentEntity,
+  'subscriptionId' | 'customerId' | 'billingKeyId' | 'kind' | 'orderId' | 'orderName' | 'amount' | 'taxFreeAmount' | 'status' | 'attempt' | 'periodIndex' | 'periodStart' | 'periodEnd' | 'planId'
+> &
+  Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt'>>;
+
+/** A payment attempt as first recorded (before Bootpay is asked): VAT by the Korean rule, the whole amount as balance. */
+export function newPayment(init: NewPayment, now: Date): PaymentEntity {
+  return Object.assign(new PaymentEntity(), {
+    id: randomUUID(),
+    receiptId: null,
+    reserveId: null,
+    reserveExecuteAt: null,
+    vat: vatOf(init.amount, init.taxFreeAmount),
+    balanceAmount: init.amount,
+    refundedTaxFree: 0,
+    failureCode: null,
+    failurePgCode: null,
+    failureMessage: null,
+    failureHard: null,
+    chargeRunId: null,
+    requestedAt: now,
+    approvedAt: null,
+    canceledAt: null,
+    cardCompany: null,
+    cardNoMasked: null,
+    receiptUrl: null,
+    createdAt: now,
+    updatedAt: now,
+    ...init,
+  });
+}

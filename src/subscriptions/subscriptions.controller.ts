@@ -1,0 +1,97 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
+import { Page, PageQueryDto } from '../common/pagination';
+import { UuidPipe } from '../common/uuid.pipe';
+import { NoBodyPipe } from '../common/no-body.pipe';
+import {
+  CancelSubscriptionDto,
+  ChangePlanDto,
+  CreateSubscriptionDto,
+  ListSubscriptionsQueryDto,
+  PauseSubscriptionDto,
+  ReasonDto,
+  SubscriptionResponseDto,
+  SwapBillingKeyDto,
+} from './dto/subscription.dto';
+import { SubscriptionsService } from './subscriptions.service';
+
+@ApiTags('subscriptions')
+@ApiBearerAuth()
+@Controller('v1/subscriptions')
+export class SubscriptionsController {
+  constructor(private readonly subs: SubscriptionsService) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create a subscription; without a trial or a future start the first period is charged now' })
+  @ApiResponse({ status: 201, type: SubscriptionResponseDto })
+  @ApiResponse({ status: 402, description: 'The first payment was declined; the subscription is canceled' })
+  create(@Body() dto: CreateSubscriptionDto, @CurrentActor() actor: Actor): Promise<SubscriptionResponseDto> {
+    return this.subs.create(dto, actor);
+  }
+
+  @Get()
+  list(@Query() q: ListSubscriptionsQueryDto): Promise<Page<SubscriptionResponseDto>> {
+    return this.subs.list(q);
+  }
+
+  @Get(':id')
+  get(@Param('id', UuidPipe) id: string): Promise<SubscriptionResponseDto> {
+    return this.subs.get(id);
+  }
+
+  @Get(':id/events')
+  @ApiOperation({ summary: 'The audit trail: who, what, why, when, before and after' })
+  events(@Param('id', UuidPipe) id: string, @Query() q: PageQueryDto) {
+    return this.subs.listEvents(id, q);
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  cancel(@Param('id', UuidPipe) id: string, @Body() dto: CancelSubscriptionDto, @CurrentActor() actor: Actor) {
+    return this.subs.cancel(id, dto, actor);
+  }
+
+  @Post(':id/reactivate')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Undo a pending cancel at period end' })
+  reactivate(@Param('id', UuidPipe) id: string, @Body() dto: ReasonDto, @CurrentActor() actor: Actor) {
+    return this.subs.reactivate(id, dto.reason, actor);
+  }
+
+  @Post(':id/pause')
+  @HttpCode(200)
+  @Roles('admin')
+  pause(@Param('id', UuidPipe) id: string, @Body() dto: PauseSubscriptionDto, @CurrentActor() actor: Actor) {
+    return this.subs.pause(id, dto, actor);
+  }
+
+  @Post(':id/resume')
+  @HttpCode(200)
+  @Roles('admin')
+  @ApiOperation({ summary: 'Resume: a new period starts now and is charged now' })
+  resume(@Param('id', UuidPipe) id: string, @Body() dto: ReasonDto, @CurrentActor() actor: Actor) {
+    return this.subs.resume(id, dto.reason, actor);
+  }
+
+  @Post(':id/change-plan')
+  @HttpCode(200)
+  changePlan(@Param('id', UuidPipe) id: string, @Body() dto: ChangePlanDto, @CurrentActor() actor: Actor) {
+    return this.subs.changePlan(id, dto, actor);
+  }
+
+  @Post(':id/billing-key')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Use another billing key of the customer; a past_due subscription is charged at once' })
+  swapBillingKey(@Param('id', UuidPipe) id: string, @Body() dto: SwapBillingKeyDto, @CurrentActor() actor: Actor) {
+    return this.subs.swapBillingKey(id, dto, actor);
+  }
+
+  @Post(':id/retry')
+  @HttpCode(200)
+  @Roles('admin')
+  @ApiOperation({ summary: 'Charge a past_due or unpaid subscription now' })
+  retry(@Param('id', UuidPipe) id: string, @Body(NoBodyPipe) _body: Record<string, never>, @CurrentActor() actor: Actor) {
+    return this.subs.retryNow(id, actor);
+  }
+}

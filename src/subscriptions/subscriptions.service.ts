@@ -1,0 +1,515 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import type { Actor } from '../auth/auth.decorators';
+import { addDays, prorationForPlanChange, unusedRefund } from '../billing-math';
+import { BillingKeysService } from '../billing-keys/billing-keys.service';
+import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from '../charging/charge-attempts.service';
+import { ReservationsService } from '../charging/reservations.service';
+import { RefundsService } from '../refunds/refunds.service';
+import { Clock } from '../common/clock';
+import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
+import { Page, PageQueryDto, paginate } from '../common/pagination';
+import { IN_FLIGHT_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
+import { newPayment } from '../payments/new-payment';
+import { PlanEntity } from '../plans/plan.entity';
+import { Runtime, RUNTIME } from '../runtime';
+import {
+  CancelSubscriptionDto,
+  ChangePlanDto,
+  CreateSubscriptionDto,
+  ListSubscriptionsQueryDto,
+  PauseSubscriptionDto,
+  SubscriptionResponseDto,
+  SwapBillingKeyDto,
+} from './dto/subscription.dto';
+import { SubscriptionEventEntity } from './subscription-event.entity';
+import { SubscriptionEventsService } from './subscription-events.service';
+import { ALLOWED_FROM, applyCancelNow, applyPlanChangeNow, snapshot } from './subscription-state';
+import { SubscriptionEntity } from './subscription.entity';
+import { subscriptionView } from './subscription-view';
+
+const MAX_FUTURE_START_MS = 366 * 24 * 60 * 60 * 1000;
+const CLOCK_SKEW_MS = 60 * 1000;
+
+@Injectable()
+export class SubscriptionsService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly clock: Clock,
+    private readonly charges: ChargeAttemptsService,
+    private readonly billingKeys: BillingKeysService,
+    private readonly events: SubscriptionEventsService,
+    private readonly reservations: ReservationsService,
+    private readonly refunds: RefundsService,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+  ) {}
+
+  private get tz(): string {
+    return this.runtime.config.businessTimeZone;
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async get(id: string): Promise<SubscriptionResponseDto> {
+    return this.view(await this.getEntity(id));
+  }
+
+  async getEntity(id: string, m: EntityManager = this.db.manager): Promise<SubscriptionEntity> {
+    const sub = await m.getRepository(SubscriptionEntity).findOneBy({ id });
+    if (!sub) throw new NotFoundError('Subscription', id);
+    return sub;
+  }
+
+  async list(q: ListSubscriptionsQueryDto): Promise<Page<SubscriptionResponseDto>> {
+    const qb = this.db.getRepository(SubscriptionEntity).createQueryBuilder('s');
+    if (q.customer_id) qb.andWhere('s.customer_id = :c', { c: q.customer_id });
+    if (q.status) qb.andWhere('s.status = :st', { st: q.status });
+    if (q.dunning_attempts !== undefined) qb.andWhere('s.dunning_attempts = :da', { da: Number(q.dunning_attempts) });
+    const page = await paginate(qb, q, (s) => s, 's');
+    return { ...page, data: await Promise.all(page.data.map((s) => this.view(s, false))) };
+  }
+
+  /** Events oldest first; the cursor is the last event's sequence number. */
+  async listEvents(id: string, q: PageQueryDto) {
+    await this.getEntity(id);
+    const limit = q.limit ?? 20;
+    let after = 0;
+    if (q.cursor !== undefined) {
+      after = Number(q.cursor);
+      if (!/^\d{1,15}$/.test(q.cursor)) throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+    }
+    const rows = await this.db
+      .getRepository(SubscriptionEventEntity)
+      .createQueryBuilder('e')
+      .where('e.subscription_id = :id AND e.seq > :after', { id, after })
+      .orderBy('e.seq', 'ASC')
+      .limit(limit + 1)
+      .getMany();
+    const page = rows.slice(0, limit);
+    return {
+      data: page.map((e) => ({
+        id: e.id,
+        type: e.type,
+        sequence: (e.data as { sequence?: number } | null)?.sequence ?? null,
+        actor: { type: e.actorType, id: e.actorId, name: e.actorName },
+        reason: e.reason,
+        before: e.before,
+        after: e.after,
+        data: e.data,
+        created_at: e.createdAt.toISOString(),
+      })),
+      has_more: rows.length > limit,
+      next_cursor: rows.length > limit ? String(page[page.length - 1].seq) : null,
+    };
+  }
+
+  // ------------------------------------------------------------------ create
+
+  async create(dto: CreateSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    const now = this.clock.now();
+    let startAt: Date | null = null;
+    if (dto.start_at !== undefined) {
+      startAt = new Date(dto.start_at);
+      const errors: FieldError[] = [];
+      if (Number.isNaN(startAt.getTime())) errors.push({ field: 'start_at', message: 'start_at must be a valid date-time' });
+      else if (startAt.getTime() < now.getTime() - CLOCK_SKEW_MS) errors.push({ field: 'start_at', message: 'start_at must not be in the past' });
+      else if (startAt.getTime() > now.getTime() + MAX_FUTURE_START_MS) errors.push({ field: 'start_at', message: 'start_at must be within a year' });
+      if (errors.length) throw new InvalidInputError(errors, errors[0].message);
+      if (startAt.getTime() <= now.getTime()) startAt = null;
+    }
+
+    const { sub, payment, plan } = await this.db.transaction(async (m) => {
+      const refs: FieldError[] = [];
+      const customer = await m.query(`SELECT id FROM customers WHERE id = $1`, [dto.customer_id]);
+      if (!customer.length) refs.push({ field: 'customer_id', message: 'no customer has this id' });
+      const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
+      if (!plan) refs.push({ field: 'plan_id', message: 'no plan has this id' });
+      else if (!plan.active) refs.push({ field: 'plan_id', message: 'the plan is not active' });
+      const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
+      if (!key) refs.push({ field: 'billing_key_id', message: 'no billing key has this id' });
+      else if (customer.length && key.customer_id !== dto.customer_id) refs.push({ field: 'billing_key_id', message: 'the billing key belongs to another customer' });
+      else if (key.status !== 'active') refs.push({ field: 'billing_key_id', message: 'the billing key is deleted' });
+      if (refs.length || !plan) {
+        throw new DomainError('unprocessable', 'invalid_reference', refs.map((r) => `${r.field}: ${r.message}`).join('; '), refs);
+      }
+
+      const start = startAt ?? now;
+      const sub = m.getRepository(SubscriptionEntity).create({
+        customerId: dto.customer_id,
+        planId: plan.id,
+        billingKeyId: dto.billing_key_id,
+        periodIndex: -1,
+        cancelAtPeriodEnd: false,
+        cancelReason: null,
+        canceledAt: null,
+        endedAt: null,
+        pausedAt: null,
+        pauseReason: null,
+        resumeAt: null,
+        pendingPlanId: null,
+        dunningAttempts: 0,
+        nextRetryAt: null,
+        pastDueSince: null,
+        lastFailureCode: null,
+        lastFailureMessage: null,
+        lockedBy: null,
+        lockedUntil: null,
+        metadata: dto.metadata ?? {},
+        eventSeq: 0,
+        createdAt: now,
+        updatedAt: now,
+      });
+      if (plan.trialDays > 0) {
+        const trialEnd = addDays(start, plan.trialDays, this.tz);
+        Object.assign(sub, { status: 'trialing', anchorAt: trialEnd, trialEnd, currentPeriodStart: start, currentPeriodEnd: trialEnd, nextChargeAt: trialEnd });
+      } else {
+        Object.assign(sub, { status: 'incomplete', anchorAt: start, trialEnd: null, currentPeriodStart: null, currentPeriodEnd: null, nextChargeAt: start });
+      }
+      const saved = await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, saved, 'subscription.created', actor, { after: snapshot(saved), data: { plan_id: plan.id } });
+      const payment = plan.trialDays === 0 && !startAt ? await this.charges.open(m, saved, plan) : null;
+      return { sub: saved, payment, plan };
+    });
+
+    if (!payment) {
+      await this.reservations.topUp(sub.id);
+      return this.get(sub.id);
+    }
+    const settled = await this.sendAndSettle(payment, { actor, onDecline: 'end' });
+    if (settled.outcome.kind === 'not_charged') {
+      // Bootpay could not be asked at all: end the subscription rather than leave one the caller was told failed.
+      await this.db.transaction(async (m) => {
+        const s = await this.lock(m, sub.id);
+        const before = snapshot(s);
+        applyCancelNow(s, 'first payment could not be made', this.clock.now());
+        await m.getRepository(SubscriptionEntity).save(s);
+        await this.events.record(m, s, 'subscription.canceled', actor, { reason: s.cancelReason, before, after: snapshot(s) });
+      });
+      throw new DomainError('gateway_unavailable', 'gateway_unavailable', 'Bootpay could not be reached; no charge was made and no subscription was started', [], {
+        subscription_id: sub.id,
+      });
+    }
+    if (settled.outcome.kind === 'declined') {
+      throw new DomainError('payment_failed', 'payment_failed', `The first payment was declined: ${settled.outcome.failure.message}`, [], {
+        failure: settled.outcome.failure,
+        payment_id: payment.id,
+        subscription: await this.get(sub.id),
+      });
+    }
+    return this.get(sub.id);
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  async cancel(id: string, dto: CancelSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    if (dto.refund_unused && dto.at_period_end) {
+      throw new InvalidInputError([{ field: 'refund_unused', message: 'refund_unused goes with an immediate cancel (at_period_end false)' }]);
+    }
+    let retireKey: string | undefined;
+    let refund: { paymentId: string; amount: number; taxFree: number } | null = null;
+    await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      const before = snapshot(sub);
+      const now = this.clock.now();
+      if (dto.at_period_end) {
+        this.assertFrom(sub, 'cancel_at_period_end', 'cancel at period end');
+        if (sub.cancelAtPeriodEnd) throw new ConflictError('cancel_already_scheduled', 'This subscription is already set to cancel at the end of its period');
+        sub.cancelAtPeriodEnd = true;
+        sub.cancelReason = dto.reason;
+        sub.canceledAt = now;
+        sub.updatedAt = now;
+        await m.getRepository(SubscriptionEntity).save(sub);
+        await this.events.record(m, sub, 'subscription.cancel_scheduled', actor, { reason: dto.reason, before, after: snapshot(sub) });
+        return;
+      }
+      this.assertFrom(sub, 'cancel_now', 'cancel');
+      await this.assertNoOpenAttempt(m, sub);
+      if (dto.refund_unused) refund = await this.unusedPartOfPaidPeriod(m, sub, now);
+      applyCancelNow(sub, dto.reason, now);
+      await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, sub, 'subscription.canceled', actor, { reason: dto.reason, before, after: snapshot(sub), data: refund ? { refund_unused: refund } : null });
+      if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retireKey = sub.billingKeyId;
+    });
+    // Reservations go first: deleting a key at Bootpay does not cancel its reservations.
+    await this.reservations.cancelOutstanding(id);
+    if (retireKey) await this.billingKeys.destroyAtGatewayQuietly(retireKey);
+    // The refund runs after the cancel is committed (a cancel never waits on, or fails with, a refund); its outcome is
+    // on the payment's refunds and in the audit trail.
+    const unused = refund as { paymentId: string; amount: number; taxFree: number } | null;
+    if (unused) {
+      await this.refunds.refund(unused.paymentId, { amount: unused.amount, taxFreeAmount: unused.taxFree, reason: `unused part of the period: ${dto.reason}` }, actor);
+    }
+    return this.get(id);
+  }
+
+  /** The prorated unused part of the current paid period, in whole won (see billing-math unusedRefund). */
+  private async unusedPartOfPaidPeriod(m: EntityManager, sub: SubscriptionEntity, now: Date): Promise<{ paymentId: string; amount: number; taxFree: number } | null> {
+    if (sub.status !== 'active' || !sub.currentPeriodStart || !sub.currentPeriodEnd) return null;
+    const paid = await m.getRepository(PaymentEntity).findOne({
+      where: { subscriptionId: sub.id, kind: 'period', periodStart: sub.currentPeriodStart },
+      order: { createdAt: 'DESC' },
+    });
+    if (!paid || !['DONE', 'PARTIAL_CANCELED'].includes(paid.status)) return null;
+    const r = unusedRefund({
+      paidAmount: paid.amount,
+      paidTaxFree: paid.taxFreeAmount,
+      periodStart: sub.currentPeriodStart,
+      periodEnd: sub.currentPeriodEnd,
+      at: now,
+      alreadyRefunded: paid.amount - paid.balanceAmount,
+      alreadyRefundedTaxFree: paid.refundedTaxFree,
+    });
+    return r.amount > 0 ? { paymentId: paid.id, amount: r.amount, taxFree: r.taxFree } : null;
+  }
+
+  async reactivate(id: string, reason: string | undefined, actor: Actor): Promise<SubscriptionResponseDto> {
+    await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'reactivate', 'reactivate');
+      if (!sub.cancelAtPeriodEnd) throw new ConflictError('nothing_to_reactivate', 'Only a subscription set to cancel at the end of its period can be reactivated');
+      const before = snapshot(sub);
+      sub.cancelAtPeriodEnd = false;
+      sub.canceledAt = null;
+      sub.cancelReason = null;
+      sub.updatedAt = this.clock.now();
+      await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, sub, 'subscription.reactivated', actor, { reason, before, after: snapshot(sub) });
+    });
+    await this.reservations.topUp(id);
+    return this.get(id);
+  }
+
+  async pause(id: string, dto: PauseSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    const now = this.clock.now();
+    let resumeAt: Date | null = null;
+    if (dto.resume_at !== undefined) {
+      resumeAt = new Date(dto.resume_at);
+      if (Number.isNaN(resumeAt.getTime()) || resumeAt.getTime() <= now.getTime()) {
+        throw new InvalidInputError([{ field: 'resume_at', message: 'resume_at must be a date-time in the future' }]);
+      }
+    }
+    await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'pause', 'pause');
+      await this.assertNoOpenAttempt(m, sub);
+      const before = snapshot(sub);
+      sub.status = 'paused';
+      sub.pausedAt = now;
+      sub.pauseReason = dto.reason;
+      sub.resumeAt = resumeAt;
+      sub.nextChargeAt = null;
+      sub.nextRetryAt = null;
+      sub.updatedAt = now;
+      await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, sub, 'subscription.paused', actor, { reason: dto.reason, before, after: snapshot(sub) });
+    });
+    await this.reservations.cancelOutstanding(id);
+    return this.get(id);
+  }
+
+  /**
+   * Resumes a paused subscription. Time already paid for is not charged again: resumed inside the period (or trial)
+   * that was running when it was paused, it simply goes on, and the next charge is at that period's end. Resumed
+   * after it ended, a new period starts on the resume date and is charged at once (a decline makes it past_due).
+   * Also called by the charge run when resume_at has come.
+   */
+  async resume(id: string, reason: string | undefined, actor: Actor | 'system'): Promise<SubscriptionResponseDto> {
+    const opened = await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'resume', 'resume');
+      const before = snapshot(sub);
+      const now = this.clock.now();
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
+      const common = { pausedAt: null, pauseReason: null, resumeAt: null, dunningAttempts: 0, nextRetryAt: null, pastDueSince: null, updatedAt: now };
+      const inPaidTime = sub.currentPeriodEnd !== null && now.getTime() < sub.currentPeriodEnd.getTime();
+      if (inPaidTime) {
+        const inTrial = sub.periodIndex === -1 && sub.trialEnd !== null && sub.trialEnd.getTime() === sub.currentPeriodEnd!.getTime();
+        Object.assign(sub, common, { status: inTrial ? 'trialing' : 'active', nextChargeAt: sub.currentPeriodEnd });
+      } else {
+        Object.assign(sub, common, { status: 'active', anchorAt: now, periodIndex: -1, nextChargeAt: now });
+      }
+      await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, sub, 'subscription.resumed', actor, { reason: reason ?? null, before, after: snapshot(sub) });
+      return inPaidTime ? null : this.charges.open(m, sub, plan);
+    });
+    if (opened) await this.sendAndSettle(opened, { actor, onDecline: 'dunning' });
+    else await this.reservations.topUp(id);
+    return this.get(id);
+  }
+
+  async changePlan(id: string, dto: ChangePlanDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    const prorationPayment = await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'change_plan', 'change the plan of');
+      const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
+      if (!plan || !plan.active) {
+        throw new DomainError('unprocessable', 'invalid_reference', 'plan_id: no active plan has this id', [{ field: 'plan_id', message: 'no active plan has this id' }]);
+      }
+      if (plan.id === sub.planId) throw new ConflictError('same_plan', 'The subscription is already on this plan');
+      await this.assertNoOpenAttempt(m, sub);
+      const before = snapshot(sub);
+      const now = this.clock.now();
+      const oldPlan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
+
+      if (dto.proration === 'period_end' || sub.status === 'trialing') {
+        if (dto.proration === 'period_end') {
+          sub.pendingPlanId = plan.id;
+          sub.updatedAt = now;
+          await m.getRepository(SubscriptionEntity).save(sub);
+          await this.events.record(m, sub, 'subscription.plan_change_scheduled', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id } });
+          return null;
+        }
+        // In a trial nothing was paid: the new plan simply applies from the trial's end.
+        sub.planId = plan.id;
+        sub.pendingPlanId = null;
+        sub.updatedAt = now;
+        await m.getRepository(SubscriptionEntity).save(sub);
+        await this.events.record(m, sub, 'subscription.plan_changed', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration: null } });
+        return null;
+      }
+
+      // active, proration now: credit the unused part of the old plan, charge the new plan for the rest of the period.
+      const start = sub.currentPeriodStart!;
+      const end = sub.currentPeriodEnd!;
+      const at = now < start ? start : now >= end ? new Date(end.getTime() - 1) : now;
+      const p = prorationForPlanChange({
+        oldAmount: oldPlan.amount,
+        oldTaxFree: oldPlan.taxFreeAmount,
+        newAmount: plan.amount,
+        newTaxFree: plan.taxFreeAmount,
+        periodStart: start,
+        periodEnd: end,
+        at,
+      });
+      const proration = { credit: p.credit, credit_tax_free: p.creditTaxFree, charge: p.charge, charge_tax_free: p.chargeTaxFree, net: p.net, net_tax_free: p.netTaxFree };
+      if (p.net <= 0) {
+        // Nothing to charge: the change applies now. A downgrade's credit is recorded on the event, not refunded
+        // automatically (refunds are an admin action).
+        applyPlanChangeNow(sub, plan.id, now);
+        await m.getRepository(SubscriptionEntity).save(sub);
+        await this.events.record(m, sub, 'subscription.plan_changed', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
+        return null;
+      }
+      // Something to charge: the change applies when (and only if) the prorated charge succeeds (see settle).
+      await this.events.record(m, sub, 'subscription.plan_change_requested', actor, { reason: dto.reason, before, data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
+      const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'proration' AND period_start = $2`, [sub.id, start]);
+      const taxFree = Math.max(0, Math.min(p.net, p.netTaxFree));
+      const payment = newPayment(
+        {
+          subscriptionId: sub.id,
+          customerId: sub.customerId,
+          billingKeyId: sub.billingKeyId,
+          kind: 'proration',
+          orderId: orderIdFor(sub.id, 'proration', start, n + 1),
+          orderName: `${plan.name} (plan change)`.slice(0, 100),
+          amount: p.net,
+          taxFreeAmount: taxFree,
+          status: 'IN_PROGRESS',
+          attempt: n + 1,
+          periodIndex: -1,
+          periodStart: start,
+          periodEnd: end,
+          planId: plan.id,
+        },
+        now,
+      );
+      await m.getRepository(PaymentEntity).insert(payment);
+      return payment;
+    });
+    // Reservations were made at the old plan's price (or key): cancel them and register anew.
+    await this.reservations.cancelOutstanding(id);
+    if (prorationPayment) {
+      const settled = await this.sendAndSettle(prorationPayment, { actor, onDecline: 'record' });
+      if (settled.outcome.kind === 'declined') {
+        throw new DomainError('payment_failed', 'payment_failed', `The prorated charge was declined, so the plan was not changed: ${settled.outcome.failure.message}`, [], {
+          failure: settled.outcome.failure,
+          payment_id: prorationPayment.id,
+          subscription: await this.get(id),
+        });
+      }
+    }
+    await this.reservations.topUp(id);
+    return this.get(id);
+  }
+
+  async swapBillingKey(id: string, dto: SwapBillingKeyDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    const payment = await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'swap_billing_key', 'change the billing key of');
+      const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
+      const err = !key ? 'no billing key has this id' : key.customer_id !== sub.customerId ? "the billing key belongs to another customer" : key.status !== 'active' ? 'the billing key is deleted' : null;
+      if (err) throw new DomainError('unprocessable', 'invalid_reference', `billing_key_id: ${err}`, [{ field: 'billing_key_id', message: err }]);
+      if (dto.billing_key_id === sub.billingKeyId) throw new ConflictError('same_billing_key', 'The subscription already uses this billing key');
+      await this.assertNoOpenAttempt(m, sub);
+      const before = snapshot(sub);
+      sub.billingKeyId = dto.billing_key_id;
+      sub.updatedAt = this.clock.now();
+      await m.getRepository(SubscriptionEntity).save(sub);
+      await this.events.record(m, sub, 'subscription.billing_key_changed', actor, { reason: dto.reason, before, after: snapshot(sub) });
+      if (sub.status !== 'past_due') return null;
+      // past_due: the outstanding period is charged at once with the new key.
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
+      return this.charges.open(m, sub, plan);
+    });
+    await this.reservations.cancelOutstanding(id);
+    if (payment) await this.sendAndSettle(payment, { actor, onDecline: 'dunning' });
+    await this.reservations.topUp(id);
+    return this.get(id);
+  }
+
+  /** Admin: charge a past_due or unpaid subscription's outstanding period now. */
+  async retryNow(id: string, actor: Actor): Promise<SubscriptionResponseDto> {
+    const payment = await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      this.assertFrom(sub, 'retry', 'retry');
+      await this.assertNoOpenAttempt(m, sub);
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
+      await this.events.record(m, sub, 'subscription.retry_requested', actor, { before: snapshot(sub) });
+      return this.charges.open(m, sub, plan);
+    });
+    await this.sendAndSettle(payment, { actor, onDecline: 'record' });
+    return this.get(id);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  private async sendAndSettle(payment: PaymentEntity, opts: { actor: Actor | 'system'; onDecline: DeclinePolicy }): Promise<SettleResult> {
+    const outcome: ChargeOutcome = await this.charges.send(payment);
+    return this.charges.settle(payment.id, outcome, opts);
+  }
+
+  private async lock(m: EntityManager, id: string): Promise<SubscriptionEntity> {
+    const sub = await m.getRepository(SubscriptionEntity).createQueryBuilder('s').setLock('pessimistic_write').where('s.id = :id', { id }).getOne();
+    if (!sub) throw new NotFoundError('Subscription', id);
+    return sub;
+  }
+
+  private assertFrom(sub: SubscriptionEntity, action: keyof typeof ALLOWED_FROM, verb: string): void {
+    const allowed = ALLOWED_FROM[action];
+    if (!allowed.includes(sub.status)) {
+      throw new ConflictError('invalid_transition', `Cannot ${verb} a ${sub.status} subscription; allowed from: ${allowed.join(', ')}`, {
+        current_status: sub.status,
+        allowed_from: allowed,
+      });
+    }
+  }
+
+  private async assertNoOpenAttempt(m: EntityManager, sub: SubscriptionEntity): Promise<void> {
+    const [open] = await m.query(`SELECT id, status FROM payments WHERE subscription_id = $1 AND status = ANY($2) LIMIT 1`, [sub.id, IN_FLIGHT_PAYMENT_STATUSES]);
+    if (open) {
+      throw new ConflictError('charge_in_progress', `A charge for this subscription is in progress (payment ${open.id}, ${open.status}); try again once it is settled`, { payment_id: open.id });
+    }
+  }
+
+  async view(sub: SubscriptionEntity, withPayment = true): Promise<SubscriptionResponseDto> {
+    let latest: SubscriptionResponseDto['latest_payment'];
+    if (withPayment) {
+      const p = await this.db.getRepository(PaymentEntity).findOne({ where: { subscriptionId: sub.id }, order: { createdAt: 'DESC', id: 'DESC' } });
+      latest = p
+        ? { id: p.id, status: p.status, amount: p.amount, failure: p.failureCode ? { code: p.failureCode, pg_code: p.failurePgCode, message: p.failureMessage ?? '' } : null }
+        : null;
+    }
+    return { ...subscriptionView(sub), ...(withPayment ? { latest_payment: latest } : {}) };
+  }
+}
