@@ -96,7 +96,7 @@ interface ChildResult {
   cpuSeconds: number;
   /**
    * Engine only, from the statements' timeline (100 ms buckets): seconds in which attempts were being recorded
-   * (claimBatch: INSERT INTO payments) while no outcome was settled (no UPDATE of payments), i.e. nothing was
+   * (claimBatch: INSERT INTO payments) while no outcome was settled (no settle statement), i.e. nothing was
    * being charged while the next batch was claimed.
    */
   claimOnlySeconds?: number;
@@ -149,8 +149,9 @@ async function child(o: ChildOptions): Promise<ChildResult> {
   const settlePerBucket: number[] = [];
   let tBase = 0;
   counter.onQuery = (text) => {
-    const claim = text.startsWith('INSERT INTO "payments"');
-    const settle = text.startsWith('UPDATE "payments"');
+    // The claim's attempt insert, and the one-statement settle (or the general settle's payment update).
+    const claim = text.startsWith('INSERT INTO payments') || text.startsWith('INSERT INTO "payments"');
+    const settle = text.startsWith('WITH g AS') || text.startsWith('UPDATE payments') || text.startsWith('UPDATE "payments"');
     if (!claim && !settle) return;
     const k = Math.floor((performance.now() - tBase) / 100);
     while (claimPerBucket.length <= k) {

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
+import { returnedRows } from '../common/db-errors';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
 import { failureOf, FailureView } from '../common/gateway-errors';
@@ -19,10 +20,13 @@ import { paymentView } from '../payments/payment-view';
 import { newPayment } from '../payments/new-payment';
 import type { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../runtime';
-import { SubscriptionEventsService, EventActor } from '../subscriptions/subscription-events.service';
+import { SubscriptionEventsService, EventActor, EventDetails } from '../subscriptions/subscription-events.service';
 import { applyCancelNow, applyChargeDecline, applyChargeSuccess, applyPlanChangeNow, applyUnpaid, nextPeriod, snapshot } from '../subscriptions/subscription-state';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
-import { orderIdFor } from './order-id';
+import { orderIdFor, orderIdPrefix } from './order-id';
+import { SecretBox } from '../common/secret-box';
+import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
+import { auditRow, outboundOf } from '../subscriptions/subscription-events.service';
 import { ReservationsService } from './reservations.service';
 
 /**
@@ -57,6 +61,30 @@ export interface SettleResult {
 
 export { orderIdFor } from './order-id';
 
+/** A due subscription claimed by a charge run, with its attempt recorded and everything needed to send and settle it. */
+export interface ClaimedCharge {
+  payment: PaymentEntity;
+  /** The subscription as it was when claimed (under its row lock). */
+  subscription: SubscriptionEntity;
+  plan: PlanEntity;
+  /** The decrypted billing key, held in memory only while the charge is in flight; null when the key is gone. */
+  billingKey: string | null;
+  /**
+   * The subscription row's version (PostgreSQL's xmin) when claimed. The outcome is recorded in one statement that
+   * applies only if the row is still that version; otherwise (an admin acted meanwhile) it is settled the general way.
+   * Null: always settle the general way.
+   */
+  rowVersion: string | null;
+}
+
+/** A subscription row as the charge run's claim query returns it. */
+export interface DueSubscription {
+  subscription: SubscriptionEntity;
+  plan: PlanEntity;
+  keyCiphertext: string | null;
+  rowVersion: string | null;
+}
+
 @Injectable()
 export class ChargeAttemptsService {
   private readonly logger = new Logger(ChargeAttemptsService.name);
@@ -68,6 +96,7 @@ export class ChargeAttemptsService {
     private readonly billingKeys: BillingKeysService,
     private readonly events: SubscriptionEventsService,
     private readonly reservations: ReservationsService,
+    private readonly box: SecretBox,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
@@ -151,13 +180,211 @@ export class ChargeAttemptsService {
   }
 
   /**
+   * Records the attempts for a batch of due subscriptions in one statement, in the caller's transaction (which holds
+   * their row locks). The attempt number is counted and the order_id completed by the database; the same unique
+   * indexes as in tryOpen make a second open attempt or a second success impossible: a subscription whose attempt
+   * conflicts (another worker recorded one first) is left out of the answer.
+   */
+  async openBatch(m: EntityManager, due: DueSubscription[], chargeRunId: string): Promise<ClaimedCharge[]> {
+    if (!due.length) return [];
+    const now = this.clock.now();
+    const tz = this.runtime.config.businessTimeZone;
+    const byId = new Map<string, ClaimedCharge>();
+    const rows = due.map((d) => {
+      const { subscription: sub, plan } = d;
+      const period = nextPeriod(sub, plan, tz);
+      const payment = newPayment(
+        {
+          subscriptionId: sub.id,
+          customerId: sub.customerId,
+          billingKeyId: sub.billingKeyId,
+          kind: 'period',
+          orderId: orderIdPrefix(sub.id, 'period', period.start),
+          orderName: plan.name.slice(0, 100),
+          amount: plan.amount,
+          taxFreeAmount: plan.taxFreeAmount,
+          status: 'IN_PROGRESS',
+          attempt: 0,
+          periodIndex: period.index,
+          periodStart: period.start,
+          periodEnd: period.end,
+          planId: plan.id,
+          chargeRunId,
+        },
+        now,
+      );
+      let billingKey: string | null = null;
+      if (d.keyCiphertext) {
+        try {
+          billingKey = this.box.decrypt(d.keyCiphertext, sub.billingKeyId);
+        } catch {
+          billingKey = null;
+        }
+      }
+      byId.set(payment.id, { payment, subscription: sub, plan, billingKey, rowVersion: d.rowVersion });
+      return {
+        id: payment.id,
+        subscription_id: payment.subscriptionId,
+        customer_id: payment.customerId,
+        billing_key_id: payment.billingKeyId,
+        kind: payment.kind,
+        order_id: payment.orderId,
+        order_name: payment.orderName,
+        amount: payment.amount,
+        tax_free_amount: payment.taxFreeAmount,
+        vat: payment.vat,
+        balance_amount: payment.balanceAmount,
+        refunded_tax_free: payment.refundedTaxFree,
+        status: payment.status,
+        period_index: payment.periodIndex,
+        period_start: payment.periodStart,
+        period_end: payment.periodEnd,
+        plan_id: payment.planId,
+        charge_run_id: payment.chargeRunId,
+        requested_at: now,
+        created_at: now,
+        updated_at: now,
+      };
+    });
+    const inserted = returnedRows<{ id: string; attempt: number; order_id: string }>(
+      await m.query(
+        `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, vat,
+           balance_amount, refunded_tax_free, status, attempt, period_index, period_start, period_end, plan_id, charge_run_id,
+           requested_at, created_at, updated_at)
+         SELECT t.id, t.subscription_id, t.customer_id, t.billing_key_id, t.kind, t.order_id || (c.n + 1), t.order_name, t.amount,
+           t.tax_free_amount, t.vat, t.balance_amount, t.refunded_tax_free, t.status, c.n + 1, t.period_index, t.period_start,
+           t.period_end, t.plan_id, t.charge_run_id, t.requested_at, t.created_at, t.updated_at
+         FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) t
+         CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM payments p
+           WHERE p.subscription_id = t.subscription_id AND p.kind = t.kind AND p.period_start = t.period_start) c
+         ON CONFLICT DO NOTHING
+         RETURNING id, attempt, order_id`,
+        [JSON.stringify(rows)],
+      ),
+    );
+    return inserted.map((r) => {
+      const claimed = byId.get(r.id)!;
+      claimed.payment.attempt = r.attempt;
+      claimed.payment.orderId = r.order_id;
+      return claimed;
+    });
+  }
+
+  /**
+   * Records a charge run's outcome. An approval or an unknown outcome of a subscription that nobody changed since
+   * the claim is written in one statement (payment, subscription, audit events, outbox); anything else (a decline,
+   * or a subscription an admin changed meanwhile) goes through settle(), which re-reads everything under locks.
+   */
+  async settleClaimed(claim: ClaimedCharge, outcome: ChargeOutcome): Promise<void> {
+    if (outcome.kind === 'unknown') {
+      await this.db.query(`UPDATE payments SET status = 'UNKNOWN', updated_at = $2 WHERE id = $1 AND status IN ('IN_PROGRESS', 'UNKNOWN')`, [
+        claim.payment.id,
+        this.clock.now(),
+      ]);
+      return;
+    }
+    if (outcome.kind === 'succeeded' && claim.rowVersion && (await this.settleSucceededAtOnce(claim, outcome))) {
+      if (claim.plan.chargeMode === 'reservation') await this.reservations.topUp(claim.subscription.id).catch(() => undefined);
+      return;
+    }
+    await this.settle(claim.payment.id, outcome);
+  }
+
+  /** The approval of a claimed charge in one statement; false when the subscription changed since the claim. */
+  private async settleSucceededAtOnce(claim: ClaimedCharge, outcome: { kind: 'succeeded'; receipt: GatewayReceipt | null }): Promise<boolean> {
+    const now = this.clock.now();
+    const payment = Object.assign(new PaymentEntity(), claim.payment);
+    const sub = Object.assign(new SubscriptionEntity(), claim.subscription);
+    if (sub.status === 'canceled' || payment.kind !== 'period') return false;
+    payment.status = 'DONE';
+    payment.approvedAt = outcome.receipt?.purchasedAt ?? now;
+    payment.updatedAt = now;
+    if (outcome.receipt) {
+      payment.receiptId = outcome.receipt.receiptId;
+      payment.cardCompany = outcome.receipt.cardCompany;
+      payment.cardNoMasked = outcome.receipt.cardNoMasked;
+      payment.receiptUrl = outcome.receipt.receiptUrl;
+    }
+    const before = snapshot(sub);
+    const wasActive = sub.status === 'active';
+    applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
+    const events: { type: string; opts: EventDetails }[] = [
+      {
+        type: 'payment.succeeded',
+        opts: {
+          data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
+          object: { ...paymentView(payment) },
+        },
+      },
+    ];
+    if (!wasActive) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
+    const audit = events.map((e, i) => auditRow(sub, e.type, 'system', e.opts, sub.eventSeq + i + 1, now));
+    sub.eventSeq += events.length;
+    const outbound = events.flatMap((e, i) => {
+      const o = outboundOf(sub, e.type, e.opts, audit[i].data.sequence);
+      return o ? [outboxRow(o, now)] : [];
+    });
+    const [row] = await this.db.query(
+      `WITH g AS (
+         SELECT s.id FROM subscriptions s JOIN payments p ON p.subscription_id = s.id
+         WHERE s.id = $1 AND p.id = $2 AND s.xmin = $3::text::xid AND p.status IN ('IN_PROGRESS', 'UNKNOWN')
+         FOR UPDATE OF s, p
+       ), pay AS (
+         UPDATE payments SET status = 'DONE', approved_at = $4, receipt_id = $5, card_company = $6, card_no_masked = $7, receipt_url = $8,
+           updated_at = $9
+         WHERE id = $2 AND EXISTS (SELECT 1 FROM g) RETURNING id
+       ), sub AS (
+         UPDATE subscriptions SET status = $10, period_index = $11, current_period_start = $12, current_period_end = $13,
+           next_charge_at = $14, dunning_attempts = $15, next_retry_at = NULL, past_due_since = NULL, last_failure_code = NULL,
+           last_failure_message = NULL, event_seq = $16, updated_at = $9
+         WHERE id = $1 AND EXISTS (SELECT 1 FROM g) RETURNING id
+       ), ev AS (
+         INSERT INTO subscription_events (subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at)
+         SELECT subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at
+         FROM jsonb_populate_recordset(NULL::subscription_events, $17::jsonb) WHERE EXISTS (SELECT 1 FROM g)
+       ), we AS (
+         INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at)
+         SELECT id, type, subscription_id, sequence, payload, created_at
+         FROM jsonb_populate_recordset(NULL::webhook_events, $18::jsonb) WHERE EXISTS (SELECT 1 FROM g)
+         RETURNING id, type
+       ), wd AS (
+         ${deliveriesFromCte('$9')}
+       )
+       SELECT (SELECT count(*) FROM pay)::int AS payments, (SELECT count(*) FROM sub)::int AS subscriptions`,
+      [
+        sub.id,
+        payment.id,
+        claim.rowVersion,
+        payment.approvedAt,
+        payment.receiptId,
+        payment.cardCompany,
+        payment.cardNoMasked,
+        payment.receiptUrl,
+        now,
+        sub.status,
+        sub.periodIndex,
+        sub.currentPeriodStart,
+        sub.currentPeriodEnd,
+        sub.nextChargeAt,
+        sub.dunningAttempts,
+        sub.eventSeq,
+        JSON.stringify(audit),
+        JSON.stringify(outbound),
+      ],
+    );
+    return row?.payments === 1 && row?.subscriptions === 1;
+  }
+
+  /**
    * Sends an open attempt to Bootpay. A re-send of an attempt whose first send had no answer uses the same
    * order_id: Bootpay refuses it as a duplicate if the first went through, so this can never charge twice.
    */
-  async send(payment: PaymentEntity): Promise<ChargeOutcome> {
+  async send(payment: PaymentEntity, revealed?: string | null): Promise<ChargeOutcome> {
     let key: string;
     try {
-      key = await this.billingKeys.reveal(payment.billingKeyId);
+      // undefined: not looked up yet; null: the claim found the key gone.
+      if (revealed === null) throw new Error('billing key deleted');
+      key = revealed ?? (await this.billingKeys.reveal(payment.billingKeyId));
     } catch {
       return { kind: 'declined', failure: { code: 'billing_key_deleted', pg_code: null, message: 'The billing key was deleted', hard: true } };
     }

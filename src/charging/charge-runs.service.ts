@@ -16,9 +16,9 @@ import { SubscriptionEventsService } from '../subscriptions/subscription-events.
 import { applyCancelNow, applyPlanChangeNow, snapshot } from '../subscriptions/subscription-state';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { SubscriptionsService } from '../subscriptions/subscriptions.service';
-import { ChargeAttemptsService, ChargeOutcome } from './charge-attempts.service';
+import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from './charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
-import { RateLimiter, runPool } from './concurrency';
+import { drainBatches, RateLimiter, runPool } from './concurrency';
 import { ReservationsService } from './reservations.service';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import { RESERVATION_STATUS } from '../gateway/gateway.types';
@@ -110,15 +110,21 @@ export class ChargeRunsService {
       await this.billingKeys.retryPendingDeletions();
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
-      for (;;) {
-        const { payments, claimed } = await this.claimBatch(run, plans, c);
-        if (claimed === 0) break;
-        await runPool(payments, this.settings.concurrency, limiter, async (p) => {
-          const outcome = await this.attempts.send(p);
-          await this.settleCounting(p.id, outcome, c);
-        });
-        await save();
-      }
+      // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
+      await drainBatches(
+        async () => {
+          const { charges, claimed } = await this.claimBatch(run, plans, c);
+          await save();
+          return claimed === 0 ? null : charges;
+        },
+        { concurrency: this.settings.concurrency, refillBelow: Math.max(2 * this.settings.concurrency, this.settings.batchSize / 2), limiter },
+        async (claim) => {
+          const outcome = await this.attempts.send(claim.payment, claim.billingKey);
+          claim.billingKey = null;
+          await this.settleCounting(() => this.attempts.settleClaimed(claim, outcome), claim.payment.id, outcome, c);
+        },
+      );
+      await save();
       await this.topUpReservations();
       await save({ status: 'completed', finishedAt: this.clock.now() });
       this.logger.log({ message: 'charge run completed', run_id: run.id, ...c });
@@ -129,9 +135,9 @@ export class ChargeRunsService {
     return this.db.getRepository(ChargeRunEntity).findOneByOrFail({ id: run.id });
   }
 
-  private async settleCounting(paymentId: string, outcome: ChargeOutcome, c: RunCounters): Promise<void> {
+  private async settleCounting(settle: () => Promise<unknown>, paymentId: string, outcome: ChargeOutcome, c: RunCounters): Promise<void> {
     try {
-      await this.attempts.settle(paymentId, outcome);
+      await settle();
       if (outcome.kind === 'succeeded') c.charged++;
       else if (outcome.kind === 'unknown') c.unknown++;
       else if (outcome.kind === 'declined') c.failed++;
@@ -144,16 +150,21 @@ export class ChargeRunsService {
   }
 
   /**
-   * Claims a batch of due subscriptions and records an attempt for each, in one short transaction. Subscriptions
-   * set to cancel at period end are ended instead; pending plan changes take effect first.
+   * Claims a batch of due subscriptions and records an attempt for each, in one short transaction: one query claims
+   * them (row locks, SKIP LOCKED, with their billing keys), one statement records their attempts. Subscriptions set
+   * to cancel at period end are ended instead; pending plan changes take effect first (those are rare and take the
+   * general path).
    */
-  private async claimBatch(run: ChargeRunEntity, plans: Map<string, PlanEntity>, c: RunCounters): Promise<{ payments: PaymentEntity[]; claimed: number }> {
+  private async claimBatch(run: ChargeRunEntity, plans: Map<string, PlanEntity>, c: RunCounters): Promise<{ charges: ClaimedCharge[]; claimed: number }> {
     const ended: string[] = [];
     const retire: string[] = [];
     const result = await this.db.transaction(async (m) => {
-      const subs = await m
+      const { entities: subs, raw } = await m
         .getRepository(SubscriptionEntity)
         .createQueryBuilder('s')
+        .addSelect('s.xmin::text', 'row_version')
+        .addSelect('b.billing_key_ciphertext', 'key_ciphertext')
+        .leftJoin('billing_keys', 'b', 'b.id = s.billing_key_id')
         .where('s.next_charge_at <= :asOf', { asOf: run.asOf })
         .andWhere(`s.status IN ('incomplete', 'trialing', 'active', 'past_due')`)
         .andWhere(
@@ -164,10 +175,12 @@ export class ChargeRunsService {
         .orderBy('s.next_charge_at', 'ASC')
         .addOrderBy('s.id', 'ASC')
         .limit(this.settings.batchSize)
-        .setLock('pessimistic_write')
+        .setLock('pessimistic_write', undefined, ['s'])
         .setOnLocked('skip_locked')
-        .getMany();
-      const payments: PaymentEntity[] = [];
+        .getRawAndEntities<{ s_id: string; row_version: string; key_ciphertext: string | null }>();
+      const extra = new Map(raw.map((r) => [r.s_id, r]));
+      const due: DueSubscription[] = [];
+      const charges: ClaimedCharge[] = [];
       const now = this.clock.now();
       for (const sub of subs) {
         c.due++;
@@ -181,23 +194,25 @@ export class ChargeRunsService {
           c.canceled++;
           continue;
         }
+        let rowVersion: string | null = extra.get(sub.id)?.row_version ?? null;
         if (sub.pendingPlanId && (sub.status === 'active' || sub.status === 'trialing')) {
           const from = sub.planId;
           applyPlanChangeNow(sub, sub.pendingPlanId, now);
           await m.getRepository(SubscriptionEntity).save(sub);
           await this.events.record(m, sub, 'subscription.plan_changed', 'system', { before, after: snapshot(sub), data: { from_plan_id: from, to_plan_id: sub.planId, proration: 'period_end' } });
+          rowVersion = null; // changed in this transaction: its outcome is settled the general way
         }
         let plan = plans.get(sub.planId);
         if (!plan) {
           plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
           plans.set(plan.id, plan);
         }
-        const payment = await this.attempts.tryOpen(m, sub, plan, { chargeRunId: run.id });
-        // null: another instance recorded an attempt for it between our query and our lock; it is theirs.
-        if (payment) payments.push(payment);
-        else c.due--;
+        due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion });
       }
-      return { payments, claimed: subs.length };
+      charges.push(...(await this.attempts.openBatch(m, due, run.id)));
+      // Left out: another instance recorded an attempt for it between our query and our lock; it is theirs.
+      c.due -= due.length - charges.length;
+      return { charges, claimed: subs.length };
     });
     // Subscriptions that ended at their period's end: reservations first, then the key (after commit).
     for (const id of ended) await this.reservations.cancelOutstanding(id).catch(() => undefined);
@@ -242,7 +257,7 @@ export class ChargeRunsService {
       const payments = await this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
       await runPool(payments, this.settings.concurrency, null, async (p) => {
         const outcome = await this.attempts.send(p);
-        await this.settleCounting(p.id, outcome, c);
+        await this.settleCounting(() => this.attempts.settle(p.id, outcome), p.id, outcome, c);
         if (outcome.kind !== 'unknown') c.resolved++;
       });
     }
@@ -266,7 +281,7 @@ export class ChargeRunsService {
       try {
         if (!p.reserveId) {
           const outcome = await this.attempts.send(p);
-          await this.settleCounting(p.id, outcome, c);
+          await this.settleCounting(() => this.attempts.settle(p.id, outcome), p.id, outcome, c);
           if (outcome.kind !== 'unknown') c.resolved++;
           continue;
         }

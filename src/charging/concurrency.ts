@@ -46,3 +46,56 @@ export class RateLimiter {
     }
   }
 }
+
+/**
+ * Works through batches from `next` (null: there are no more) with at most `concurrency` items in flight, each start
+ * also waiting for the rate limiter. The next batch is fetched while items are still in flight, as soon as fewer than
+ * `refillBelow` wait, so the workers never wait for a fetch unless the source is slower than they are. One fetch at a
+ * time: memory holds about two batches, whatever the total. A failed fetch stops the fetching: the items already
+ * fetched are still worked, then the error is thrown.
+ */
+export async function drainBatches<T>(
+  next: () => Promise<T[] | null>,
+  opts: { concurrency: number; refillBelow: number; limiter: RateLimiter | null },
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  const queue: T[] = [];
+  let done = false;
+  let failure: { error: unknown } | null = null;
+  let fetching: Promise<void> | null = null;
+  const fetchMore = (): Promise<void> | null => {
+    if (!fetching && !done) {
+      fetching = next()
+        .then(
+          (batch) => {
+            if (batch === null) done = true;
+            else queue.push(...batch);
+          },
+          (error: unknown) => {
+            failure = { error };
+            done = true;
+          },
+        )
+        .finally(() => {
+          fetching = null;
+        });
+    }
+    return fetching;
+  };
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      if (queue.length < opts.refillBelow) void fetchMore();
+      const item = queue.shift();
+      if (item !== undefined) {
+        if (opts.limiter) await opts.limiter.take();
+        await fn(item);
+      } else if (fetching) {
+        await fetching;
+      } else if (done) {
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  if (failure) throw (failure as { error: unknown }).error;
+}

@@ -33,31 +33,55 @@ export function isOutboundEventType(type: string): type is OutboundEventType {
 export class OutboxService {
   constructor(private readonly clock: Clock) {}
 
-  async enqueue(
-    m: EntityManager,
-    event: { type: OutboundEventType; subscriptionId: string | null; sequence: number | null; object: Record<string, unknown> },
-  ): Promise<void> {
-    const now = this.clock.now();
-    const id = randomUUID();
-    const payload = {
+  async enqueue(m: EntityManager, event: OutboundEvent): Promise<void> {
+    const row = outboxRow(event, this.clock.now());
+    await m.query(
+      `INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`,
+      [row.id, row.type, row.subscription_id, row.sequence, JSON.stringify(row.payload), row.created_at],
+    );
+    await m.query(
+      `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
+       SELECT $1, e.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints e
+       WHERE e.active AND ('*' = ANY(e.events) OR $2 = ANY(e.events))`,
+      [row.id, row.type, row.created_at],
+    );
+  }
+}
+
+export interface OutboundEvent {
+  type: OutboundEventType;
+  subscriptionId: string | null;
+  sequence: number | null;
+  object: Record<string, unknown>;
+}
+
+/** The webhook_events row of an event, its payload being the body every endpoint receives. */
+export function outboxRow(event: OutboundEvent, now: Date) {
+  const id = randomUUID();
+  return {
+    id,
+    type: event.type,
+    subscription_id: event.subscriptionId,
+    sequence: event.sequence,
+    payload: {
       id,
       type: event.type,
       created_at: now.toISOString(),
       sequence: event.sequence,
       subscription_id: event.subscriptionId,
       data: { object: event.object },
-    };
-    await m.query(
-      `INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`,
-      [id, event.type, event.subscriptionId, event.sequence, JSON.stringify(payload), now],
-    );
-    await m.query(
-      `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-       SELECT $1, e.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints e
-       WHERE e.active AND ('*' = ANY(e.events) OR $2 = ANY(e.events))`,
-      [id, event.type, now],
-    );
-  }
+    },
+    created_at: now,
+  };
+}
+
+/**
+ * SQL that queues one delivery per subscribed endpoint for the events of a CTE named `we` (id, type), for use in a
+ * statement that writes the events themselves; `$now` is the parameter holding the time.
+ */
+export function deliveriesFromCte(now: string): string {
+  return `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
+    SELECT we.id, e.id, 'pending', 0, ${now}, ${now}, ${now} FROM we JOIN webhook_endpoints e ON e.active AND ('*' = ANY(e.events) OR we.type = ANY(e.events))`;
 }
 
 export { WebhookDeliveryEntity };

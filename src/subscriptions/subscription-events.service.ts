@@ -3,12 +3,43 @@ import { EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
-import { isOutboundEventType, OutboxService } from '../outbound-webhooks/outbox.service';
+import { isOutboundEventType, OutboundEvent, OutboxService } from '../outbound-webhooks/outbox.service';
 import { SubscriptionEventEntity } from './subscription-event.entity';
 import { subscriptionView } from './subscription-view';
 import type { SubscriptionEntity } from './subscription.entity';
 
 export type EventActor = Actor | 'system';
+
+export interface EventDetails {
+  reason?: string | null;
+  before?: Record<string, unknown> | null;
+  after?: Record<string, unknown> | null;
+  data?: Record<string, unknown> | null;
+  /** The object sent to the SaaS backend's webhooks; the subscription itself by default. */
+  object?: Record<string, unknown>;
+}
+
+/** The subscription_events row of an event with sequence number `sequence` (the subscription's event_seq after it). */
+export function auditRow(sub: SubscriptionEntity, type: string, actor: EventActor, opts: EventDetails, sequence: number, now: Date) {
+  return {
+    subscription_id: sub.id,
+    type,
+    actor_type: actor === 'system' ? ('system' as const) : ('api_key' as const),
+    actor_id: actor === 'system' ? null : actor.apiKeyId,
+    actor_name: actor === 'system' ? 'system' : actor.name.slice(0, 100),
+    reason: opts.reason?.slice(0, 500) ?? null,
+    before: opts.before ?? null,
+    after: opts.after ?? null,
+    data: { sequence, ...(opts.data ?? {}) },
+    created_at: now,
+  };
+}
+
+/** What the SaaS backend's webhooks receive for an event, or null when the event is internal only. */
+export function outboundOf(sub: SubscriptionEntity, type: string, opts: EventDetails, sequence: number): OutboundEvent | null {
+  if (!isOutboundEventType(type)) return null;
+  return { type, subscriptionId: sub.id, sequence, object: opts.object ?? { ...subscriptionView(sub) } };
+}
 
 /** Writes the audit trail in the caller's transaction, so an event exists exactly when its change does. */
 @Injectable()
@@ -18,41 +49,28 @@ export class SubscriptionEventsService {
     private readonly outbox: OutboxService,
   ) {}
 
-  async record(
-    m: EntityManager,
-    sub: SubscriptionEntity,
-    type: string,
-    actor: EventActor,
-    opts: {
-      reason?: string | null;
-      before?: Record<string, unknown> | null;
-      after?: Record<string, unknown> | null;
-      data?: Record<string, unknown> | null;
-      /** The object sent to the SaaS backend's webhooks; the subscription itself by default. */
-      object?: Record<string, unknown>;
-    } = {},
-  ): Promise<SubscriptionEventEntity> {
+  async record(m: EntityManager, sub: SubscriptionEntity, type: string, actor: EventActor, opts: EventDetails = {}): Promise<SubscriptionEventEntity> {
     const [{ event_seq }] = returnedRows<{ event_seq: number }>(
       await m.query(`UPDATE subscriptions SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, [sub.id]),
     );
     sub.eventSeq = event_seq;
+    const row = auditRow(sub, type, actor, opts, event_seq, this.clock.now());
     const event = m.getRepository(SubscriptionEventEntity).create({
-      subscriptionId: sub.id,
-      type,
-      actorType: actor === 'system' ? 'system' : 'api_key',
-      actorId: actor === 'system' ? null : actor.apiKeyId,
-      actorName: actor === 'system' ? 'system' : actor.name.slice(0, 100),
-      reason: opts.reason?.slice(0, 500) ?? null,
-      before: opts.before ?? null,
-      after: opts.after ?? null,
-      data: { sequence: event_seq, ...(opts.data ?? {}) },
-      createdAt: this.clock.now(),
+      subscriptionId: row.subscription_id,
+      type: row.type,
+      actorType: row.actor_type,
+      actorId: row.actor_id,
+      actorName: row.actor_name,
+      reason: row.reason,
+      before: row.before,
+      after: row.after,
+      data: row.data,
+      createdAt: row.created_at,
     });
     const saved = await m.getRepository(SubscriptionEventEntity).save(event);
     // The SaaS backend hears of it in the same transaction (the outbox).
-    if (isOutboundEventType(type)) {
-      await this.outbox.enqueue(m, { type, subscriptionId: sub.id, sequence: event_seq, object: opts.object ?? { ...subscriptionView(sub) } });
-    }
+    const outbound = outboundOf(sub, type, opts, event_seq);
+    if (outbound) await this.outbox.enqueue(m, outbound);
     return saved;
   }
 }
