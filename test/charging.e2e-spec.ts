@@ -1,5 +1,5 @@
 import { spawnChargeRun, waitUntil } from './utils/child-run';
-import { createPlan, createSubscription, customerWithKey, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
+import { createPlan, createSubscription, customerWithKey, eventsOf, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
 import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
 
 const SECOND = 1000;
@@ -729,5 +729,55 @@ describe('Charging: a CLI charge run killed midway, then a run that carries on',
 
     // And nothing more is due.
     expect((await runCharges(t)).counts).toEqual(ZERO);
+  });
+});
+
+describe('Charging: a subscription changed while its renewal is at Bootpay', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    t.fake.setFaults({});
+    await t.fake.webhooksIdle();
+    await t.close();
+  });
+
+  it('should record the approval on top of a cancel scheduled meanwhile, keeping the cancel and one unbroken sequence of events', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const changed = await subscribe(t, plan.id);
+    const untouched = await subscribe(t, plan.id);
+    t.clock.set(month(1));
+    t.fake.setFaults({ latency_ms: 1000 });
+    const run = t.http.post('/v1/charge-runs').set(bearer(t.adminKey)).send({ wait: true }).then((r) => r);
+    // Both renewals are recorded and on their way to Bootpay when the SaaS backend schedules a cancel for one.
+    await waitUntil(
+      'both renewals are in flight',
+      async () => (await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE status = 'IN_PROGRESS'`)).rows[0].n === 2,
+      { intervalMs: 5 },
+    );
+    const cancel = await t.http.post(`/v1/subscriptions/${changed.sub.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: true, reason: 'moving to annual' });
+    expect(cancel.status).toBe(200);
+    expect(await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE status = 'IN_PROGRESS'`)).toMatchObject({ rows: [{ n: 2 }] });
+
+    const done = await run;
+    expect(done.body).toMatchObject({ status: 'completed', counts: counts({ due: 2, charged: 2 }) });
+    // Both are renewed; the one changed meanwhile keeps its scheduled cancel.
+    expect(await getSubscription(t, changed.sub.id)).toMatchObject({
+      status: 'active',
+      current_period_start: iso(month(1)),
+      current_period_end: iso(month(2)),
+      cancel_at_period_end: true,
+      cancel_reason: 'moving to annual',
+    });
+    expect(await getSubscription(t, untouched.sub.id)).toMatchObject({ status: 'active', current_period_end: iso(month(2)), cancel_at_period_end: false });
+    // Its audit trail has both changes, numbered 1, 2, 3... with no number given twice.
+    const events = await eventsOf(t, changed.sub.id);
+    expect(events.slice(-2).map((e) => e.type)).toEqual(['subscription.cancel_scheduled', 'payment.succeeded']);
+    expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
+    for (const id of [changed.sub.id, untouched.sub.id]) {
+      expect(chargesAtFake(t, periodPrefix(id, month(1))).map((c) => c.order_id)).toEqual([orderIdOf(id, month(1), 1)]);
+    }
   });
 });

@@ -99,6 +99,74 @@ describe(zonedParts.name, () => {
   });
 });
 
+describe('local time read through the offset cache', () => {
+  /** Intl read directly, with a formatter of its own: the reference the cached reads must always equal. */
+  const references = new Map<string, Intl.DateTimeFormat>();
+  function intlParts(ms: number, timeZone: string) {
+    let dtf = references.get(timeZone);
+    if (!dtf) {
+      dtf = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+      references.set(timeZone, dtf);
+    }
+    const f = Object.fromEntries(dtf.formatToParts(ms).map((p) => [p.type, p.value]));
+    return { year: Number(f.year), month: Number(f.month), day: Number(f.day), hour: Number(f.hour) % 24, minute: Number(f.minute), second: Number(f.second) };
+  }
+  const local = (ms: number, timeZone: string) => {
+    const { millisecond: _ms, ...p } = zonedParts(new Date(ms), timeZone);
+    return p;
+  };
+  // Zones with DST at whole hours, at half hours (Lord Howe: 30-minute DST), with a 45-minute offset and a past
+  // change of standard offset, and Seoul.
+  const ZONES = [NEW_YORK, 'Europe/London', 'Australia/Lord_Howe', 'Asia/Kathmandu', 'America/Sao_Paulo', SEOUL];
+
+  /** The instants in `year` at which `timeZone`'s offset changes, to the second (found with Intl alone). */
+  function transitions(timeZone: string, year: number): number[] {
+    const offset = (ms: number) => {
+      const p = intlParts(ms, timeZone);
+      return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - (ms - (ms % 1000));
+    };
+    const out: number[] = [];
+    for (let t = Date.UTC(year, 0, 1); t < Date.UTC(year + 1, 0, 1); t += HOUR) {
+      if (offset(t) === offset(t + HOUR)) continue;
+      let [lo, hi] = [t, t + HOUR];
+      while (hi - lo > 1000) {
+        const mid = lo + Math.floor((hi - lo) / 2000) * 1000;
+        if (offset(mid) === offset(lo)) lo = mid;
+        else hi = mid;
+      }
+      out.push(hi);
+    }
+    return out;
+  }
+
+  // Years with transitions of every kind: today's DST at whole and half hours, and the changes from local mean time,
+  // whose instants fall at odd seconds (Seoul 1908: +8:27:52 to +8:30; New York 1883; London 1847).
+  it.each([
+    [NEW_YORK, [1883, 1995, 2025]],
+    ['Europe/London', [1847, 1995, 2025]],
+    ['Australia/Lord_Howe', [1981, 2025]],
+    ['America/Sao_Paulo', [1914, 1995]],
+    [SEOUL, [1908, 1912, 1987, 1988]],
+  ] as const)('should equal Intl in %s at every second around each transition, read after the minutes before it', (zone, years) => {
+    const all = years.flatMap((year) => transitions(zone, year));
+    expect(all.length).toBeGreaterThanOrEqual(years.length);
+    for (const tr of all) {
+      // Warm the cache on the slices around the transition first, then read the seconds across it.
+      for (let t = tr - 3 * HOUR; t <= tr + 3 * HOUR; t += 7 * 60_000) expect(local(t, zone)).toEqual(intlParts(t, zone));
+      for (let t = tr - 120_000; t <= tr + 120_000; t += 1000) expect(local(t, zone)).toEqual(intlParts(t, zone));
+    }
+  });
+
+  it('should equal Intl at any instant in years 1..9999, in any order of reads', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...ZONES), fc.array(fc.integer({ min: -62_000_000_000_000, max: 253_000_000_000_000 }), { minLength: 1, maxLength: 20 }), (zone, instants) => {
+        for (const ms of instants) expect(local(ms, zone)).toEqual(intlParts(ms, zone));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe(timeZoneOffsetMs.name, () => {
   it('should give +9h for Seoul and -5h/-4h for New York', () => {
     expect(timeZoneOffsetMs(new Date('2025-06-01T00:00:00Z'), SEOUL)).toBe(9 * HOUR);

@@ -104,8 +104,8 @@ function floorMod(a: number, m: number): number {
   return ((a % m) + m) % m;
 }
 
-/** Local wall-clock fields (without milliseconds) of instant `ms`. */
-function localFields(ms: number, dtf: Intl.DateTimeFormat): [number, number, number, number, number, number] {
+/** Local wall-clock fields (without milliseconds) of instant `ms`, read from Intl. */
+function intlFields(ms: number, dtf: Intl.DateTimeFormat): [number, number, number, number, number, number] {
   let year = NaN;
   let month = NaN;
   let day = NaN;
@@ -142,10 +142,45 @@ function localFields(ms: number, dtf: Intl.DateTimeFormat): [number, number, num
   return [year, month, day, hour, minute, second];
 }
 
+/** UTC offset (local − UTC) in ms at instant `ms`, read from Intl. */
+function exactOffsetAt(ms: number, dtf: Intl.DateTimeFormat): number {
+  const [y, mo, d, h, mi, s] = intlFields(ms, dtf);
+  return utcMs(y, mo, d, h, mi, s) - (ms - floorMod(ms, 1000));
+}
+
+/**
+ * Offsets by 15-minute slice of time, per formatter. Intl is slow (a charge run computes periods for every due
+ * subscription), and a zone's offset changes only at its transitions: a slice is remembered only when the offset at
+ * its first and its last second agree, i.e. no transition falls inside it, so a cached answer is always the exact one.
+ */
+const OFFSET_SLICE_MS = 15 * 60_000;
+const MAX_CACHED_SLICES = 100_000;
+const offsetSlices = new WeakMap<Intl.DateTimeFormat, Map<number, number>>();
+
 /** UTC offset (local − UTC) in ms at instant `ms`. */
 function offsetAt(ms: number, dtf: Intl.DateTimeFormat): number {
-  const [y, mo, d, h, mi, s] = localFields(ms, dtf);
-  return utcMs(y, mo, d, h, mi, s) - (ms - floorMod(ms, 1000));
+  let slices = offsetSlices.get(dtf);
+  if (!slices) {
+    slices = new Map();
+    offsetSlices.set(dtf, slices);
+  }
+  const slice = Math.floor(ms / OFFSET_SLICE_MS);
+  const known = slices.get(slice);
+  if (known !== undefined) return known;
+  const offset = exactOffsetAt(ms, dtf);
+  const first = slice * OFFSET_SLICE_MS;
+  const last = first + OFFSET_SLICE_MS - 1000;
+  if (first >= MIN_SUPPORTED_INSTANT_MS && last <= MAX_SUPPORTED_INSTANT_MS && exactOffsetAt(first, dtf) === offset && exactOffsetAt(last, dtf) === offset) {
+    if (slices.size >= MAX_CACHED_SLICES) slices.clear();
+    slices.set(slice, offset);
+  }
+  return offset;
+}
+
+/** Local wall-clock fields (without milliseconds) of instant `ms`: the instant moved by its (cached) offset, read as UTC. */
+function localFields(ms: number, dtf: Intl.DateTimeFormat): [number, number, number, number, number, number] {
+  const d = new Date(ms - floorMod(ms, 1000) + offsetAt(ms, dtf));
+  return [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
 }
 
 /**

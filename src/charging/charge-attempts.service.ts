@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returnedRows } from '../common/db-errors';
+import { preparedQuery } from '../database/prepared';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
 import { failureOf, FailureView } from '../common/gateway-errors';
@@ -67,8 +68,8 @@ export interface ClaimedCharge {
   /** The subscription as it was when claimed (under its row lock). */
   subscription: SubscriptionEntity;
   plan: PlanEntity;
-  /** The decrypted billing key, held in memory only while the charge is in flight; null when the key is gone. */
-  billingKey: string | null;
+  /** The billing key as stored (encrypted), decrypted only when sent; null when the key is gone. */
+  keyCiphertext: string | null;
   /**
    * The subscription row's version (PostgreSQL's xmin) when claimed. The outcome is recorded in one statement that
    * applies only if the row is still that version; otherwise (an admin acted meanwhile) it is settled the general way.
@@ -190,7 +191,11 @@ export class ChargeAttemptsService {
     const now = this.clock.now();
     const tz = this.runtime.config.businessTimeZone;
     const byId = new Map<string, ClaimedCharge>();
-    const rows = due.map((d) => {
+    const rows: Record<string, unknown>[] = [];
+    for (const d of due) {
+      // A claim of a thousand is a few tens of milliseconds of work: the event loop is let go every 100, so the
+      // answers of the charges in flight are not kept waiting.
+      if (rows.length % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
       const { subscription: sub, plan } = d;
       const period = nextPeriod(sub, plan, tz);
       const payment = newPayment(
@@ -213,16 +218,8 @@ export class ChargeAttemptsService {
         },
         now,
       );
-      let billingKey: string | null = null;
-      if (d.keyCiphertext) {
-        try {
-          billingKey = this.box.decrypt(d.keyCiphertext, sub.billingKeyId);
-        } catch {
-          billingKey = null;
-        }
-      }
-      byId.set(payment.id, { payment, subscription: sub, plan, billingKey, rowVersion: d.rowVersion });
-      return {
+      byId.set(payment.id, { payment, subscription: sub, plan, keyCiphertext: d.keyCiphertext, rowVersion: d.rowVersion });
+      rows.push({
         id: payment.id,
         subscription_id: payment.subscriptionId,
         customer_id: payment.customerId,
@@ -244,8 +241,8 @@ export class ChargeAttemptsService {
         requested_at: now,
         created_at: now,
         updated_at: now,
-      };
-    });
+      });
+    }
     const inserted = returnedRows<{ id: string; attempt: number; order_id: string }>(
       await m.query(
         `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, vat,
@@ -270,109 +267,141 @@ export class ChargeAttemptsService {
     });
   }
 
-  /**
-   * Records a charge run's outcome. An approval or an unknown outcome of a subscription that nobody changed since
-   * the claim is written in one statement (payment, subscription, audit events, outbox); anything else (a decline,
-   * or a subscription an admin changed meanwhile) goes through settle(), which re-reads everything under locks.
-   */
-  async settleClaimed(claim: ClaimedCharge, outcome: ChargeOutcome): Promise<void> {
-    if (outcome.kind === 'unknown') {
-      await this.db.query(`UPDATE payments SET status = 'UNKNOWN', updated_at = $2 WHERE id = $1 AND status IN ('IN_PROGRESS', 'UNKNOWN')`, [
-        claim.payment.id,
-        this.clock.now(),
-      ]);
-      return;
-    }
-    if (outcome.kind === 'succeeded' && claim.rowVersion && (await this.settleSucceededAtOnce(claim, outcome))) {
-      if (claim.plan.chargeMode === 'reservation') await this.reservations.topUp(claim.subscription.id).catch(() => undefined);
-      return;
-    }
-    await this.settle(claim.payment.id, outcome);
+  /** Unknown outcomes of claimed charges, in one statement: they stay open and are resolved by a later run. */
+  async markUnknown(paymentIds: string[]): Promise<void> {
+    if (!paymentIds.length) return;
+    await preparedQuery(
+      this.db,
+      'charges_unknown',
+      `UPDATE payments SET status = 'UNKNOWN', updated_at = $2 WHERE id = ANY($1::uuid[]) AND status IN ('IN_PROGRESS', 'UNKNOWN')`,
+      [paymentIds, this.clock.now()],
+    );
   }
 
-  /** The approval of a claimed charge in one statement; false when the subscription changed since the claim. */
-  private async settleSucceededAtOnce(claim: ClaimedCharge, outcome: { kind: 'succeeded'; receipt: GatewayReceipt | null }): Promise<boolean> {
+  /**
+   * Approvals of claimed charges, in one statement: each payment, its subscription's new period, the audit events and
+   * the outbox. A subscription is included only if its row is still the version the claim read (nobody changed it
+   * meanwhile) and its payment still open; the answer lists the payments recorded. The others must be settled the
+   * general way (settle()), which re-reads everything under locks.
+   */
+  async settleSucceededBatch(items: { claim: ClaimedCharge; receipt: GatewayReceipt | null }[]): Promise<Set<string>> {
     const now = this.clock.now();
-    const payment = Object.assign(new PaymentEntity(), claim.payment);
-    const sub = Object.assign(new SubscriptionEntity(), claim.subscription);
-    if (sub.status === 'canceled' || payment.kind !== 'period') return false;
-    payment.status = 'DONE';
-    payment.approvedAt = outcome.receipt?.purchasedAt ?? now;
-    payment.updatedAt = now;
-    if (outcome.receipt) {
-      payment.receiptId = outcome.receipt.receiptId;
-      payment.cardCompany = outcome.receipt.cardCompany;
-      payment.cardNoMasked = outcome.receipt.cardNoMasked;
-      payment.receiptUrl = outcome.receipt.receiptUrl;
-    }
-    const before = snapshot(sub);
-    const wasActive = sub.status === 'active';
-    applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
-    const events: { type: string; opts: EventDetails }[] = [
-      {
-        type: 'payment.succeeded',
-        opts: {
-          data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
-          object: { ...paymentView(payment) },
+    const rows: Record<string, unknown>[] = [];
+    const audit: ReturnType<typeof auditRow>[] = [];
+    const outbox: ReturnType<typeof outboxRow>[] = [];
+    for (const { claim, receipt } of items) {
+      const payment = Object.assign(new PaymentEntity(), claim.payment);
+      const sub = Object.assign(new SubscriptionEntity(), claim.subscription);
+      if (!claim.rowVersion || sub.status === 'canceled' || payment.kind !== 'period') continue;
+      payment.status = 'DONE';
+      payment.approvedAt = receipt?.purchasedAt ?? now;
+      payment.updatedAt = now;
+      if (receipt) {
+        payment.receiptId = receipt.receiptId;
+        payment.cardCompany = receipt.cardCompany;
+        payment.cardNoMasked = receipt.cardNoMasked;
+        payment.receiptUrl = receipt.receiptUrl;
+      }
+      const before = snapshot(sub);
+      const wasActive = sub.status === 'active';
+      applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
+      const events: { type: string; opts: EventDetails }[] = [
+        {
+          type: 'payment.succeeded',
+          opts: {
+            data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
+            object: { ...paymentView(payment) },
+          },
         },
-      },
-    ];
-    if (!wasActive) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
-    const audit = events.map((e, i) => auditRow(sub, e.type, 'system', e.opts, sub.eventSeq + i + 1, now));
-    sub.eventSeq += events.length;
-    const outbound = events.flatMap((e, i) => {
-      const o = outboundOf(sub, e.type, e.opts, audit[i].data.sequence);
-      return o ? [outboxRow(o, now)] : [];
-    });
-    const [row] = await this.db.query(
-      `WITH g AS (
-         SELECT s.id FROM subscriptions s JOIN payments p ON p.subscription_id = s.id
-         WHERE s.id = $1 AND p.id = $2 AND s.xmin = $3::text::xid AND p.status IN ('IN_PROGRESS', 'UNKNOWN')
+      ];
+      if (!wasActive) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
+      events.forEach((e, i) => {
+        const sequence = claim.subscription.eventSeq + i + 1;
+        sub.eventSeq = sequence;
+        audit.push(auditRow(sub, e.type, 'system', e.opts, sequence, now));
+        const o = outboundOf(sub, e.type, e.opts, sequence);
+        if (o) outbox.push(outboxRow(o, now));
+      });
+      rows.push({
+        subscription_id: sub.id,
+        payment_id: payment.id,
+        row_version: claim.rowVersion,
+        approved_at: payment.approvedAt,
+        receipt_id: payment.receiptId,
+        card_company: payment.cardCompany,
+        card_no_masked: payment.cardNoMasked,
+        receipt_url: payment.receiptUrl,
+        status: sub.status,
+        period_index: sub.periodIndex,
+        current_period_start: sub.currentPeriodStart,
+        current_period_end: sub.currentPeriodEnd,
+        next_charge_at: sub.nextChargeAt,
+        dunning_attempts: sub.dunningAttempts,
+        event_seq: sub.eventSeq,
+      });
+    }
+    if (!rows.length) return new Set();
+    const applied = await preparedQuery<{ id: string }>(
+      this.db,
+      'charges_succeeded',
+      `WITH i AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(subscription_id uuid, payment_id uuid, row_version text, approved_at timestamptz,
+           receipt_id varchar, card_company varchar, card_no_masked varchar, receipt_url varchar, status varchar, period_index int,
+           current_period_start timestamptz, current_period_end timestamptz, next_charge_at timestamptz, dunning_attempts int, event_seq int)
+       ), g AS (
+         SELECT i.* FROM i
+         JOIN subscriptions s ON s.id = i.subscription_id AND s.xmin = i.row_version::xid
+         JOIN payments p ON p.id = i.payment_id AND p.subscription_id = s.id AND p.status IN ('IN_PROGRESS', 'UNKNOWN')
+         ORDER BY i.subscription_id
          FOR UPDATE OF s, p
        ), pay AS (
-         UPDATE payments SET status = 'DONE', approved_at = $4, receipt_id = $5, card_company = $6, card_no_masked = $7, receipt_url = $8,
-           updated_at = $9
-         WHERE id = $2 AND EXISTS (SELECT 1 FROM g) RETURNING id
+         UPDATE payments p SET status = 'DONE', approved_at = g.approved_at, receipt_id = g.receipt_id, card_company = g.card_company,
+           card_no_masked = g.card_no_masked, receipt_url = g.receipt_url, updated_at = $4
+         FROM g WHERE p.id = g.payment_id RETURNING p.id
        ), sub AS (
-         UPDATE subscriptions SET status = $10, period_index = $11, current_period_start = $12, current_period_end = $13,
-           next_charge_at = $14, dunning_attempts = $15, next_retry_at = NULL, past_due_since = NULL, last_failure_code = NULL,
-           last_failure_message = NULL, event_seq = $16, updated_at = $9
-         WHERE id = $1 AND EXISTS (SELECT 1 FROM g) RETURNING id
+         UPDATE subscriptions s SET status = g.status, period_index = g.period_index, current_period_start = g.current_period_start,
+           current_period_end = g.current_period_end, next_charge_at = g.next_charge_at, dunning_attempts = g.dunning_attempts,
+           next_retry_at = NULL, past_due_since = NULL, last_failure_code = NULL, last_failure_message = NULL, event_seq = g.event_seq,
+           updated_at = $4
+         FROM g WHERE s.id = g.subscription_id
        ), ev AS (
          INSERT INTO subscription_events (subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at)
-         SELECT subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at
-         FROM jsonb_populate_recordset(NULL::subscription_events, $17::jsonb) WHERE EXISTS (SELECT 1 FROM g)
+         SELECT e.subscription_id, e.type, e.actor_type, e.actor_id, e.actor_name, e.reason, e.before, e.after, e.data, e.created_at
+         FROM jsonb_populate_recordset(NULL::subscription_events, $2::jsonb) e WHERE e.subscription_id IN (SELECT subscription_id FROM g)
        ), we AS (
          INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at)
-         SELECT id, type, subscription_id, sequence, payload, created_at
-         FROM jsonb_populate_recordset(NULL::webhook_events, $18::jsonb) WHERE EXISTS (SELECT 1 FROM g)
+         SELECT w.id, w.type, w.subscription_id, w.sequence, w.payload, w.created_at
+         FROM jsonb_populate_recordset(NULL::webhook_events, $3::jsonb) w WHERE w.subscription_id IN (SELECT subscription_id FROM g)
          RETURNING id, type
        ), wd AS (
-         ${deliveriesFromCte('$9')}
+         ${deliveriesFromCte('$4')}
        )
-       SELECT (SELECT count(*) FROM pay)::int AS payments, (SELECT count(*) FROM sub)::int AS subscriptions`,
-      [
-        sub.id,
-        payment.id,
-        claim.rowVersion,
-        payment.approvedAt,
-        payment.receiptId,
-        payment.cardCompany,
-        payment.cardNoMasked,
-        payment.receiptUrl,
-        now,
-        sub.status,
-        sub.periodIndex,
-        sub.currentPeriodStart,
-        sub.currentPeriodEnd,
-        sub.nextChargeAt,
-        sub.dunningAttempts,
-        sub.eventSeq,
-        JSON.stringify(audit),
-        JSON.stringify(outbound),
-      ],
+       SELECT id FROM pay`,
+      [JSON.stringify(rows), JSON.stringify(audit), JSON.stringify(outbox), now],
     );
-    return row?.payments === 1 && row?.subscriptions === 1;
+    return new Set(applied.map((r) => r.id));
+  }
+
+  /**
+   * What follows a claimed charge's approval recorded by settleSucceededBatch, after commit: a reservation-mode
+   * subscription charged by the run (its reservation could not be made) gets its coming periods registered.
+   */
+  async afterBatchSuccess(claim: ClaimedCharge): Promise<void> {
+    if (claim.plan.chargeMode === 'reservation') await this.reservations.topUp(claim.subscription.id).catch(() => undefined);
+  }
+
+  /** Sends a claimed charge, its billing key decrypted just now and forgotten right after. */
+  async sendClaimed(claim: ClaimedCharge): Promise<ChargeOutcome> {
+    let key: string | null = null;
+    if (claim.keyCiphertext) {
+      try {
+        key = this.box.decrypt(claim.keyCiphertext, claim.payment.billingKeyId);
+      } catch {
+        key = null;
+      }
+    }
+    claim.keyCiphertext = null;
+    return this.send(claim.payment, key);
   }
 
   /**

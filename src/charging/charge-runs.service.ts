@@ -18,6 +18,7 @@ import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { SubscriptionsService } from '../subscriptions/subscriptions.service';
 import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from './charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
+import { ChargeSettler } from './charge-settler';
 import { drainBatches, RateLimiter, runPool } from './concurrency';
 import { ReservationsService } from './reservations.service';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
@@ -34,6 +35,16 @@ export interface RunCounters {
   resolved: number;
   canceled: number;
   resumed: number;
+}
+
+/**
+ * Where a run's claims go on from: the last subscription claimed, in due order. A run walks the due index once
+ * instead of stepping again over the rows it charged (whose old index entries stay until vacuum), so a claim costs
+ * the same at the end of a long run as at its start. Rows skipped because another instance held them are that
+ * instance's; a subscription that falls due behind the cursor during the run is charged by the next run.
+ */
+interface ClaimCursor {
+  after: { at: Date; id: string } | null;
 }
 
 export type ProgressListener = (counters: RunCounters) => void;
@@ -110,20 +121,28 @@ export class ChargeRunsService {
       await this.billingKeys.retryPendingDeletions();
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
-      // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
-      await drainBatches(
-        async () => {
-          const { charges, claimed } = await this.claimBatch(run, plans, c);
-          await save();
-          return claimed === 0 ? null : charges;
-        },
-        { concurrency: this.settings.concurrency, refillBelow: Math.max(2 * this.settings.concurrency, this.settings.batchSize / 2), limiter },
-        async (claim) => {
-          const outcome = await this.attempts.send(claim.payment, claim.billingKey);
-          claim.billingKey = null;
-          await this.settleCounting(() => this.attempts.settleClaimed(claim, outcome), claim.payment.id, outcome, c);
-        },
+      const cursor: ClaimCursor = { after: null };
+      // Outcomes are recorded apart from the sending (in batches), so a gateway slot is free as soon as Bootpay answers.
+      const settler = new ChargeSettler(this.attempts, { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2 }, (paymentId, outcome, err) =>
+        this.count(c, outcome, err, paymentId),
       );
+      try {
+        // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
+        await drainBatches(
+          async () => {
+            const { charges, claimed } = await this.claimBatch(run, plans, c, cursor);
+            await save();
+            return claimed === 0 ? null : charges;
+          },
+          { concurrency: this.settings.concurrency, refillBelow: Math.max(2 * this.settings.concurrency, this.settings.batchSize / 2), limiter },
+          async (claim) => {
+            const outcome = await this.attempts.sendClaimed(claim);
+            await settler.add(claim, outcome);
+          },
+        );
+      } finally {
+        await settler.drain();
+      }
       await save();
       await this.topUpReservations();
       await save({ status: 'completed', finishedAt: this.clock.now() });
@@ -138,15 +157,21 @@ export class ChargeRunsService {
   private async settleCounting(settle: () => Promise<unknown>, paymentId: string, outcome: ChargeOutcome, c: RunCounters): Promise<void> {
     try {
       await settle();
-      if (outcome.kind === 'succeeded') c.charged++;
-      else if (outcome.kind === 'unknown') c.unknown++;
-      else if (outcome.kind === 'declined') c.failed++;
-      else c.skipped++;
+      this.count(c, outcome);
     } catch (err) {
-      // The attempt stays open and is resolved by the next run; nothing is charged twice meanwhile.
+      this.count(c, outcome, err, paymentId);
+    }
+  }
+
+  /** Counts a recorded outcome; one that could not be recorded stays open, is resolved by the next run, and counts as unknown. */
+  private count(c: RunCounters, outcome: ChargeOutcome, err?: unknown, paymentId?: string): void {
+    if (err !== undefined) {
       c.unknown++;
       this.logger.error({ message: 'could not record a charge outcome', payment_id: paymentId, error: err instanceof Error ? err.message : String(err) });
-    }
+    } else if (outcome.kind === 'succeeded') c.charged++;
+    else if (outcome.kind === 'unknown') c.unknown++;
+    else if (outcome.kind === 'declined') c.failed++;
+    else c.skipped++;
   }
 
   /**
@@ -155,11 +180,16 @@ export class ChargeRunsService {
    * to cancel at period end are ended instead; pending plan changes take effect first (those are rare and take the
    * general path).
    */
-  private async claimBatch(run: ChargeRunEntity, plans: Map<string, PlanEntity>, c: RunCounters): Promise<{ charges: ClaimedCharge[]; claimed: number }> {
+  private async claimBatch(
+    run: ChargeRunEntity,
+    plans: Map<string, PlanEntity>,
+    c: RunCounters,
+    cursor: ClaimCursor,
+  ): Promise<{ charges: ClaimedCharge[]; claimed: number }> {
     const ended: string[] = [];
     const retire: string[] = [];
     const result = await this.db.transaction(async (m) => {
-      const { entities: subs, raw } = await m
+      const qb = m
         .getRepository(SubscriptionEntity)
         .createQueryBuilder('s')
         .addSelect('s.xmin::text', 'row_version')
@@ -167,11 +197,15 @@ export class ChargeRunsService {
         .leftJoin('billing_keys', 'b', 'b.id = s.billing_key_id')
         .where('s.next_charge_at <= :asOf', { asOf: run.asOf })
         .andWhere(`s.status IN ('incomplete', 'trialing', 'active', 'past_due')`)
+        // Not while an attempt is open or a reservation covers the period, and once per run at most. One probe of
+        // the subscription's payments (by subscription_id), whatever the planner believes about the table's size.
         .andWhere(
           `NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id
-             AND (p.status IN ('IN_PROGRESS', 'UNKNOWN') OR (p.status = 'READY' AND p.period_start <= s.next_charge_at)))`,
-        )
-        .andWhere(`NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.charge_run_id = :runId)`, { runId: run.id })
+             AND (p.status IN ('IN_PROGRESS', 'UNKNOWN') OR (p.status = 'READY' AND p.period_start <= s.next_charge_at) OR p.charge_run_id = :runId))`,
+          { runId: run.id },
+        );
+      if (cursor.after) qb.andWhere('(s.next_charge_at, s.id) > (:afterAt, :afterId)', { afterAt: cursor.after.at, afterId: cursor.after.id });
+      const { entities: subs, raw } = await qb
         .orderBy('s.next_charge_at', 'ASC')
         .addOrderBy('s.id', 'ASC')
         .limit(this.settings.batchSize)
@@ -179,6 +213,8 @@ export class ChargeRunsService {
         .setOnLocked('skip_locked')
         .getRawAndEntities<{ s_id: string; row_version: string; key_ciphertext: string | null }>();
       const extra = new Map(raw.map((r) => [r.s_id, r]));
+      const last = subs[subs.length - 1];
+      if (last?.nextChargeAt) cursor.after = { at: last.nextChargeAt, id: last.id };
       const due: DueSubscription[] = [];
       const charges: ClaimedCharge[] = [];
       const now = this.clock.now();
