@@ -6,7 +6,7 @@
  * per N) on a fresh database (embedded PostgreSQL in a temp dir, or a server at BENCH_DATABASE_URL) with a fresh fake
  * Bootpay in another process (latency BENCH_LATENCY_MS, default 50):
  *   engine  N due subscriptions seeded with set-based SQL, then ONE charge run in-process (createApp, ChargeRunsService)
- *           with CHARGE_RUN_CONCURRENCY = BENCH_CONCURRENCY (64), rate 100000/s, batch BENCH_BATCH_SIZE (1000),
+ *           with CHARGE_RUN_CONCURRENCY = BENCH_CONCURRENCY (64), rate 100000/s, batch BENCH_BATCH_SIZE (200, the service's default),
  *           pool BENCH_POOL_SIZE (20, the service's default); pg's Client.prototype.query is counted during the run
  *           and RSS sampled every 20 ms.
  *   pg-boss the same seed; one job per due subscription (enqueued by a set-based insert, counted in the duration),
@@ -94,13 +94,6 @@ interface ChildResult {
   memoryTimeline: [number, number, number][];
   /** CPU seconds this process used during the run (user + system). */
   cpuSeconds: number;
-  /**
-   * Engine only, from the statements' timeline (100 ms buckets): seconds in which attempts were being recorded
-   * (claimBatch: INSERT INTO payments) while no outcome was settled (no settle statement), i.e. nothing was
-   * being charged while the next batch was claimed.
-   */
-  claimOnlySeconds?: number;
-  claimSeconds?: number;
 }
 
 /** Measured by the orchestrator around the run (Linux /proc). */
@@ -143,24 +136,6 @@ async function child(o: ChildOptions): Promise<ChildResult> {
     },
   });
   if (o.mode === 'gateway-only') return gatewayOnly(o, runtime);
-  // 100 ms buckets of the run: statements recording attempts (claim) and settling outcomes (settle); small arrays,
-  // so the measuring itself does not grow with N.
-  const claimPerBucket: number[] = [];
-  const settlePerBucket: number[] = [];
-  let tBase = 0;
-  counter.onQuery = (text) => {
-    // The claim's attempt insert, and the one-statement settle (or the general settle's payment update).
-    const claim = text.startsWith('INSERT INTO payments') || text.startsWith('INSERT INTO "payments"');
-    const settle = text.startsWith('WITH g AS') || text.startsWith('UPDATE payments') || text.startsWith('UPDATE "payments"');
-    if (!claim && !settle) return;
-    const k = Math.floor((performance.now() - tBase) / 100);
-    while (claimPerBucket.length <= k) {
-      claimPerBucket.push(0);
-      settlePerBucket.push(0);
-    }
-    if (claim) claimPerBucket[k]++;
-    else settlePerBucket[k]++;
-  };
   const app = await createApp(runtime);
   const sampler = new RssSampler();
   let result: Omit<ChildResult, 'roundTrips' | 'statements' | 'byKind' | 'topStatements' | 'rssBeforeMiB' | 'peakRssMiB' | 'peakHeapUsedMiB' | 'rssSamples' | 'cpuSeconds' | 'memoryTimeline'>;
@@ -177,7 +152,6 @@ async function child(o: ChildOptions): Promise<ChildResult> {
       counter.on = true;
       cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      tBase = t0;
       const done = await runs.execute(run);
       const durationS = (performance.now() - t0) / 1000;
       cpu1 = process.cpuUsage(cpu0);
@@ -215,12 +189,6 @@ async function child(o: ChildOptions): Promise<ChildResult> {
     rssSamples: sampler.samples,
     memoryTimeline: sampler.timeline,
     cpuSeconds: cpu1 ? (cpu1.user + cpu1.system) / 1e6 : 0,
-    ...(o.mode === 'engine'
-      ? {
-          claimOnlySeconds: claimPerBucket.filter((c, i) => c > 0 && settlePerBucket[i] === 0).length / 10,
-          claimSeconds: claimPerBucket.filter((c) => c > 0).length / 10,
-        }
-      : {}),
   };
 }
 
@@ -443,7 +411,7 @@ async function main(): Promise<number> {
   const ns = listEnv('BENCH_N', [10_000, 100_000]);
   const latencyMs = intEnv('BENCH_LATENCY_MS', 50, 1, 10_000);
   const concurrency = intEnv('BENCH_CONCURRENCY', 64, 1, 1024);
-  const batchSize = intEnv('BENCH_BATCH_SIZE', 1000, 1, 10_000);
+  const batchSize = intEnv('BENCH_BATCH_SIZE', 200, 1, 10_000);
   const poolSize = intEnv('BENCH_POOL_SIZE', 20, 2, 500);
   const pgbossMode = (process.env.BENCH_PGBOSS ?? 'both').trim().toLowerCase();
   if (!['both', 'batched', 'simple', 'off'].includes(pgbossMode)) throw new Error('BENCH_PGBOSS must be both, batched, simple or off');
@@ -528,9 +496,6 @@ async function main(): Promise<number> {
     );
   }
   for (const r of engine) {
-    if (r.claimOnlySeconds !== undefined) {
-      lines.push(`engine N=${r.n}: ${r.claimSeconds?.toFixed(1)} s spent recording attempts (claimBatch), ${r.claimOnlySeconds.toFixed(1)} s of them (${((r.claimOnlySeconds / r.durationS) * 100).toFixed(0)}% of the run) with no charge settling`);
-    }
   }
   for (const r of engine.slice(-1)) {
     lines.push(`\nengine N=${r.n}: SQL statements per charge by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${(v / Math.max(1, r.charged)).toFixed(2)}`).join(', ')}`);

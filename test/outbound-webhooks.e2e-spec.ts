@@ -1,7 +1,7 @@
 import { createServer, IncomingMessage, Server } from 'node:http';
 import { WebhookDispatcher } from '../src/outbound-webhooks/webhook-dispatcher.service';
 import { SIGNATURE_HEADER, verify } from '../src/outbound-webhooks/webhook-signature';
-import { createPlan, createSubscription, customerWithKey } from './utils/fixtures';
+import { createPlan, createSubscription, customerWithKey, runCharges } from './utils/fixtures';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
 
 interface Received {
@@ -116,5 +116,47 @@ describe('Outbound webhooks to the SaaS backend', () => {
     const ev = receiver.received.find((r) => r.json.type === 'billing_key.deleted' && r.json.data.object.id === key.id);
     expect(ev?.json.data.object).toMatchObject({ status: 'deleted' });
     expect(ev?.body).not.toMatch(/billing_key"/);
+  });
+
+  it('should tell of the charges of a charge run with the payment and the subscription exactly as the API shows them', async () => {
+    const monthly = await createPlan(t);
+    const trial = await createPlan(t, { trial_days: 7 });
+    const a = await customerWithKey(t);
+    const renewing = await createSubscription(t, { customer_id: a.customer.id, plan_id: monthly.id, billing_key_id: a.key.id });
+    const b = await customerWithKey(t);
+    const trialing = await createSubscription(t, { customer_id: b.customer.id, plan_id: trial.id, billing_key_id: b.key.id });
+    expect(trialing.status).toBe('trialing');
+    await dispatch();
+    const before = receiver.received.length;
+
+    t.clock.set(new Date(renewing.current_period_end as string));
+    // (The subscriptions of the tests before are due too.)
+    const run = await runCharges(t);
+    expect(run.counts).toMatchObject({ failed: 0, unknown: 0, skipped: 0 });
+    expect(run.counts.charged).toBeGreaterThanOrEqual(2);
+    await dispatch();
+    const got = receiver.received.slice(before);
+    for (const r of got) {
+      const header = r.headers[SIGNATURE_HEADER.toLowerCase()] as string;
+      expect(verify(secret, header, r.body, Math.floor(t.clock.now().getTime() / 1000))).toBe(true);
+    }
+
+    // The renewal: the next number after the three events of its creation, and the payment as GET shows it.
+    const renewal = got.filter((r) => r.json.subscription_id === renewing.id);
+    expect(renewal.map((r) => [r.json.type, r.json.sequence])).toEqual([['payment.succeeded', 4]]);
+    const payment = await t.http.get(`/v1/payments/${renewal[0].json.data.object.id}`).set(bearer(t.adminKey));
+    expect(renewal[0].json.data.object).toEqual(payment.body);
+    expect(payment.body).toMatchObject({ status: 'DONE', subscription_id: renewing.id, attempt: 1, charge_run_id: run.id, period: { index: 1 } });
+    expect(payment.body.receipt_id).toEqual(expect.any(String));
+
+    // The end of a trial: its first payment, then the subscription active, as GET shows it.
+    const started = got.filter((r) => r.json.subscription_id === trialing.id);
+    expect(started.map((r) => [r.json.type, r.json.sequence])).toEqual([
+      ['payment.succeeded', 2],
+      ['subscription.activated', 3],
+    ]);
+    const { latest_payment: _latest, ...view } = (await t.http.get(`/v1/subscriptions/${trialing.id}`).set(bearer(t.serviceKey))).body;
+    expect(started[1].json.data.object).toEqual(view);
+    expect(view).toMatchObject({ status: 'active', current_period_start: trialing.trial_end });
   });
 });

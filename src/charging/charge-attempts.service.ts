@@ -287,11 +287,14 @@ export class ChargeAttemptsService {
   async settleSucceededBatch(items: { claim: ClaimedCharge; receipt: GatewayReceipt | null }[]): Promise<Set<string>> {
     const now = this.clock.now();
     const rows: Record<string, unknown>[] = [];
-    const audit: ReturnType<typeof auditRow>[] = [];
-    const outbox: ReturnType<typeof outboxRow>[] = [];
+    const audit: Record<string, unknown>[] = [];
+    const outbox: Record<string, unknown>[] = [];
+    // Timestamps travel as epoch milliseconds and the time of the batch as one string: a JSON Date costs more than
+    // everything else in an approval.
+    const nowIso = now.toISOString();
     for (const { claim, receipt } of items) {
-      const payment = Object.assign(new PaymentEntity(), claim.payment);
-      const sub = Object.assign(new SubscriptionEntity(), claim.subscription);
+      // The claim's own objects are updated: if the batch cannot record them, settle() starts again from the database.
+      const { payment, subscription: sub } = claim;
       if (!claim.rowVersion || sub.status === 'canceled' || payment.kind !== 'period') continue;
       payment.status = 'DONE';
       payment.approvedAt = receipt?.purchasedAt ?? now;
@@ -302,8 +305,9 @@ export class ChargeAttemptsService {
         payment.cardNoMasked = receipt.cardNoMasked;
         payment.receiptUrl = receipt.receiptUrl;
       }
-      const before = snapshot(sub);
       const wasActive = sub.status === 'active';
+      const before = wasActive ? null : snapshot(sub);
+      const firstSequence = sub.eventSeq + 1;
       applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
       const events: { type: string; opts: EventDetails }[] = [
         {
@@ -314,28 +318,28 @@ export class ChargeAttemptsService {
           },
         },
       ];
-      if (!wasActive) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
+      if (before) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
       events.forEach((e, i) => {
-        const sequence = claim.subscription.eventSeq + i + 1;
+        const sequence = firstSequence + i;
         sub.eventSeq = sequence;
-        audit.push(auditRow(sub, e.type, 'system', e.opts, sequence, now));
+        audit.push({ ...auditRow(sub, e.type, 'system', e.opts, sequence, now), created_at: nowIso });
         const o = outboundOf(sub, e.type, e.opts, sequence);
-        if (o) outbox.push(outboxRow(o, now));
+        if (o) outbox.push({ ...outboxRow(o, now), created_at: nowIso });
       });
       rows.push({
         subscription_id: sub.id,
         payment_id: payment.id,
         row_version: claim.rowVersion,
-        approved_at: payment.approvedAt,
+        approved_at: payment.approvedAt!.getTime(),
         receipt_id: payment.receiptId,
         card_company: payment.cardCompany,
         card_no_masked: payment.cardNoMasked,
         receipt_url: payment.receiptUrl,
         status: sub.status,
         period_index: sub.periodIndex,
-        current_period_start: sub.currentPeriodStart,
-        current_period_end: sub.currentPeriodEnd,
-        next_charge_at: sub.nextChargeAt,
+        current_period_start: sub.currentPeriodStart?.getTime() ?? null,
+        current_period_end: sub.currentPeriodEnd?.getTime() ?? null,
+        next_charge_at: sub.nextChargeAt?.getTime() ?? null,
         dunning_attempts: sub.dunningAttempts,
         event_seq: sub.eventSeq,
       });
@@ -345,9 +349,13 @@ export class ChargeAttemptsService {
       this.db,
       'charges_succeeded',
       `WITH i AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(subscription_id uuid, payment_id uuid, row_version text, approved_at timestamptz,
+         SELECT subscription_id, payment_id, row_version, to_timestamp(approved_at / 1000.0) AS approved_at, receipt_id, card_company,
+           card_no_masked, receipt_url, status, period_index, to_timestamp(current_period_start / 1000.0) AS current_period_start,
+           to_timestamp(current_period_end / 1000.0) AS current_period_end, to_timestamp(next_charge_at / 1000.0) AS next_charge_at,
+           dunning_attempts, event_seq
+         FROM jsonb_to_recordset($1::jsonb) AS x(subscription_id uuid, payment_id uuid, row_version text, approved_at bigint,
            receipt_id varchar, card_company varchar, card_no_masked varchar, receipt_url varchar, status varchar, period_index int,
-           current_period_start timestamptz, current_period_end timestamptz, next_charge_at timestamptz, dunning_attempts int, event_seq int)
+           current_period_start bigint, current_period_end bigint, next_charge_at bigint, dunning_attempts int, event_seq int)
        ), g AS (
          SELECT i.* FROM i
          JOIN subscriptions s ON s.id = i.subscription_id AND s.xmin = i.row_version::xid

@@ -122,15 +122,18 @@ export class ChargeRunsService {
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
       const cursor: ClaimCursor = { after: null };
+      let claims = 0;
       // Outcomes are recorded apart from the sending (in batches), so a gateway slot is free as soon as Bootpay answers.
-      const settler = new ChargeSettler(this.attempts, { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2 }, (paymentId, outcome, err) =>
+      const settler = new ChargeSettler(this.attempts, { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2, gatherMs: 20 }, (paymentId, outcome, err) =>
         this.count(c, outcome, err, paymentId),
       );
       try {
         // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
         await drainBatches(
           async () => {
-            const { charges, claimed } = await this.claimBatch(run, plans, c, cursor);
+            // The first claim is small, so that charging starts within milliseconds; the next ones are whole batches.
+            const limit = claims++ === 0 ? Math.min(this.settings.batchSize, 2 * this.settings.concurrency) : this.settings.batchSize;
+            const { charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit);
             await save();
             return claimed === 0 ? null : charges;
           },
@@ -185,6 +188,7 @@ export class ChargeRunsService {
     plans: Map<string, PlanEntity>,
     c: RunCounters,
     cursor: ClaimCursor,
+    limit: number,
   ): Promise<{ charges: ClaimedCharge[]; claimed: number }> {
     const ended: string[] = [];
     const retire: string[] = [];
@@ -208,7 +212,7 @@ export class ChargeRunsService {
       const { entities: subs, raw } = await qb
         .orderBy('s.next_charge_at', 'ASC')
         .addOrderBy('s.id', 'ASC')
-        .limit(this.settings.batchSize)
+        .limit(limit)
         .setLock('pessimistic_write', undefined, ['s'])
         .setOnLocked('skip_locked')
         .getRawAndEntities<{ s_id: string; row_version: string; key_ciphertext: string | null }>();

@@ -14,6 +14,8 @@ export interface SettlerOptions {
   maxPending: number;
   /** Writes in flight at most (a second one only once a whole batch is waiting). */
   maxFlushes: number;
+  /** How long an outcome may wait for others to be written with it (0: written as soon as no write is in flight). */
+  gatherMs: number;
 }
 
 /**
@@ -33,6 +35,7 @@ export class ChargeSettler {
   private writing = 0;
   private readonly flushes = new Set<Promise<void>>();
   private waiters: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly attempts: ChargeAttemptsService,
@@ -52,18 +55,30 @@ export class ChargeSettler {
   /** Resolves once every outcome added so far is recorded. */
   async drain(): Promise<void> {
     for (;;) {
-      this.kick();
+      this.kick(true);
       if (!this.flushes.size && !this.buffer.length) return;
       await Promise.all(this.flushes);
     }
   }
 
-  private kick(): void {
+  private kick(now = false): void {
     while (this.buffer.length >= this.opts.maxBatch && this.flushes.size < this.opts.maxFlushes) this.flush();
-    if (this.buffer.length && !this.flushes.size) this.flush();
+    if (!this.buffer.length || this.flushes.size) return;
+    if (now || this.opts.gatherMs <= 0) {
+      this.flush();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.kick(true);
+      }, this.opts.gatherMs);
+    }
   }
 
   private flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     const items = this.buffer.splice(0, this.opts.maxBatch);
     this.writing += items.length;
     const done: Promise<void> = this.write(items).finally(() => {
