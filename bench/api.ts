@@ -31,6 +31,7 @@ import {
   log,
   machineCpu,
   newEncryptionKey,
+  ROOT,
   runMain,
   seedDueSubscriptions,
   spawnNode,
@@ -106,7 +107,7 @@ async function main(): Promise<number> {
       LOG_LEVEL: logLevel,
       BENCH_SQL_STATS_FILE: statsFile,
     },
-    { stdout: fd },
+    { stdout: fd, nodeArgs: process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'results', 'profiles')}`] : [] },
   );
   closeSync(fd);
   const base = `http://127.0.0.1:${port}`;

@@ -1290,6 +1290,11 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       await checkRefused(req('GET', `${path()}?cursor=${cursor}`, undefined, role, 'cursor time 0'), { status: [400], field: 'cursor' });
     });
 
+    // The audit trail's cursor was a bare number, so any digits passed for one (found by the fuzz property above).
+    it.each(['0', '12', b64({ seq: 0 }), b64({ seq: 1.5 }), b64({ seq: '3' })])('GET /v1/subscriptions/:id/events?cursor=%s: 400 naming cursor (was 200)', async (cursor) => {
+      await checkRefused(req('GET', `/v1/subscriptions/${F.subId}/events?cursor=${cursor}`, undefined, 'service', 'events cursor not from a page'), { status: [400], field: 'cursor' });
+    });
+
     // ISO-8601 forms that IsISO8601 accepts and JavaScript cannot read: Invalid Date reaches the SQL.
     it.each([
       ['from', '2026-W03'],

@@ -118,6 +118,9 @@ describe('Subscriptions', () => {
         current_period_end: trialEnd,
         latest_payment: null,
       });
+      // The answer is the subscription as it is stored, and its creation is in the audit trail.
+      expect(await getSubscription(t, sub.id)).toEqual(sub);
+      expect((await eventsOf(t, sub.id)).map((e) => [e.type, e.sequence, e.after?.status])).toEqual([['subscription.created', 1, 'trialing']]);
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
       expect(await paymentsOf(t, sub.id)).toHaveLength(0);
 
@@ -192,8 +195,14 @@ describe('Subscriptions', () => {
       expect(ledgerFailedChargesOf(t, subId)).toHaveLength(1);
     });
 
-    it("should refuse another customer's billing key with 422 naming billing_key_id, and store and charge nothing", async () => {
-      const plan = await createPlan(t);
+    // Both ways of creating: with a charge at creation, and without (a trial), which checks and writes in one statement.
+    const CREATION = [
+      ['charged at creation', {}],
+      ['with a trial', { trial_days: 14 }],
+    ] as const;
+
+    it.each(CREATION)("should refuse another customer's billing key with 422 naming billing_key_id, and store and charge nothing (%s)", async (_how, terms) => {
+      const plan = await createPlan(t, terms);
       const alice = await createCustomer(t);
       const { key: bobsKey } = await customerWithKey(t);
       const before = await tableCounts(t.db);
@@ -206,10 +215,15 @@ describe('Subscriptions', () => {
       expect(t.fake.ledger().charges.length).toBe(chargesBefore);
     });
 
-    it('should refuse unknown references and an inactive plan with 422 naming the field', async () => {
-      const plan = await createPlan(t);
-      const inactive = await createPlan(t, { name: 'Retired' });
+    it.each(CREATION)('should refuse unknown references and an inactive plan with 422 naming the field (%s)', async (_how, terms) => {
+      const plan = await createPlan(t, terms);
+      const inactive = await createPlan(t, { name: 'Retired', ...terms });
       expect((await t.http.patch(`/v1/plans/${inactive.id}`).set(bearer(t.adminKey)).send({ active: false })).status).toBe(200);
+      // A plan retired after subscriptions were made from it.
+      const retired = await createPlan(t, { name: 'Retired later', ...terms });
+      const first = await customerWithKey(t);
+      await createSubscription(t, { customer_id: first.customer.id, plan_id: retired.id, billing_key_id: first.key.id });
+      expect((await t.http.patch(`/v1/plans/${retired.id}`).set(bearer(t.adminKey)).send({ active: false })).status).toBe(200);
       const { customer, key } = await customerWithKey(t);
       const deletedKey = await createBillingKey(t, customer.id);
       expect((await t.http.delete(`/v1/billing-keys/${deletedKey.id}`).set(bearer(t.serviceKey))).status).toBe(200);
@@ -218,7 +232,9 @@ describe('Subscriptions', () => {
         [{ customer_id: UNKNOWN_ID }, 'customer_id'],
         [{ billing_key_id: UNKNOWN_ID }, 'billing_key_id'],
         [{ plan_id: inactive.id }, 'plan_id'],
+        [{ plan_id: retired.id }, 'plan_id'],
         [{ billing_key_id: deletedKey.id }, 'billing_key_id'],
+        [{ customer_id: UNKNOWN_ID, billing_key_id: UNKNOWN_ID }, 'customer_id,billing_key_id'],
       ];
       for (const [override, field] of cases) {
         const before = await tableCounts(t.db);
@@ -227,7 +243,7 @@ describe('Subscriptions', () => {
           .post('/v1/subscriptions')
           .set(bearer(t.serviceKey))
           .send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id, ...override });
-        expect({ override, status: res.status, fields: res.body.details?.map((d: { field: string }) => d.field) }).toEqual({ override, status: 422, fields: [field] });
+        expect({ override, status: res.status, fields: res.body.details?.map((d: { field: string }) => d.field) }).toEqual({ override, status: 422, fields: field.split(',') });
         expect(await tableCounts(t.db)).toEqual(before);
         expect(t.fake.ledger().charges.length).toBe(chargesBefore);
       }

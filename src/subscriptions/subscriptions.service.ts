@@ -24,7 +24,10 @@ import {
   SwapBillingKeyDto,
 } from './dto/subscription.dto';
 import { SubscriptionEventEntity } from './subscription-event.entity';
-import { SubscriptionEventsService } from './subscription-events.service';
+import { auditRow, outboundOf, SubscriptionEventsService } from './subscription-events.service';
+import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
+import { preparedQuery } from '../database/prepared';
+import { randomUUID } from 'node:crypto';
 import { ALLOWED_FROM, applyCancelNow, applyPlanChangeNow, snapshot } from './subscription-state';
 import { SubscriptionEntity } from './subscription.entity';
 import { subscriptionView } from './subscription-view';
@@ -75,10 +78,7 @@ export class SubscriptionsService {
     await this.getEntity(id);
     const limit = q.limit ?? 20;
     let after = 0;
-    if (q.cursor !== undefined) {
-      after = Number(q.cursor);
-      if (!/^\d{1,15}$/.test(q.cursor)) throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
-    }
+    if (q.cursor !== undefined) after = eventCursorSeq(q.cursor);
     const rows = await this.db
       .getRepository(SubscriptionEventEntity)
       .createQueryBuilder('e')
@@ -100,7 +100,7 @@ export class SubscriptionsService {
         created_at: e.createdAt.toISOString(),
       })),
       has_more: rows.length > limit,
-      next_cursor: rows.length > limit ? String(page[page.length - 1].seq) : null,
+      next_cursor: rows.length > limit ? Buffer.from(JSON.stringify({ seq: page[page.length - 1].seq })).toString('base64url') : null,
     };
   }
 
@@ -119,53 +119,20 @@ export class SubscriptionsService {
       if (startAt.getTime() <= now.getTime()) startAt = null;
     }
 
+    // Without a charge at creation (a trial or a future start), one statement checks the references and writes the
+    // subscription, its audit event and its outbox rows.
+    const terms = await this.planTerms(dto.plan_id);
+    if (terms && (terms.trialDays > 0 || startAt)) return this.createWithoutCharge(dto, terms, startAt, now, actor);
+
     const { sub, payment, plan } = await this.db.transaction(async (m) => {
-      const refs: FieldError[] = [];
       const customer = await m.query(`SELECT id FROM customers WHERE id = $1`, [dto.customer_id]);
-      if (!customer.length) refs.push({ field: 'customer_id', message: 'no customer has this id' });
       const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
-      if (!plan) refs.push({ field: 'plan_id', message: 'no plan has this id' });
-      else if (!plan.active) refs.push({ field: 'plan_id', message: 'the plan is not active' });
       const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
-      if (!key) refs.push({ field: 'billing_key_id', message: 'no billing key has this id' });
-      else if (customer.length && key.customer_id !== dto.customer_id) refs.push({ field: 'billing_key_id', message: 'the billing key belongs to another customer' });
-      else if (key.status !== 'active') refs.push({ field: 'billing_key_id', message: 'the billing key is deleted' });
+      const refs = referenceErrors(dto, { customer: customer.length > 0, planActive: plan ? plan.active : null, key: key ?? null });
       if (refs.length || !plan) {
         throw new DomainError('unprocessable', 'invalid_reference', refs.map((r) => `${r.field}: ${r.message}`).join('; '), refs);
       }
-
-      const start = startAt ?? now;
-      const sub = m.getRepository(SubscriptionEntity).create({
-        customerId: dto.customer_id,
-        planId: plan.id,
-        billingKeyId: dto.billing_key_id,
-        periodIndex: -1,
-        cancelAtPeriodEnd: false,
-        cancelReason: null,
-        canceledAt: null,
-        endedAt: null,
-        pausedAt: null,
-        pauseReason: null,
-        resumeAt: null,
-        pendingPlanId: null,
-        dunningAttempts: 0,
-        nextRetryAt: null,
-        pastDueSince: null,
-        lastFailureCode: null,
-        lastFailureMessage: null,
-        lockedBy: null,
-        lockedUntil: null,
-        metadata: dto.metadata ?? {},
-        eventSeq: 0,
-        createdAt: now,
-        updatedAt: now,
-      });
-      if (plan.trialDays > 0) {
-        const trialEnd = addDays(start, plan.trialDays, this.tz);
-        Object.assign(sub, { status: 'trialing', anchorAt: trialEnd, trialEnd, currentPeriodStart: start, currentPeriodEnd: trialEnd, nextChargeAt: trialEnd });
-      } else {
-        Object.assign(sub, { status: 'incomplete', anchorAt: start, trialEnd: null, currentPeriodStart: null, currentPeriodEnd: null, nextChargeAt: start });
-      }
+      const sub = newSubscription(dto, plan, startAt ?? now, now, this.tz);
       const saved = await m.getRepository(SubscriptionEntity).save(sub);
       await this.events.record(m, saved, 'subscription.created', actor, { after: snapshot(saved), data: { plan_id: plan.id } });
       const payment = plan.trialDays === 0 && !startAt ? await this.charges.open(m, saved, plan) : null;
@@ -198,6 +165,75 @@ export class SubscriptionsService {
       });
     }
     return this.get(sub.id);
+  }
+
+  /**
+   * A plan's terms, remembered: amount, interval, trial and charge mode never change once a plan exists (only its
+   * name, description and `active` do, and those are read from the database where they matter). Null: no such plan.
+   */
+  private readonly plans = new Map<string, PlanEntity>();
+
+  private async planTerms(id: string): Promise<PlanEntity | null> {
+    const known = this.plans.get(id);
+    if (known) return known;
+    const plan = await this.db.getRepository(PlanEntity).findOneBy({ id });
+    if (plan) {
+      if (this.plans.size >= 10_000) this.plans.clear();
+      this.plans.set(id, plan);
+    }
+    return plan;
+  }
+
+  /** A subscription that starts with a trial or later: no charge now, one statement, answered from what was written. */
+  private async createWithoutCharge(dto: CreateSubscriptionDto, plan: PlanEntity, startAt: Date | null, now: Date, actor: Actor): Promise<SubscriptionResponseDto> {
+    const sub = newSubscription(dto, plan, startAt ?? now, now, this.tz);
+    sub.id = randomUUID();
+    sub.eventSeq = 1;
+    const details = { after: snapshot(sub), data: { plan_id: plan.id } };
+    const audit = auditRow(sub, 'subscription.created', actor, details, 1, now);
+    const outbound = outboundOf(sub, 'subscription.created', details, 1);
+    const meta = this.db.getMetadata(SubscriptionEntity);
+    const row = Object.fromEntries(meta.columns.map((c) => [c.databaseName, c.getEntityValue(sub, true)]));
+    const columns = meta.columns.map((c) => c.databaseName).join(', ');
+    const [result] = await preparedQuery<{ customer: boolean; plan_active: boolean | null; key_customer_id: string | null; key_status: string | null; created: boolean }>(
+      this.db,
+      'subscription_create_without_charge',
+      `WITH c AS (
+         SELECT id FROM customers WHERE id = $1
+       ), pl AS (
+         SELECT active FROM plans WHERE id = $2
+       ), k AS (
+         SELECT customer_id, status FROM billing_keys WHERE id = $3 FOR SHARE
+       ), ok AS (
+         SELECT 1 FROM c, pl, k WHERE pl.active AND k.customer_id = c.id AND k.status = 'active'
+       ), s AS (
+         INSERT INTO subscriptions (${columns}) SELECT ${columns} FROM jsonb_populate_record(NULL::subscriptions, $4::jsonb), ok RETURNING id
+       ), ev AS (
+         INSERT INTO subscription_events (subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at)
+         SELECT e.subscription_id, e.type, e.actor_type, e.actor_id, e.actor_name, e.reason, e.before, e.after, e.data, e.created_at
+         FROM jsonb_populate_record(NULL::subscription_events, $5::jsonb) e, s
+       ), we AS (
+         INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at)
+         SELECT w.id, w.type, w.subscription_id, w.sequence, w.payload, w.created_at FROM jsonb_populate_recordset(NULL::webhook_events, $6::jsonb) w, s
+         RETURNING id, type
+       ), wd AS (
+         ${deliveriesFromCte('$7')}
+       )
+       SELECT EXISTS (SELECT 1 FROM c) AS customer, (SELECT active FROM pl) AS plan_active, (SELECT customer_id FROM k) AS key_customer_id,
+              (SELECT status FROM k) AS key_status, EXISTS (SELECT 1 FROM s) AS created`,
+      [dto.customer_id, dto.plan_id, dto.billing_key_id, JSON.stringify(row), JSON.stringify(audit), JSON.stringify(outbound ? [outboxRow(outbound, now)] : []), now],
+    );
+    if (!result.created) {
+      const key = result.key_customer_id ? { customer_id: result.key_customer_id, status: result.key_status ?? '' } : null;
+      const refs = referenceErrors(dto, { customer: result.customer, planActive: result.plan_active, key });
+      // (Empty only if a row changed between the checks of one statement, which cannot happen under its locks.)
+      throw new DomainError('unprocessable', 'invalid_reference', refs.map((r) => `${r.field}: ${r.message}`).join('; ') || 'invalid reference', refs);
+    }
+    if (plan.chargeMode === 'reservation') {
+      await this.reservations.topUp(sub.id);
+      return this.get(sub.id);
+    }
+    return { ...subscriptionView(sub), latest_payment: null };
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -512,4 +548,64 @@ export class SubscriptionsService {
     }
     return { ...subscriptionView(sub), ...(withPayment ? { latest_payment: latest } : {}) };
   }
+}
+
+/** What is wrong with a new subscription's references, in the order the API reports them. */
+function referenceErrors(
+  dto: Pick<CreateSubscriptionDto, 'customer_id'>,
+  found: { customer: boolean; planActive: boolean | null; key: { customer_id: string; status: string } | null },
+): FieldError[] {
+  const refs: FieldError[] = [];
+  if (!found.customer) refs.push({ field: 'customer_id', message: 'no customer has this id' });
+  if (found.planActive === null) refs.push({ field: 'plan_id', message: 'no plan has this id' });
+  else if (!found.planActive) refs.push({ field: 'plan_id', message: 'the plan is not active' });
+  if (!found.key) refs.push({ field: 'billing_key_id', message: 'no billing key has this id' });
+  else if (found.customer && found.key.customer_id !== dto.customer_id) refs.push({ field: 'billing_key_id', message: 'the billing key belongs to another customer' });
+  else if (found.key.status !== 'active') refs.push({ field: 'billing_key_id', message: 'the billing key is deleted' });
+  return refs;
+}
+
+/** A new subscription starting at `start`: trialing until the trial's end, or incomplete until its first charge. */
+function newSubscription(dto: CreateSubscriptionDto, plan: PlanEntity, start: Date, now: Date, tz: string): SubscriptionEntity {
+  const sub = Object.assign(new SubscriptionEntity(), {
+    customerId: dto.customer_id,
+    planId: plan.id,
+    billingKeyId: dto.billing_key_id,
+    periodIndex: -1,
+    cancelAtPeriodEnd: false,
+    cancelReason: null,
+    canceledAt: null,
+    endedAt: null,
+    pausedAt: null,
+    pauseReason: null,
+    resumeAt: null,
+    pendingPlanId: null,
+    dunningAttempts: 0,
+    nextRetryAt: null,
+    pastDueSince: null,
+    lastFailureCode: null,
+    lastFailureMessage: null,
+    lockedBy: null,
+    lockedUntil: null,
+    metadata: dto.metadata ?? {},
+    eventSeq: 0,
+    createdAt: now,
+    updatedAt: now,
+  });
+  if (plan.trialDays > 0) {
+    const trialEnd = addDays(start, plan.trialDays, tz);
+    return Object.assign(sub, { status: 'trialing', anchorAt: trialEnd, trialEnd, currentPeriodStart: start, currentPeriodEnd: trialEnd, nextChargeAt: trialEnd });
+  }
+  return Object.assign(sub, { status: 'incomplete', anchorAt: start, trialEnd: null, currentPeriodStart: null, currentPeriodEnd: null, nextChargeAt: start });
+}
+
+/** The audit trail's cursor: opaque like every other (base64url JSON of the last event's global sequence number). */
+function eventCursorSeq(cursor: string): number {
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { seq?: unknown };
+    if (typeof v.seq === 'number' && Number.isSafeInteger(v.seq) && v.seq >= 1) return v.seq;
+  } catch {
+    /* refused below */
+  }
+  throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
 }
