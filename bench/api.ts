@@ -9,7 +9,7 @@
  * What a request creates: customers and billing keys are pre-created with set-based SQL (BENCH_API_CUSTOMERS,
  * default 100000; keys issued at the fake in bulk and stored encrypted like the service does), ONE PER REQUEST
  * (cycled if the run needs more; the report says so), and the plan has a 14-day trial, so creating a subscription
- * makes no charge call to Bootpay: the request is validation, auth, one transaction (reference checks with the
+ * makes no charge call to Bootpay: the request is validation, auth, one statement (reference checks with the
  * key's row lock, the subscription row, its audit event and outbox rows) and the answer. A subscription that
  * charged at creation would measure Bootpay's latency (BENCH_LATENCY_MS), not the service.
  * Before measuring, both endpoints are warmed up for BENCH_API_WARMUP_S (3 s) at 50 connections.
