@@ -309,17 +309,7 @@ export class ChargeAttemptsService {
       const before = wasActive ? null : snapshot(sub);
       const firstSequence = sub.eventSeq + 1;
       applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
-      const events: { type: string; opts: EventDetails }[] = [
-        {
-          type: 'payment.succeeded',
-          opts: {
-            data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
-            object: { ...paymentView(payment) },
-          },
-        },
-      ];
-      if (before) events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
-      events.forEach((e, i) => {
+      approvalEvents(payment, sub, before).forEach((e, i) => {
         const sequence = firstSequence + i;
         sub.eventSeq = sequence;
         audit.push({ ...auditRow(sub, e.type, 'system', e.opts, sequence, now), created_at: nowIso });
@@ -506,13 +496,7 @@ export class ChargeAttemptsService {
             applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
           }
           await m.getRepository(SubscriptionEntity).save(sub);
-          await this.events.record(m, sub, 'payment.succeeded', actor, {
-            data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
-            object: { ...paymentView(payment) },
-          });
-          if (!wasActive && sub.status === 'active') {
-            await this.events.record(m, sub, 'subscription.activated', actor, { before, after: snapshot(sub) });
-          }
+          for (const e of approvalEvents(payment, sub, wasActive ? null : before)) await this.events.record(m, sub, e.type, actor, e.opts);
           break;
         }
         case 'declined':
@@ -575,4 +559,22 @@ export class ChargeAttemptsService {
     await this.afterSettle(result);
     return result;
   }
+}
+
+/**
+ * What an approval tells, in order: the payment, then the subscription's activation when it was not active before
+ * (`before`: its state then; null when it was active). Both ways of settling record exactly these.
+ */
+function approvalEvents(payment: PaymentEntity, sub: SubscriptionEntity, before: Record<string, unknown> | null): { type: string; opts: EventDetails }[] {
+  const events: { type: string; opts: EventDetails }[] = [
+    {
+      type: 'payment.succeeded',
+      opts: {
+        data: { payment_id: payment.id, amount: payment.amount, period_start: payment.periodStart.toISOString(), attempt: payment.attempt },
+        object: { ...paymentView(payment) },
+      },
+    },
+  ];
+  if (before && sub.status === 'active') events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
+  return events;
 }
