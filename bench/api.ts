@@ -2,8 +2,9 @@
  * `npm run bench:api`: latency of `POST /v1/subscriptions` against a trivial endpoint (`GET /health`: one `SELECT 1`)
  * of the same service process, under autocannon at BENCH_API_CONNECTIONS (200) for BENCH_API_DURATION_S (20 s) each.
  *
- * The service runs as its own process (bench/server.ts: the same loadConfig/createApp as main.ts, NODE_ENV=production,
- * LOG_LEVEL=info so each request is logged as in production, to a temp file) on a fresh database (embedded
+ * The service runs as its own process (bench/server.ts: the same loadConfig/createApp as main.ts, NODE_ENV=development
+ * so that the test clock is there, frozen at the start of the measurement; LOG_LEVEL=info so each request is logged as
+ * in production, to a temp file) on a fresh database (embedded
  * PostgreSQL in a temp dir, or BENCH_DATABASE_URL), with the fake Bootpay in another process.
  *
  * What a request creates: customers and billing keys are pre-created with set-based SQL (BENCH_API_CUSTOMERS,
@@ -90,7 +91,7 @@ async function main(): Promise<number> {
     join(DIST, 'bench', 'server.js'),
     [],
     {
-      NODE_ENV: 'production',
+      NODE_ENV: 'development',
       HOST: '127.0.0.1',
       PORT: String(port),
       DATABASE_URL: fresh.url,
@@ -118,6 +119,13 @@ async function main(): Promise<number> {
     throw err;
   }
   log(`service up at ${base} (pid ${server.proc.pid}, log ${logFile})`);
+  // The service's time comes from the test clock, frozen now: every subscription starts at the same instant.
+  const frozen = await fetch(`${base}/v1/test/clock`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${adminKey}` },
+    body: JSON.stringify({ now: new Date().toISOString() }),
+  });
+  if (frozen.status !== 200) throw new Error(`could not set the test clock: ${frozen.status} ${await frozen.text()}`);
 
   let next = 0;
   let wrapped = false;
