@@ -21,13 +21,12 @@ import { paymentView } from '../payments/payment-view';
 import { newPayment } from '../payments/new-payment';
 import type { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../runtime';
-import { SubscriptionEventsService, EventActor, EventDetails } from '../subscriptions/subscription-events.service';
+import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
 import { applyCancelNow, applyChargeDecline, applyChargeSuccess, applyPlanChangeNow, applyUnpaid, nextPeriod, snapshot } from '../subscriptions/subscription-state';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { orderIdFor, orderIdPrefix } from './order-id';
 import { SecretBox } from '../common/secret-box';
 import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
-import { auditRow, outboundOf } from '../subscriptions/subscription-events.service';
 import { ReservationsService } from './reservations.service';
 
 /**
