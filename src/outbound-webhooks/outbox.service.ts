@@ -77,7 +77,7 @@ export function outboxRow(event: OutboundEvent, now: Date) {
 
 /**
  * SQL that queues one delivery per subscribed endpoint for the events of a CTE named `we` (id, type), for use in a
- * statement that writes the events themselves; `$now` is the parameter holding the time.
+ * statement that writes the events themselves; `now` is the placeholder of the parameter holding the time (`$4`).
  */
 export function deliveriesFromCte(now: string): string {
   return `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
