@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { spawnChargeRun, waitUntil } from './utils/child-run';
 import { createPlan, createSubscription, customerWithKey, eventsOf, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
 import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
@@ -778,6 +779,53 @@ describe('Charging: a subscription changed while its renewal is at Bootpay', () 
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
     for (const id of [changed.sub.id, untouched.sub.id]) {
       expect(chargesAtFake(t, periodPrefix(id, month(1))).map((c) => c.order_id)).toEqual([orderIdOf(id, month(1), 1)]);
+    }
+  });
+});
+
+describe('Charging: a due subscription held by another transaction when the run passes it', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    // One at a time, so that the run claims the subscriptions one after another.
+    t = await startTestApp({ env: { CHARGE_RUN_BATCH_SIZE: '1', CHARGE_RUN_CONCURRENCY: '1' } });
+  });
+  afterAll(async () => {
+    t.fake.setFaults({});
+    await t.fake.webhooksIdle();
+    await t.close();
+  });
+
+  it('should come back for it before the run ends, and charge it once', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await subscribe(t, plan.id)).sub.id);
+    // All three fall due at the same instant, so the run takes them in id order: hold the first one's row.
+    const [held, ...others] = [...ids].sort();
+    const holder = new Client({ connectionString: t.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM subscriptions WHERE id = $1 FOR UPDATE', [held]);
+      t.clock.set(month(1));
+      t.fake.setFaults({ latency_ms: 300 });
+      const run = t.http.post('/v1/charge-runs').set(bearer(t.adminKey)).send({ wait: true }).then((r) => r);
+      // The run has gone past the held row and is charging the next one: the row is let go.
+      await waitUntil(
+        'the second subscription is being charged',
+        async () => (await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND period_index = 1`, [others[0]])).rows[0].n === 1,
+        { intervalMs: 5 },
+      );
+      expect((await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND period_index = 1`, [held])).rows[0].n).toBe(0);
+      await holder.query('COMMIT');
+      const done = await run;
+      expect(done.body).toMatchObject({ status: 'completed', counts: counts({ due: 3, charged: 3 }) });
+    } finally {
+      await holder.end();
+    }
+    for (const id of ids) {
+      expect(chargesAtFake(t, periodPrefix(id, month(1))).map((c) => c.order_id)).toEqual([orderIdOf(id, month(1), 1)]);
+      expect(await getSubscription(t, id)).toMatchObject({ status: 'active', current_period_start: iso(month(1)) });
     }
   });
 });

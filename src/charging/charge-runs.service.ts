@@ -40,11 +40,13 @@ export interface RunCounters {
 /**
  * Where a run's claims go on from: the last subscription claimed, in due order. A run walks the due index once
  * instead of stepping again over the rows it charged (whose old index entries stay until vacuum), so a claim costs
- * the same at the end of a long run as at its start. Rows skipped because another instance held them are that
- * instance's; a subscription that falls due behind the cursor during the run is charged by the next run.
+ * the same at the end of a long run as at its start. A row the walk passed because another transaction held it (an
+ * admin's action, another instance's claim) is looked for once more at the end: when the walk finds nothing, it starts
+ * again from the beginning once (`swept`), where rows charged by this run no longer qualify.
  */
 interface ClaimCursor {
   after: { at: Date; id: string } | null;
+  swept: boolean;
 }
 
 export type ProgressListener = (counters: RunCounters) => void;
@@ -121,7 +123,7 @@ export class ChargeRunsService {
       await this.billingKeys.retryPendingDeletions();
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
-      const cursor: ClaimCursor = { after: null };
+      const cursor: ClaimCursor = { after: null, swept: false };
       let claims = 0;
       // Outcomes are recorded apart from the sending (in batches), so a gateway slot is free as soon as Bootpay answers.
       const settler = new ChargeSettler(this.attempts, { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2, gatherMs: 20 }, (paymentId, outcome, err) =>
@@ -133,7 +135,12 @@ export class ChargeRunsService {
           async () => {
             // The first claim is small, so that charging starts within milliseconds; the next ones are whole batches.
             const limit = claims++ === 0 ? Math.min(this.settings.batchSize, 2 * this.settings.concurrency) : this.settings.batchSize;
-            const { charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit);
+            let { charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit);
+            if (claimed === 0 && cursor.after && !cursor.swept) {
+              cursor.after = null;
+              cursor.swept = true;
+              ({ charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit));
+            }
             await save();
             return claimed === 0 ? null : charges;
           },
