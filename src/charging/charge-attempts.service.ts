@@ -18,11 +18,20 @@ import {
 import type { GatewayReceipt } from '../gateway/gateway.types';
 import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { paymentView } from '../payments/payment-view';
-import { newPayment } from '../payments/new-payment';
+import { APPROVAL_FIELDS, applyApproval, newPayment } from '../payments/new-payment';
 import type { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../runtime';
 import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
-import { applyCancelNow, applyChargeDecline, applyChargeSuccess, applyPlanChangeNow, applyUnpaid, nextPeriod, snapshot } from '../subscriptions/subscription-state';
+import {
+  applyCancelNow,
+  applyChargeDecline,
+  applyChargeSuccess,
+  applyPlanChangeNow,
+  applyUnpaid,
+  CHARGE_SUCCESS_FIELDS,
+  nextPeriod,
+  snapshot,
+} from '../subscriptions/subscription-state';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { orderIdFor, orderIdPrefix } from './order-id';
 import { SecretBox } from '../common/secret-box';
@@ -295,15 +304,7 @@ export class ChargeAttemptsService {
       // The claim's own objects are updated: if the batch cannot record them, settle() starts again from the database.
       const { payment, subscription: sub } = claim;
       if (!claim.rowVersion || sub.status === 'canceled' || payment.kind !== 'period') continue;
-      payment.status = 'DONE';
-      payment.approvedAt = receipt?.purchasedAt ?? now;
-      payment.updatedAt = now;
-      if (receipt) {
-        payment.receiptId = receipt.receiptId;
-        payment.cardCompany = receipt.cardCompany;
-        payment.cardNoMasked = receipt.cardNoMasked;
-        payment.receiptUrl = receipt.receiptUrl;
-      }
+      applyApproval(payment, receipt, now);
       const wasActive = sub.status === 'active';
       const before = wasActive ? null : snapshot(sub);
       const firstSequence = sub.eventSeq + 1;
@@ -319,18 +320,8 @@ export class ChargeAttemptsService {
         subscription_id: sub.id,
         payment_id: payment.id,
         row_version: claim.rowVersion,
-        approved_at: payment.approvedAt!.getTime(),
-        receipt_id: payment.receiptId,
-        card_company: payment.cardCompany,
-        card_no_masked: payment.cardNoMasked,
-        receipt_url: payment.receiptUrl,
-        status: sub.status,
-        period_index: sub.periodIndex,
-        current_period_start: sub.currentPeriodStart?.getTime() ?? null,
-        current_period_end: sub.currentPeriodEnd?.getTime() ?? null,
-        next_charge_at: sub.nextChargeAt?.getTime() ?? null,
-        dunning_attempts: sub.dunningAttempts,
-        event_seq: sub.eventSeq,
+        pay: this.approvalColumns().payment.values(payment),
+        sub: this.approvalColumns().subscription.values(sub),
       });
     }
     if (!rows.length) return new Set();
@@ -338,13 +329,7 @@ export class ChargeAttemptsService {
       this.db,
       'charges_succeeded',
       `WITH i AS (
-         SELECT subscription_id, payment_id, row_version, to_timestamp(approved_at / 1000.0) AS approved_at, receipt_id, card_company,
-           card_no_masked, receipt_url, status, period_index, to_timestamp(current_period_start / 1000.0) AS current_period_start,
-           to_timestamp(current_period_end / 1000.0) AS current_period_end, to_timestamp(next_charge_at / 1000.0) AS next_charge_at,
-           dunning_attempts, event_seq
-         FROM jsonb_to_recordset($1::jsonb) AS x(subscription_id uuid, payment_id uuid, row_version text, approved_at bigint,
-           receipt_id varchar, card_company varchar, card_no_masked varchar, receipt_url varchar, status varchar, period_index int,
-           current_period_start bigint, current_period_end bigint, next_charge_at bigint, dunning_attempts int, event_seq int)
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(subscription_id uuid, payment_id uuid, row_version text, pay jsonb, sub jsonb)
        ), g AS (
          SELECT i.* FROM i
          JOIN subscriptions s ON s.id = i.subscription_id AND s.xmin = i.row_version::xid
@@ -352,15 +337,9 @@ export class ChargeAttemptsService {
          ORDER BY i.subscription_id
          FOR UPDATE OF s, p
        ), pay AS (
-         UPDATE payments p SET status = 'DONE', approved_at = g.approved_at, receipt_id = g.receipt_id, card_company = g.card_company,
-           card_no_masked = g.card_no_masked, receipt_url = g.receipt_url, updated_at = $4
-         FROM g WHERE p.id = g.payment_id RETURNING p.id
+         UPDATE payments p SET ${this.approvalColumns().payment.set('g.pay')} FROM g WHERE p.id = g.payment_id RETURNING p.id
        ), sub AS (
-         UPDATE subscriptions s SET status = g.status, period_index = g.period_index, current_period_start = g.current_period_start,
-           current_period_end = g.current_period_end, next_charge_at = g.next_charge_at, dunning_attempts = g.dunning_attempts,
-           next_retry_at = NULL, past_due_since = NULL, last_failure_code = NULL, last_failure_message = NULL, event_seq = g.event_seq,
-           updated_at = $4
-         FROM g WHERE s.id = g.subscription_id
+         UPDATE subscriptions s SET ${this.approvalColumns().subscription.set('g.sub')} FROM g WHERE s.id = g.subscription_id
        ), ev AS (
          INSERT INTO subscription_events (subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at)
          SELECT e.subscription_id, e.type, e.actor_type, e.actor_id, e.actor_name, e.reason, e.before, e.after, e.data, e.created_at
@@ -377,6 +356,17 @@ export class ChargeAttemptsService {
       [JSON.stringify(rows), JSON.stringify(audit), JSON.stringify(outbox), now],
     );
     return new Set(applied.map((r) => r.id));
+  }
+
+  private approvalColumnsCache: { payment: ColumnWriter<PaymentEntity>; subscription: ColumnWriter<SubscriptionEntity> } | null = null;
+
+  /** How settleSucceededBatch writes an approval: the fields the state functions set, and the event sequence. */
+  private approvalColumns() {
+    this.approvalColumnsCache ??= {
+      payment: columnWriter(this.db, PaymentEntity, APPROVAL_FIELDS),
+      subscription: columnWriter(this.db, SubscriptionEntity, [...CHARGE_SUCCESS_FIELDS, 'eventSeq']),
+    };
+    return this.approvalColumnsCache;
   }
 
   /**
@@ -474,14 +464,7 @@ export class ChargeAttemptsService {
 
       switch (outcome.kind) {
         case 'succeeded': {
-          payment.status = 'DONE';
-          payment.approvedAt = outcome.receipt?.purchasedAt ?? now;
-          if (outcome.receipt) {
-            payment.receiptId = outcome.receipt.receiptId;
-            payment.cardCompany = outcome.receipt.cardCompany;
-            payment.cardNoMasked = outcome.receipt.cardNoMasked;
-            payment.receiptUrl = outcome.receipt.receiptUrl;
-          }
+          applyApproval(payment, outcome.receipt, now);
           await m.getRepository(PaymentEntity).save(payment);
           const wasActive = sub.status === 'active';
           if (payment.kind === 'proration') {
@@ -576,4 +559,33 @@ function approvalEvents(payment: PaymentEntity, sub: SubscriptionEntity, before:
   ];
   if (before && sub.status === 'active') events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
   return events;
+}
+
+interface ColumnWriter<E> {
+  /** The fields of an entity as a JSON object by column name, times as epoch milliseconds. */
+  values(entity: E): Record<string, unknown>;
+  /** `column = value, ...` reading such an object from the SQL expression `source` (jsonb). */
+  set(source: string): string;
+}
+
+/** Writes the given fields of an entity from memory in one statement, typed by the entity's own column metadata. */
+function columnWriter<E extends object>(db: DataSource, entity: new () => E, fields: readonly (keyof E & string)[]): ColumnWriter<E> {
+  const meta = db.getMetadata(entity);
+  const columns = fields.map((f) => {
+    const column = meta.findColumnWithPropertyName(f);
+    if (!column) throw new Error(`${meta.name} has no column for ${f}`);
+    return { field: f, name: column.databaseName, type: String(column.type) };
+  });
+  return {
+    values: (e) => Object.fromEntries(columns.map((c) => [c.name, toJsonValue(e[c.field as keyof E])])),
+    set: (source) =>
+      columns
+        .map((c) => `${c.name} = ${c.type === 'timestamptz' ? `to_timestamp((${source}->>'${c.name}')::float8 / 1000)` : `(${source}->>'${c.name}')::${c.type}`}`)
+        .join(', '),
+  };
+}
+
+/** A JSON Date costs more than the rest of an approval: times travel as epoch milliseconds. */
+function toJsonValue(v: unknown): unknown {
+  return v instanceof Date ? v.getTime() : v;
 }

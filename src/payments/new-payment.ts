@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { vatOf } from '../billing-math';
+import type { GatewayReceipt } from '../gateway/gateway.types';
 import { PaymentEntity } from './payment.entity';
 
 export type NewPayment = Pick<
@@ -33,4 +34,20 @@ export function newPayment(init: NewPayment, now: Date): PaymentEntity {
     updatedAt: now,
     ...init,
   });
+}
+
+/** The fields applyApproval sets, and nothing else (the charge run's batch statement writes exactly these). */
+export const APPROVAL_FIELDS = ['status', 'approvedAt', 'receiptId', 'cardCompany', 'cardNoMasked', 'receiptUrl', 'updatedAt'] as const satisfies readonly (keyof PaymentEntity)[];
+
+/** An approved attempt: DONE, with Bootpay's receipt when the answer carried one (a duplicate-order answer does not). */
+export function applyApproval(payment: PaymentEntity, receipt: GatewayReceipt | null, now: Date): void {
+  payment.status = 'DONE';
+  payment.approvedAt = receipt?.purchasedAt ?? now;
+  payment.updatedAt = now;
+  if (receipt) {
+    payment.receiptId = receipt.receiptId;
+    payment.cardCompany = receipt.cardCompany;
+    payment.cardNoMasked = receipt.cardNoMasked;
+    payment.receiptUrl = receipt.receiptUrl;
+  }
 }

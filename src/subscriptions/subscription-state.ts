@@ -55,6 +55,24 @@ export interface DunningPolicy {
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * The fields applyChargeSuccess sets, and nothing else. The charge run records approvals by writing exactly these (and
+ * the event sequence) from memory; a test holds the two together.
+ */
+export const CHARGE_SUCCESS_FIELDS = [
+  'status',
+  'periodIndex',
+  'currentPeriodStart',
+  'currentPeriodEnd',
+  'nextChargeAt',
+  'dunningAttempts',
+  'nextRetryAt',
+  'pastDueSince',
+  'lastFailureCode',
+  'lastFailureMessage',
+  'updatedAt',
+] as const satisfies readonly (keyof SubscriptionEntity)[];
+
 /** A successful charge for `period`: the subscription is active and paid through the period's end. */
 export function applyChargeSuccess(sub: SubscriptionEntity, period: Period, now: Date): void {
   sub.status = 'active';
