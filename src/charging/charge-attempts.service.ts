@@ -70,6 +70,12 @@ export interface SettleResult {
 
 export { orderIdFor } from './order-id';
 
+/** The outcome of an attempt whose billing key is gone (deleted, or unreadable): a hard decline, nothing sent. */
+const KEY_DELETED: ChargeOutcome = {
+  kind: 'declined',
+  failure: { code: 'billing_key_deleted', pg_code: null, message: 'The billing key was deleted', hard: true },
+};
+
 /** A due subscription claimed by a charge run, with its attempt recorded and everything needed to send and settle it. */
 export interface ClaimedCharge {
   payment: PaymentEntity;
@@ -379,31 +385,33 @@ export class ChargeAttemptsService {
 
   /** Sends a claimed charge, its billing key decrypted just now and forgotten right after. */
   async sendClaimed(claim: ClaimedCharge): Promise<ChargeOutcome> {
-    let key: string | null = null;
-    if (claim.keyCiphertext) {
-      try {
-        key = this.box.decrypt(claim.keyCiphertext, claim.payment.billingKeyId);
-      } catch {
-        key = null;
-      }
-    }
+    const ciphertext = claim.keyCiphertext;
     claim.keyCiphertext = null;
-    return this.send(claim.payment, key);
+    let key: string;
+    try {
+      if (!ciphertext) return KEY_DELETED;
+      key = this.box.decrypt(ciphertext, claim.payment.billingKeyId);
+    } catch {
+      return KEY_DELETED;
+    }
+    return this.charge(claim.payment, key);
   }
 
   /**
    * Sends an open attempt to Bootpay. A re-send of an attempt whose first send had no answer uses the same
    * order_id: Bootpay refuses it as a duplicate if the first went through, so this can never charge twice.
    */
-  async send(payment: PaymentEntity, revealed?: string | null): Promise<ChargeOutcome> {
+  async send(payment: PaymentEntity): Promise<ChargeOutcome> {
     let key: string;
     try {
-      // undefined: not looked up yet; null: the claim found the key gone.
-      if (revealed === null) throw new Error('billing key deleted');
-      key = revealed ?? (await this.billingKeys.reveal(payment.billingKeyId));
+      key = await this.billingKeys.reveal(payment.billingKeyId);
     } catch {
-      return { kind: 'declined', failure: { code: 'billing_key_deleted', pg_code: null, message: 'The billing key was deleted', hard: true } };
+      return KEY_DELETED;
     }
+    return this.charge(payment, key);
+  }
+
+  private async charge(payment: PaymentEntity, key: string): Promise<ChargeOutcome> {
     try {
       const receipt = await this.gateway.charge({
         billingKey: key,

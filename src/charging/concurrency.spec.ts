@@ -59,8 +59,9 @@ describe(drainBatches.name, () => {
         events.push(`done ${item}`);
       },
     );
-    // The second batch arrives before the last items of the first are done.
-    expect(events.indexOf('batch 8')).toBeLessThan(events.indexOf('done 7'));
+    // The second batch arrives before the last item of the first has even started (a source asked only once the
+    // queue is empty would answer after it).
+    expect(events.indexOf('batch 8')).toBeLessThan(events.indexOf('start 7'));
     expect(events.filter((e) => e.startsWith('done'))).toHaveLength(16);
   });
 
@@ -82,6 +83,26 @@ describe(drainBatches.name, () => {
     await expect(run).rejects.toThrow('database gone');
     expect(worked.sort()).toEqual([1, 2, 3]);
     expect(calls).toBe(2);
+  });
+
+  it('should wait for every worker when one item throws, then throw its error', async () => {
+    const worked: number[] = [];
+    let finishedAfterFailure = false;
+    const run = drainBatches(
+      async () => (worked.length ? null : [1, 2, 3, 4]),
+      { concurrency: 2, refillBelow: 1, limiter: null },
+      async (item) => {
+        if (item === 1) throw new Error('item 1 failed');
+        await tick();
+        await tick();
+        worked.push(item);
+        finishedAfterFailure = true;
+      },
+    );
+    await expect(run).rejects.toThrow('item 1 failed');
+    // When the error comes out, the other worker has finished what it took: nothing is still running.
+    expect(finishedAfterFailure).toBe(true);
+    expect(worked).toEqual([2, 3, 4]);
   });
 
   it('should end at once on an empty source', async () => {

@@ -52,7 +52,8 @@ export class RateLimiter {
  * also waiting for the rate limiter. The next batch is fetched while items are still in flight, as soon as fewer than
  * `refillBelow` wait, so the workers never wait for a fetch unless the source is slower than they are. One fetch at a
  * time: memory holds about two batches, whatever the total. A failed fetch stops the fetching: the items already
- * fetched are still worked, then the error is thrown.
+ * fetched are still worked, then the error is thrown. An item whose work throws ends its worker; the others go on,
+ * and the error is thrown once all have ended.
  */
 export async function drainBatches<T>(
   next: () => Promise<T[] | null>,
@@ -96,6 +97,9 @@ export async function drainBatches<T>(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  // Every worker is waited for, even when one fails: nothing may still be charging when this returns.
+  const ended = await Promise.allSettled(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
   if (failure) throw (failure as { error: unknown }).error;
+  const failed = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
