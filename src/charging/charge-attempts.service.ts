@@ -20,6 +20,7 @@ import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity
 import { paymentView } from '../payments/payment-view';
 import { APPROVAL_FIELDS, applyApproval, newPayment } from '../payments/new-payment';
 import type { PlanEntity } from '../plans/plan.entity';
+import { PlansService } from '../plans/plans.service';
 import { Runtime, RUNTIME } from '../runtime';
 import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
 import {
@@ -112,21 +113,9 @@ export class ChargeAttemptsService {
     private readonly events: SubscriptionEventsService,
     private readonly reservations: ReservationsService,
     private readonly box: SecretBox,
+    private readonly plans: PlansService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
-
-  /** Plans' charge modes never change (a plan's terms are fixed), so they can be remembered. */
-  private readonly chargeModes = new Map<string, string>();
-
-  private async chargeMode(planId: string): Promise<string> {
-    let mode = this.chargeModes.get(planId);
-    if (!mode) {
-      const [row] = await this.db.query(`SELECT charge_mode FROM plans WHERE id = $1`, [planId]);
-      mode = (row?.charge_mode as string | undefined) ?? 'scheduler';
-      this.chargeModes.set(planId, mode);
-    }
-    return mode;
-  }
 
   /**
    * What follows a settled charge, after commit: a subscription that ended has its reservations canceled and then,
@@ -136,7 +125,7 @@ export class ChargeAttemptsService {
     const sub = result.subscription;
     if (sub.status === 'canceled') {
       await this.reservations.cancelOutstanding(sub.id).catch(() => undefined);
-    } else if (result.outcome.kind === 'succeeded' && (await this.chargeMode(sub.planId)) === 'reservation') {
+    } else if (result.outcome.kind === 'succeeded' && (await this.plans.terms(sub.planId))?.chargeMode === 'reservation') {
       await this.reservations.topUp(sub.id).catch(() => undefined);
     }
     if (result.retireBillingKeyId) await this.billingKeys.destroyAtGatewayQuietly(result.retireBillingKeyId);

@@ -8,6 +8,9 @@ import { Page, paginate } from '../common/pagination';
 import { CreatePlanDto, ListPlansQueryDto, MAX_INTERVAL_COUNT, PlanResponseDto, UpdatePlanDto } from './dto/plan.dto';
 import { PlanEntity } from './plan.entity';
 
+/** What a plan promises and never changes once it exists (only name, description and `active` do). */
+export type PlanTerms = Readonly<Pick<PlanEntity, 'id' | 'amount' | 'taxFreeAmount' | 'currency' | 'interval' | 'intervalCount' | 'trialDays' | 'chargeMode'>>;
+
 @Injectable()
 export class PlansService {
   constructor(
@@ -17,6 +20,29 @@ export class PlansService {
 
   private get repo() {
     return this.db.getRepository(PlanEntity);
+  }
+
+  private readonly termsById = new Map<string, PlanTerms>();
+
+  /** A plan's terms, remembered once read (they never change); null: no such plan. */
+  async terms(id: string): Promise<PlanTerms | null> {
+    const known = this.termsById.get(id);
+    if (known) return known;
+    const plan = await this.repo.findOneBy({ id });
+    if (!plan) return null;
+    const terms: PlanTerms = {
+      id: plan.id,
+      amount: plan.amount,
+      taxFreeAmount: plan.taxFreeAmount,
+      currency: plan.currency,
+      interval: plan.interval,
+      intervalCount: plan.intervalCount,
+      trialDays: plan.trialDays,
+      chargeMode: plan.chargeMode,
+    };
+    if (this.termsById.size >= 10_000) this.termsById.clear();
+    this.termsById.set(id, terms);
+    return terms;
   }
 
   async create(dto: CreatePlanDto): Promise<PlanResponseDto> {

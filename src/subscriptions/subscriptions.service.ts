@@ -13,6 +13,7 @@ import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { IN_FLIGHT_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { newPayment } from '../payments/new-payment';
 import { PlanEntity } from '../plans/plan.entity';
+import { PlansService, PlanTerms } from '../plans/plans.service';
 import { Runtime, RUNTIME } from '../runtime';
 import {
   CancelSubscriptionDto,
@@ -45,6 +46,7 @@ export class SubscriptionsService {
     private readonly events: SubscriptionEventsService,
     private readonly reservations: ReservationsService,
     private readonly refunds: RefundsService,
+    private readonly plans: PlansService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
@@ -121,7 +123,7 @@ export class SubscriptionsService {
 
     // Without a charge at creation (a trial or a future start), one statement checks the references and writes the
     // subscription, its audit event and its outbox rows.
-    const terms = await this.planTerms(dto.plan_id);
+    const terms = await this.plans.terms(dto.plan_id);
     if (terms && (terms.trialDays > 0 || startAt)) return this.createWithoutCharge(dto, terms, startAt, now, actor);
 
     const { sub, payment, plan } = await this.db.transaction(async (m) => {
@@ -167,25 +169,8 @@ export class SubscriptionsService {
     return this.get(sub.id);
   }
 
-  /**
-   * A plan's terms, remembered: amount, interval, trial and charge mode never change once a plan exists (only its
-   * name, description and `active` do, and those are read from the database where they matter). Null: no such plan.
-   */
-  private readonly plans = new Map<string, PlanEntity>();
-
-  private async planTerms(id: string): Promise<PlanEntity | null> {
-    const known = this.plans.get(id);
-    if (known) return known;
-    const plan = await this.db.getRepository(PlanEntity).findOneBy({ id });
-    if (plan) {
-      if (this.plans.size >= 10_000) this.plans.clear();
-      this.plans.set(id, plan);
-    }
-    return plan;
-  }
-
   /** A subscription that starts with a trial or later: no charge now, one statement, answered from what was written. */
-  private async createWithoutCharge(dto: CreateSubscriptionDto, plan: PlanEntity, startAt: Date | null, now: Date, actor: Actor): Promise<SubscriptionResponseDto> {
+  private async createWithoutCharge(dto: CreateSubscriptionDto, plan: PlanTerms, startAt: Date | null, now: Date, actor: Actor): Promise<SubscriptionResponseDto> {
     const sub = newSubscription(dto, plan, startAt ?? now, now, this.tz);
     sub.id = randomUUID();
     sub.eventSeq = 1;
@@ -566,7 +551,7 @@ function referenceErrors(
 }
 
 /** A new subscription starting at `start`: trialing until the trial's end, or incomplete until its first charge. */
-function newSubscription(dto: CreateSubscriptionDto, plan: PlanEntity, start: Date, now: Date, tz: string): SubscriptionEntity {
+function newSubscription(dto: CreateSubscriptionDto, plan: Pick<PlanTerms, 'id' | 'trialDays'>, start: Date, now: Date, tz: string): SubscriptionEntity {
   const sub = Object.assign(new SubscriptionEntity(), {
     customerId: dto.customer_id,
     planId: plan.id,
