@@ -36,14 +36,12 @@ export class OutboxService {
   async enqueue(m: EntityManager, event: OutboundEvent): Promise<void> {
     const row = outboxRow(event, this.clock.now());
     await m.query(
-      `INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)`,
+      `WITH we AS (
+         INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+         RETURNING id, type
+       )
+       ${deliveriesFromCte('$6')}`,
       [row.id, row.type, row.subscription_id, row.sequence, JSON.stringify(row.payload), row.created_at],
-    );
-    await m.query(
-      `INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at, updated_at)
-       SELECT $1, e.id, 'pending', 0, $3, $3, $3 FROM webhook_endpoints e
-       WHERE e.active AND ('*' = ANY(e.events) OR $2 = ANY(e.events))`,
-      [row.id, row.type, row.created_at],
     );
   }
 }
