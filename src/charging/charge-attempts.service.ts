@@ -574,7 +574,11 @@ function columnWriter<E extends object>(db: DataSource, entity: new () => E, fie
     return { field: f, name: column.databaseName, type: String(column.type) };
   });
   return {
-    values: (e) => Object.fromEntries(columns.map((c) => [c.name, toJsonValue(e[c.field as keyof E])])),
+    values: (e) => {
+      const out: Record<string, unknown> = {};
+      for (const c of columns) out[c.name] = toJsonValue(e[c.field as keyof E]);
+      return out;
+    },
     set: (source) =>
       columns
         .map((c) => `${c.name} = ${c.type === 'timestamptz' ? `to_timestamp((${source}->>'${c.name}')::float8 / 1000)` : `(${source}->>'${c.name}')::${c.type}`}`)
