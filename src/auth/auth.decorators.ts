@@ -12,6 +12,9 @@ export const Roles = (...roles: ApiKeyRole[]) => SetMetadata(ROLES, roles);
 
 /** Who is calling: recorded in audit events as the actor. */
 export interface Actor {
+  /** Who acts: an API key (the default), or a named operator signed in to the console. */
+  type?: 'api_key' | 'operator';
+  /** The API key's id, or the operator's id. */
   apiKeyId: string;
   name: string;
   role: ApiKeyRole;

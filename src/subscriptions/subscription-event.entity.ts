@@ -8,7 +8,7 @@ export class SubscriptionEventEntity {
   @Column({ type: 'bigint', insert: false, update: false, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } }) seq: number;
   @Column({ name: 'subscription_id', type: 'uuid' }) subscriptionId: string;
   @Column({ type: 'varchar', length: 64 }) type: string;
-  @Column({ name: 'actor_type', type: 'varchar', length: 16 }) actorType: 'api_key' | 'system';
+  @Column({ name: 'actor_type', type: 'varchar', length: 16 }) actorType: 'api_key' | 'operator' | 'system';
   @Column({ name: 'actor_id', type: 'varchar', length: 64, nullable: true }) actorId: string | null;
   @Column({ name: 'actor_name', type: 'varchar', length: 100, nullable: true }) actorName: string | null;
   @Column({ type: 'varchar', length: 500, nullable: true }) reason: string | null;

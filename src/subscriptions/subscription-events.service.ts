@@ -24,7 +24,7 @@ export function auditRow(sub: SubscriptionEntity, type: string, actor: EventActo
   return {
     subscription_id: sub.id,
     type,
-    actor_type: actor === 'system' ? ('system' as const) : ('api_key' as const),
+    actor_type: actor === 'system' ? ('system' as const) : (actor.type ?? 'api_key'),
     actor_id: actor === 'system' ? null : actor.apiKeyId,
     actor_name: actor === 'system' ? 'system' : actor.name.slice(0, 100),
     reason: opts.reason?.slice(0, 500) ?? null,
