@@ -2,12 +2,14 @@ import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import express, { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
 import { randomUUID } from 'node:crypto';
 import { AppModule } from './app.module';
 import type { Actor } from './auth/auth.decorators';
 import { errorBody, GlobalExceptionFilter, lowLevelErrorBody } from './common/exception.filter';
 import { createValidationPipe } from './common/validation';
-import { inspectInput } from './common/input-guards';
+import { inspectInput, MAX_JSON_DEPTH, nestedDeeperThan } from './common/input-guards';
+import { completeOpenApiDocument } from './common/openapi';
 import { Runtime } from './runtime';
 
 /** Builds the Nest application; main.ts, the CLI and the tests all go through here. */
@@ -18,14 +20,24 @@ export async function createApp(runtime: Runtime): Promise<INestApplication> {
   return app;
 }
 
+/** Where the OpenAPI document is served, when DOCS_ENABLED. */
+export const DOCS_PATH = 'docs';
+
 export function configureApp(app: INestApplication, runtime: Runtime): void {
   const logger = runtime.logger;
+  const server = app.getHttpAdapter().getInstance() as express.Express;
+  server.disable('x-powered-by');
+  // Behind a load balancer the source address of a request (rate limits) comes from X-Forwarded-For.
+  server.set('trust proxy', runtime.config.trustProxyHops);
   app.use((req: Request & { actor?: Actor; requestId?: string }, res: Response, next: NextFunction) => {
     const started = process.hrtime.bigint();
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && /^[\w-]{1,64}$/.test(incoming) ? incoming : randomUUID();
     req.requestId = requestId;
     res.setHeader('X-Request-Id', requestId);
+    // API answers carry personal data (customers), secrets (webhook signing secrets) and payment data: no cache
+    // (browser, proxy or CDN) may keep them. Only the documentation's static files may be cached.
+    if (!req.path.startsWith(`/${DOCS_PATH}/`) || req.path === `/${DOCS_PATH}/openapi.json`) res.setHeader('Cache-Control', 'no-store');
     res.on('finish', () => {
       logger.log(
         {
@@ -42,6 +54,8 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
     });
     next();
   });
+  // Security headers (HSTS, nosniff, frame denial, a strict Content-Security-Policy, …) from a well-kept library.
+  app.use(helmet());
   // Only JSON bodies; anything else with a body is 415.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -52,13 +66,20 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
     next();
   });
   app.use(express.json({ limit: '100kb', strict: true }));
-  app.use((err: { type?: string; status?: number }, _req: Request, res: Response, next: NextFunction) => {
+  app.use((err: { type?: string; status?: number }, req: Request & { requestId?: string }, res: Response, next: NextFunction) => {
     if (!err) return next();
-    const body = lowLevelErrorBody(err);
+    const body = lowLevelErrorBody(err, req.requestId);
     res.status(body.status_code).json(body);
   });
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (req.body === undefined) req.body = {};
+    // Measured before anything recursive (validation, idempotency hashing) walks the body: thousands of levels
+    // would overflow their stacks. No request of this API nests more than a few levels.
+    if (nestedDeeperThan(req.body) || nestedDeeperThan(req.query)) {
+      const message = `The request nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep`;
+      res.status(400).json(errorBody(400, 'nesting_too_deep', message, [{ field: 'body', message }]));
+      return;
+    }
     const problems = [...inspectInput(req.query, 'query'), ...(req.body && typeof req.body === 'object' ? inspectInput(req.body, 'body') : [])];
     if (problems.length) {
       res.status(400).json(errorBody(400, 'invalid_request', problems.map((p) => p.message).join('; '), problems));
@@ -73,11 +94,31 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new GlobalExceptionFilter());
 
+  if (runtime.config.docsEnabled) {
+    SwaggerModule.setup(DOCS_PATH, app, () => buildOpenApiDocument(app), { jsonDocumentUrl: `${DOCS_PATH}/openapi.json` });
+  }
+}
+
+/** The OpenAPI document of the API as served at /docs/openapi.json (also used by the contract tests). */
+export function buildOpenApiDocument(app: INestApplication) {
   const doc = new DocumentBuilder()
     .setTitle('Bootpay subscription billing scheduler')
-    .setDescription('Customers, billing keys, plans, subscriptions, charge runs, payments and refunds over Bootpay. Authenticate with Authorization: Bearer <api key>.')
+    .setDescription(
+      'Customers, billing keys, plans, subscriptions, charge runs, payments and refunds over Bootpay. ' +
+        'Authenticate with Authorization: Bearer <api key> (an API key of role service or admin, not a JWT).',
+    )
     .setVersion('1')
-    .addBearerAuth()
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'API key',
+        description:
+          'An API key created with `npm run cli -- api-keys:create` (bsk_admin_… for the admin role, bsk_svc_… for the service role), ' +
+          'sent as `Authorization: Bearer <key>`. Keys are opaque random strings stored as SHA-256 hashes; they are not JWTs.',
+      },
+      'bearer',
+    )
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, doc), { jsonDocumentUrl: 'docs/openapi.json' });
+  return completeOpenApiDocument(SwaggerModule.createDocument(app, doc));
 }

@@ -50,8 +50,20 @@ export class StoredErrorResponse extends Error {
   }
 }
 
+/**
+ * The id of a request as the first middleware set it (and sent as X-Request-Id): a 5xx answer and its log line carry
+ * the same one, so a user's report of an error can be found in the logs.
+ */
+export function requestIdOf(req: Request, res?: Response): string {
+  const set = (req as Request & { requestId?: string }).requestId ?? res?.getHeader('X-Request-Id');
+  return typeof set === 'string' && set ? set : randomUUID();
+}
+
 /** Maps body-parser and other low-level errors (thrown before Nest routing) to the common error body. */
-export function lowLevelErrorBody(err: { status?: number; statusCode?: number; type?: string; message?: string }): ErrorBody {
+export function lowLevelErrorBody(
+  err: { status?: number; statusCode?: number; type?: string; message?: string },
+  requestId: string = randomUUID(),
+): ErrorBody {
   const status = err.status ?? err.statusCode ?? 500;
   if (err.type === 'entity.parse.failed') {
     return errorBody(400, 'malformed_json', 'The request body is not valid JSON', [{ field: 'body', message: 'must be valid JSON' }]);
@@ -62,7 +74,7 @@ export function lowLevelErrorBody(err: { status?: number; statusCode?: number; t
   if (status >= 400 && status < 500) {
     return errorBody(status, 'bad_request', 'The request could not be read', [{ field: 'body', message: 'could not be read' }]);
   }
-  return errorBody(500, 'internal_error', 'Something went wrong on our side', [], { request_id: randomUUID() });
+  return errorBody(500, 'internal_error', 'Something went wrong on our side', [], { request_id: requestId });
 }
 
 /** One error body everywhere: {status_code, error, code, message, details:[{field, message}]}. */
@@ -74,7 +86,7 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     const ctx = host.switchToHttp();
     const res = ctx.getResponse<Response>();
     const req = ctx.getRequest<Request>();
-    const body = this.toBody(exception, req);
+    const body = this.toBody(exception, req, res);
     if (body.status_code >= 500) {
       this.logger.error(
         {
@@ -97,12 +109,12 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     res.status(body.status_code).json(body);
   }
 
-  private toBody(exception: unknown, req: Request): ErrorBody {
+  private toBody(exception: unknown, req: Request, res: Response): ErrorBody {
     if (exception instanceof StoredErrorResponse) return exception.body as ErrorBody;
     if (exception instanceof DomainError) {
       const status = STATUS_BY_KIND[exception.kind];
       const body = errorBody(status, exception.code, exception.message, exception.details, exception.extra);
-      if (status >= 500) body.request_id = (req.headers['x-request-id'] as string) || randomUUID();
+      if (status >= 500) body.request_id = requestIdOf(req, res);
       return body;
     }
     if (exception instanceof HttpException) {
@@ -118,14 +130,12 @@ export class GlobalExceptionFilter implements ExceptionFilter {
         return errorBody(404, 'route_not_found', `No route ${req.method} ${req.path}`);
       }
       if (status < 500) return errorBody(status, 'http_error', message);
-      return errorBody(status, 'internal_error', 'Something went wrong on our side', [], { request_id: randomUUID() });
+      return errorBody(status, 'internal_error', 'Something went wrong on our side', [], { request_id: requestIdOf(req, res) });
     }
     const maybe = exception as { type?: string; status?: number };
     if (maybe && typeof maybe === 'object' && typeof maybe.type === 'string' && maybe.type.startsWith('entity.')) {
-      return lowLevelErrorBody(maybe);
+      return lowLevelErrorBody(maybe, requestIdOf(req, res));
     }
-    return errorBody(500, 'internal_error', 'Something went wrong on our side', [], {
-      request_id: (req.headers['x-request-id'] as string) || randomUUID(),
-    });
+    return errorBody(500, 'internal_error', 'Something went wrong on our side', [], { request_id: requestIdOf(req, res) });
   }
 }

@@ -30,3 +30,23 @@ export function inspectInput(value: unknown, where: string, topLevelKeysAreField
   walk(value, '', 0, true);
   return errors;
 }
+
+/** Deepest nesting of objects and arrays a request body may have; every DTO needs far less. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether a parsed JSON value nests objects and arrays deeper than `limit` (a bare object is depth 1). Iterative, so
+ * a body nested thousands deep is measured without recursion, and it stops as soon as the limit is passed.
+ */
+export function nestedDeeperThan(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

@@ -30,6 +30,19 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/**
+ * Whether a cursor's time is an instant as next_cursor writes it (`toISOString()`) that PostgreSQL can read:
+ * `YYYY-MM-DDTHH:mm:ss.sssZ`, a real calendar day (JavaScript reads 2024-02-30 as March 1st; PostgreSQL refuses it)
+ * and a year from 1 to 9999 (PostgreSQL has no year 0). Every cursor decoder checks its times with this.
+ */
+export function isCursorInstant(t: unknown): t is string {
+  if (typeof t !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(t)) return false;
+  const ms = Date.parse(t);
+  if (Number.isNaN(ms)) return false;
+  const d = new Date(ms);
+  return d.getUTCFullYear() >= 1 && d.toISOString() === t;
+}
+
 interface CursorValue {
   t: string;
   id: string;
@@ -40,8 +53,7 @@ function decodeCursor(cursor: string): CursorValue {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorValue;
     if (typeof v.t !== 'string' || typeof v.id !== 'string') throw new Error('bad');
     // Exactly what next_cursor holds: a UTC ISO instant and a UUID (anything looser could reach PostgreSQL).
-    if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(v.t) || Number.isNaN(Date.parse(v.t))) throw new Error('bad');
-    if (!isUuid(v.id)) throw new Error('bad');
+    if (!isCursorInstant(v.t) || !isUuid(v.id)) throw new Error('bad');
     return v;
   } catch {
     throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);

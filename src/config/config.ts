@@ -71,6 +71,20 @@ export interface AppConfig {
   testEndpoints: boolean;
   /** How often each instance sends due outbound webhooks; 0 turns the loop off. */
   outboundWebhookPollMs: number;
+  outboundWebhooks: {
+    /** Endpoints on loopback, private, link-local or unique-local addresses are refused unless this is on. */
+    allowPrivate: boolean;
+    /** Deliveries to one endpoint in flight at once, per instance. */
+    endpointConcurrency: number;
+    /** Time-out of one delivery; a claim's lease is always longer. */
+    timeoutMs: number;
+  };
+  /** Whether /docs and /docs/openapi.json are served (default: outside production only). */
+  docsEnabled: boolean;
+  /** Calls to Bootpay's webhook route per source address and minute; 0 turns the limit off. */
+  bootpayWebhookRatePerMinute: number;
+  /** Express `trust proxy`: how many proxies in front set X-Forwarded-For (0: the peer address is the source). */
+  trustProxyHops: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -218,6 +232,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   const retries = retryDays(env, 'DUNNING_RETRY_DAYS', [1, 3, 5, 7]);
 
+  // Bootpay's webhooks come to this URL: in production they must not travel in clear.
+  const publicBaseUrl = url(env, 'PUBLIC_BASE_URL', production ? ['https:'] : ['http:', 'https:']);
+
   return {
     nodeEnv,
     host,
@@ -241,7 +258,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     businessTimeZone: timeZone(env, 'BUSINESS_TIME_ZONE', 'Asia/Seoul'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
     skipMigrations: bool(env, 'SKIP_MIGRATIONS', false),
-    publicBaseUrl: url(env, 'PUBLIC_BASE_URL', ['http:', 'https:']),
+    publicBaseUrl,
     chargeRun: {
       cronEnabled: bool(env, 'CHARGE_RUN_CRON_ENABLED', true),
       cron: cron(env, 'CHARGE_RUN_CRON', '0 3 * * *'),
@@ -260,5 +277,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     testEndpoints: bool(env, 'TEST_ENDPOINTS', true) && !production,
     outboundWebhookPollMs: int(env, 'OUTBOUND_WEBHOOK_POLL_MS', 1000, 0, 3_600_000),
+    outboundWebhooks: {
+      allowPrivate: bool(env, 'OUTBOUND_WEBHOOKS_ALLOW_PRIVATE', false),
+      endpointConcurrency: int(env, 'OUTBOUND_WEBHOOK_ENDPOINT_CONCURRENCY', 4, 1, 64),
+      timeoutMs: int(env, 'OUTBOUND_WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
+    },
+    docsEnabled: bool(env, 'DOCS_ENABLED', !production),
+    bootpayWebhookRatePerMinute: int(env, 'BOOTPAY_WEBHOOK_RATE_PER_MINUTE', 600, 0, 1_000_000),
+    trustProxyHops: int(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
   };
 }

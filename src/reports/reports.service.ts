@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { fromZonedParts } from '../billing-math';
-import { Clock } from '../common/clock';
+import { Clock, EARLIEST_SUPPORTED_INSTANT, LATEST_SUPPORTED_INSTANT } from '../common/clock';
+import { InvalidInputError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import { GatewayError, GatewayNotFoundError } from '../gateway/gateway.errors';
 import { RECEIPT_STATUS, RESERVATION_STATUS } from '../gateway/gateway.types';
@@ -36,6 +37,12 @@ export class ReportsService {
   /** The business day [start, end) of a YYYY-MM-DD date in the business time zone. */
   private day(date: string): { start: Date; end: Date } {
     const [y, m, d] = date.split('-').map(Number);
+    const first = EARLIEST_SUPPORTED_INSTANT.toISOString().slice(0, 10);
+    const last = LATEST_SUPPORTED_INSTANT.toISOString().slice(0, 10);
+    // Days outside the service's range (year 0000 is none at all for PostgreSQL) hold nothing to reconcile.
+    if (!(date >= first && date <= last)) {
+      throw new InvalidInputError([{ field: 'date', message: `date must be a day from ${first} to ${last}` }]);
+    }
     const tz = this.runtime.config.businessTimeZone;
     const start = fromZonedParts({ year: y, month: m, day: d }, tz);
     const next = new Date(Date.UTC(y, m - 1, d + 1));

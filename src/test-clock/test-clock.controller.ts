@@ -2,11 +2,15 @@ import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsISO8601 } from 'class-validator';
 import { Roles } from '../auth/auth.decorators';
-import { Clock, TestClock } from '../common/clock';
+import { Clock, EARLIEST_SUPPORTED_INSTANT, isSupportedInstant, LATEST_SUPPORTED_INSTANT, TestClock } from '../common/clock';
 import { DomainError } from '../common/errors';
 
 export class SetClockDto {
-  @ApiProperty({ example: '2026-01-31T03:00:00+09:00' })
+  @ApiProperty({
+    example: '2026-01-31T03:00:00+09:00',
+    format: 'date-time',
+    description: `An instant from ${EARLIEST_SUPPORTED_INSTANT.toISOString()} to ${LATEST_SUPPORTED_INSTANT.toISOString()}`,
+  })
   @IsISO8601({ strict: true }, { message: 'now must be an ISO-8601 date-time' })
   now: string;
 }
@@ -34,6 +38,10 @@ export class TestClockController {
     const at = new Date(dto.now);
     if (Number.isNaN(at.getTime())) {
       throw new DomainError('validation', 'invalid_request', 'now must be a valid date', [{ field: 'now', message: 'must be a valid date' }]);
+    }
+    if (!isSupportedInstant(at)) {
+      const message = `now must be between ${EARLIEST_SUPPORTED_INSTANT.toISOString()} and ${LATEST_SUPPORTED_INSTANT.toISOString()}`;
+      throw new DomainError('validation', 'invalid_request', message, [{ field: 'now', message }]);
     }
     this.clock.set(at);
     return this.get();
