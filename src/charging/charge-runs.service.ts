@@ -8,7 +8,7 @@ import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
 import { isUuid } from '../common/uuid.pipe';
 import { InvalidInputError, NotFoundError } from '../common/errors';
-import { Page, PageQueryDto } from '../common/pagination';
+import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../runtime';
@@ -389,7 +389,7 @@ export class ChargeRunsService {
     const qb = this.db.getRepository(ChargeRunEntity).createQueryBuilder('r');
     if (q.cursor) {
       const [t, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
-      if (!t || !id || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(t) || Number.isNaN(Date.parse(t)) || !isUuid(id)) {
+      if (!isCursorInstant(t) || !isUuid(id)) {
         throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
       }
       qb.where('(r.started_at, r.id) < (:t::timestamptz, :id::uuid)', { t, id });
