@@ -6,6 +6,9 @@
  * Rounding rule everywhere: half-up to the won (x.5 -> x + 1), i.e. Math.round on non-negative values.
  */
 
+import { assertAmountAndTaxFree, assertTimestamp, assertWon, divHalfUp } from './internal';
+import { BILLING_INTERVALS, BillingInterval, MAX_INTERVAL_COUNT } from './periods';
+
 export interface AmountBreakdown {
   /** Total paid (공급대가 + 면세), won. */
   amount: number;
@@ -15,32 +18,6 @@ export interface AmountBreakdown {
   vat: number;
   /** Supply value of the taxable part (공급가액), won. amount = taxFree + supply + vat. */
   supply: number;
-}
-
-function assertWon(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative safe integer (whole won), got ${String(value)}`);
-  }
-  return value;
-}
-
-function assertAmountAndTaxFree(amount: unknown, taxFree: unknown, amountName = 'amount', taxFreeName = 'taxFree') {
-  const a = assertWon(amountName, amount);
-  const tf = assertWon(taxFreeName, taxFree);
-  if (tf > a) throw new RangeError(`${taxFreeName} (${tf}) must not exceed ${amountName} (${a})`);
-  return [a, tf] as const;
-}
-
-function assertTimestamp(name: string, value: unknown): number {
-  if (!(value instanceof Date) || !Number.isFinite(value.getTime())) {
-    throw new RangeError(`${name} must be a valid Date`);
-  }
-  return value.getTime();
-}
-
-/** round-half-up(numerator / denominator) for numerator >= 0, denominator > 0, exactly. */
-function divHalfUp(numerator: bigint, denominator: bigint): bigint {
-  return (2n * numerator + denominator) / (2n * denominator);
 }
 
 /**
@@ -211,4 +188,23 @@ export function unusedRefund(input: UnusedRefundInput): { amount: number; taxFre
   const proportional = splitTaxFree(amount, paid, paidTf);
   const taxFree = Math.min(Math.max(proportional, amount - remainingTaxable, 0), remainingTf, amount);
   return { amount, taxFree };
+}
+
+/** Periods of one `interval` in a year, for monthly figures: 365 days, 52 weeks, 12 months, 1 year. */
+const PER_YEAR: Record<BillingInterval, number> = { day: 365, week: 52, month: 12, year: 1 };
+
+/**
+ * A plan's price per month (for MRR): amount × (its intervals per year) / (12 × intervalCount), computed exactly
+ * and rounded half up to the won once. A year has 365 days and 52 weeks: a yearly price / 12, weekly × 52 / 12,
+ * daily × 365 / 12. Example: 6,999 won every 2 weeks = 6,999 × 52 / 24 = 15,164.5 → 15,165.
+ */
+export function monthlyAmount(amount: number, interval: BillingInterval, intervalCount: number): number {
+  const a = assertWon('amount', amount);
+  if (!BILLING_INTERVALS.includes(interval)) {
+    throw new RangeError(`interval must be one of ${BILLING_INTERVALS.join(', ')}, got ${String(interval)}`);
+  }
+  if (!Number.isInteger(intervalCount) || intervalCount < 1 || intervalCount > MAX_INTERVAL_COUNT) {
+    throw new RangeError(`intervalCount must be an integer in [1, ${MAX_INTERVAL_COUNT}], got ${String(intervalCount)}`);
+  }
+  return Number(divHalfUp(BigInt(a) * BigInt(PER_YEAR[interval]), BigInt(12 * intervalCount)));
 }

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { splitTaxFree, vatOf } from '../billing-math';
+import { RefundablePayment, refundSplit } from '../billing-math';
 import { Clock } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
@@ -197,8 +197,28 @@ export class RefundsService {
             { amount, balance_amount: balance },
           );
         }
-        const taxFree =
-          input.taxFreeAmount ?? (input.amount === undefined ? remainingTaxFree : splitTaxFree(amount, balance, remainingTaxFree));
+        // The refund's Korean split (billing-math refundSplit): the VAT is rounded on the payment's refunds together,
+        // and the refund that empties the payment takes exactly the tax-free part, VAT and supply amount left.
+        const refundedVat = Number(
+          (await m.query(`SELECT coalesce(sum(vat), 0)::text AS vat FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`, [payment.id]))[0].vat,
+        );
+        const refundable: RefundablePayment = {
+          amount: payment.amount,
+          taxFreeAmount: payment.taxFreeAmount,
+          vat: payment.vat,
+          balanceAmount: balance,
+          refundedTaxFree: payment.taxFreeAmount - remainingTaxFree,
+          refundedVat,
+        };
+        const split = (refundTaxFree?: number) => {
+          try {
+            return refundSplit(refundable, amount, refundTaxFree);
+          } catch (err) {
+            if (!(err instanceof RangeError)) throw err;
+            throw new ConflictError('payment_inconsistent', "The payment's refunded amounts are inconsistent; reconcile it with Bootpay first");
+          }
+        };
+        const taxFree = input.taxFreeAmount ?? split().taxFree;
         if (taxFree > remainingTaxFree) {
           throw new ConflictError(
             'refund_tax_free_exceeds_remaining',
@@ -224,7 +244,7 @@ export class RefundsService {
           subscriptionId: payment.subscriptionId,
           amount,
           taxFreeAmount: taxFree,
-          vat: vatOf(amount, taxFree),
+          vat: split(taxFree).vat,
           reason: input.reason,
           status: 'pending',
           cancelId: cancelIdFor(id),
@@ -533,6 +553,57 @@ export class RefundsService {
       ),
     );
     if (rows.length) this.logger.warn({ message: "payment updated from Bootpay's receipt (cancelled outside this service)", payment_id: paymentId });
+  }
+
+  /**
+   * Records a refund the service owes (money that moved and is not owed: an approval the subscription refused, the
+   * unused part of a cancel), in the caller's transaction, as `pending` with no lease: {@link resolveUnknown} sends it
+   * (at once when the caller asks, else at the next charge run) with its own cancel_id, and keeps trying until
+   * Bootpay answers. False when it could not be recorded because another refund of the payment is in flight.
+   */
+  async recordOwed(
+    m: EntityManager,
+    payment: Pick<PaymentEntity, 'id' | 'subscriptionId' | 'amount' | 'taxFreeAmount' | 'vat' | 'balanceAmount' | 'refundedTaxFree'>,
+    owed: { amount: number; taxFreeAmount: number; reason: string },
+    actor: EventActor = 'system',
+  ): Promise<RefundEntity | null> {
+    const amount = Math.min(owed.amount, payment.balanceAmount);
+    if (amount <= 0) return null;
+    const taxFree = Math.min(owed.taxFreeAmount, payment.taxFreeAmount - payment.refundedTaxFree, amount);
+    const now = this.clock.now();
+    const id = randomUUID();
+    const refund = m.getRepository(RefundEntity).create({
+      id,
+      paymentId: payment.id,
+      subscriptionId: payment.subscriptionId,
+      amount,
+      taxFreeAmount: taxFree,
+      // A refund of the whole payment takes the payment's own VAT, so the two always add up.
+      vat: amount === payment.amount && taxFree === payment.taxFreeAmount ? payment.vat : vatOf(amount, taxFree),
+      reason: owed.reason.slice(0, 500),
+      status: 'pending',
+      cancelId: cancelIdFor(id),
+      failureCode: null,
+      failurePgCode: null,
+      failureMessage: null,
+      requestedByApiKeyId: actor === 'system' ? null : actor.apiKeyId,
+      requestedByName: actor === 'system' ? 'system' : actor.name.slice(0, 100),
+      attempts: 0,
+      lastAttemptAt: now,
+      lockedUntil: null,
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+    });
+    const inserted = returnedRows<{ id: string }>(
+      await m.query(
+        `INSERT INTO refunds (id, payment_id, subscription_id, amount, tax_free_amount, vat, reason, status, cancel_id, requested_by_api_key_id,
+           requested_by_name, attempts, last_attempt_at, locked_until, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 0, $11, NULL, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
+        [id, refund.paymentId, refund.subscriptionId, refund.amount, refund.taxFreeAmount, refund.vat, refund.reason, refund.cancelId, refund.requestedByApiKeyId, refund.requestedByName, now],
+      ),
+    );
+    return inserted.length ? refund : null;
   }
 
   private lockSubscription(m: EntityManager, id: string): Promise<SubscriptionEntity> {
