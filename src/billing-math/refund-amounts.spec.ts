@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { prorate, vatOf } from './money';
-import { PeriodPayment, RefundablePayment, refundSplit, unusedRefunds } from './refund-amounts';
+import { PeriodPayment, RefundablePayment, RefundFigures, refundSplit, unusedRefunds } from './refund-amounts';
 
 const DAY = 86_400_000;
 const PROPERTY_RUNS = { numRuns: 10_000 };
@@ -31,7 +31,7 @@ function refundInTurn(p: RefundablePayment, amounts: number[]) {
   return refunds;
 }
 
-const total = (rs: Array<Record<string, number>>, field: string) => rs.reduce((s, r) => s + r[field], 0);
+const total = (rs: RefundFigures[], field: keyof RefundFigures) => rs.reduce((s, r) => s + r[field], 0);
 
 describe(refundSplit.name, () => {
   it('should give four refunds of 2,750 of 11,000 (1,000 tax-free, VAT 909) VATs that sum to 909', () => {
