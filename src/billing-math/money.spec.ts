@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import {
   breakdown,
+  monthlyAmount,
   prorate,
   prorationForPlanChange,
   splitTaxFree,
@@ -183,7 +184,7 @@ describe(prorate.name, () => {
   it('should be monotone in the numerator with prorate(a, d, d) = a and prorate(a, 0, d) = 0', () => {
     fc.assert(
       fc.property(
-        wonArb,
+        fc.integer({ min: 0, max: Math.floor(MAX / 365) }),
         fc.integer({ min: 1, max: MAX }),
         fc.double({ min: 0, max: 1, noNaN: true }),
         fc.double({ min: 0, max: 1, noNaN: true }),
@@ -459,5 +460,50 @@ describe(unusedRefund.name, () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe(monthlyAmount.name, () => {
+  it.each([
+    [6999, 'week', 2, 15165], // 6,999 × 52 / 24 = 15,164.5
+    [9900, 'month', 1, 9900],
+    [30000, 'month', 3, 10000],
+    [10, 'month', 4, 3], // 2.5
+    [9, 'month', 4, 2], // 2.25
+    [99000, 'year', 1, 8250],
+    [100000, 'year', 1, 8333], // 8,333.33
+    [100006, 'year', 1, 8334], // 8,333.83
+    [99000, 'year', 2, 4125],
+    [1000, 'day', 1, 30417], // 365,000 / 12 = 30,416.67
+    [1000, 'day', 30, 1014], // 365,000 / 360 = 1,013.89
+    [7000, 'week', 1, 30333], // 364,000 / 12 = 30,333.33
+    [0, 'year', 1, 0],
+    [MAX, 'year', 1, 750_599_937_895_083], // (2^53 − 1) / 12 = 750,599,937,895,082.58, exactly
+  ] as const)('should give %p won per %p × %p = %p won a month', (amount, interval, count, monthly) => {
+    expect(monthlyAmount(amount, interval, count)).toBe(monthly);
+  });
+
+  it('should equal the exact half-up reference for any plan', () => {
+    const perYear = { day: 365, week: 52, month: 12, year: 1 } as const;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: Math.floor(MAX / 365) }),
+        fc.constantFrom('day', 'week', 'month', 'year' as const),
+        fc.integer({ min: 1, max: 1000 }),
+        (amount, interval, count) => {
+          expect(monthlyAmount(amount, interval, count)).toBe(refRatio(amount, perYear[interval], 12 * count));
+        },
+      ),
+      { numRuns: 10_000 },
+    );
+  });
+
+  it('should reject bad amounts, intervals and counts', () => {
+    expect(() => monthlyAmount(-1, 'month', 1)).toThrow(RangeError);
+    expect(() => monthlyAmount(1.5, 'month', 1)).toThrow(RangeError);
+    expect(() => monthlyAmount(100, 'fortnight' as 'week', 1)).toThrow(RangeError);
+    expect(() => monthlyAmount(100, 'month', 0)).toThrow(RangeError);
+    expect(() => monthlyAmount(100, 'month', 1.5)).toThrow(RangeError);
+    expect(() => monthlyAmount(MAX, 'day', 1)).toThrow(RangeError); // above the safe integers
   });
 });

@@ -206,5 +206,7 @@ export function monthlyAmount(amount: number, interval: BillingInterval, interva
   if (!Number.isInteger(intervalCount) || intervalCount < 1 || intervalCount > MAX_INTERVAL_COUNT) {
     throw new RangeError(`intervalCount must be an integer in [1, ${MAX_INTERVAL_COUNT}], got ${String(intervalCount)}`);
   }
-  return Number(divHalfUp(BigInt(a) * BigInt(PER_YEAR[interval]), BigInt(12 * intervalCount)));
+  const monthly = Number(divHalfUp(BigInt(a) * BigInt(PER_YEAR[interval]), BigInt(12 * intervalCount)));
+  if (!Number.isSafeInteger(monthly)) throw new RangeError(`the monthly amount of ${a} won every ${intervalCount} ${interval} is beyond the safe integers`);
+  return monthly;
 }
