@@ -39,7 +39,7 @@ export class RefundResponseDto {
   @ApiProperty({ example: 'KRW' }) currency: 'KRW';
   @ApiProperty({ example: 3000 }) amount: number;
   @ApiProperty({ example: 0 }) tax_free_amount: number;
-  @ApiProperty({ example: 273, description: 'VAT of the refunded amount: (amount - tax_free_amount) / 11, rounded half up' }) vat: number;
+  @ApiProperty({ example: 273, description: "VAT of the refunded amount: the payment's VAT share of the taxable amount refunded so far (rounded half up once for the payment's refunds together) less the VAT of earlier refunds; the refund that empties the payment takes the VAT left, so a payment's refunds add up to its VAT" }) vat: number;
   @ApiProperty({ example: 2727 }) supply_amount: number;
   @ApiProperty() reason: string;
   @ApiProperty({ enum: REFUND_STATUSES, description: 'unknown: sent to Bootpay without an answer; resolved by re-sending the same cancel_id' })
