@@ -162,6 +162,7 @@ export interface UnusedRefundInput {
  * amount = min(prorate(paidAmount, end − at, end − start), paidAmount − alreadyRefunded) (half-up),
  * taxFree = splitTaxFree(amount, paidAmount, paidTaxFree), kept within what is still refundable on both the
  * tax-free and the taxable side; refunding the whole remaining balance returns the whole remaining tax-free part.
+ * One payment only: for a period paid by several payments (proration payments), use unusedRefundOfPeriod.
  */
 export function unusedRefund(input: UnusedRefundInput): { amount: number; taxFree: number } {
   if (input === null || typeof input !== 'object') throw new RangeError('input must be an object');

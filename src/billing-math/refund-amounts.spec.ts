@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { prorate, vatOf } from './money';
-import { PeriodPayment, RefundablePayment, RefundFigures, refundSplit, unusedRefunds } from './refund-amounts';
+import { PeriodPayment, RefundablePayment, RefundFigures, refundSplit, unusedRefundOfPeriod } from './refund-amounts';
 
 const DAY = 86_400_000;
 const PROPERTY_RUNS = { numRuns: 10_000 };
@@ -145,7 +145,7 @@ describe(refundSplit.name, () => {
   });
 });
 
-describe(unusedRefunds.name, () => {
+describe(unusedRefundOfPeriod.name, () => {
   const start = new Date('2026-03-31T15:00:00.000Z'); // 2026-04-01 00:00 Asia/Seoul
   const end = new Date(start.getTime() + 30 * DAY);
   const at = (fraction: number) => new Date(start.getTime() + fraction * 30 * DAY);
@@ -160,14 +160,14 @@ describe(unusedRefunds.name, () => {
   const upgraded = [paid(10000), paid(5000, 0, { coversFrom: at(1 / 2) })];
 
   it('should owe 5,000 for a cancel at 3/4 of a period upgraded from 10,000 to 20,000 at mid-period, from the proration payment', () => {
-    const r = unusedRefunds({ payments: upgraded, periodStart: start, periodEnd: end, at: at(3 / 4) });
+    const r = unusedRefundOfPeriod({ payments: upgraded, periodStart: start, periodEnd: end, at: at(3 / 4) });
     expect(r).toEqual({ amount: 5000, taxFree: 0, parts: [{ paymentIndex: 1, amount: 5000, taxFree: 0 }] });
     // The same with the plan's price: 20,000 × 1/4.
-    expect(unusedRefunds({ payments: upgraded, periodStart: start, periodEnd: end, at: at(3 / 4), planAmount: 20000 })).toEqual(r);
+    expect(unusedRefundOfPeriod({ payments: upgraded, periodStart: start, periodEnd: end, at: at(3 / 4), planAmount: 20000 })).toEqual(r);
   });
 
   it('should owe 10,000 for a cancel right after that upgrade, from both payments, the most recent first', () => {
-    const r = unusedRefunds({ payments: upgraded, periodStart: start, periodEnd: end, at: at(1 / 2) });
+    const r = unusedRefundOfPeriod({ payments: upgraded, periodStart: start, periodEnd: end, at: at(1 / 2) });
     expect(r.amount).toBe(10000);
     expect(r.parts).toEqual([
       { paymentIndex: 1, amount: 5000, taxFree: 0 },
@@ -176,17 +176,17 @@ describe(unusedRefunds.name, () => {
   });
 
   it('should owe 5,500 of 11,000 for a subscription paused at mid-period (at = the pause)', () => {
-    const r = unusedRefunds({ payments: [paid(11000)], periodStart: start, periodEnd: end, at: at(1 / 2) });
+    const r = unusedRefundOfPeriod({ payments: [paid(11000)], periodStart: start, periodEnd: end, at: at(1 / 2) });
     expect(r).toEqual({ amount: 5500, taxFree: 0, parts: [{ paymentIndex: 0, amount: 5500, taxFree: 0 }] });
   });
 
   it('should split the tax-free part proportionally, and give all of it when a payment is emptied', () => {
-    expect(unusedRefunds({ payments: [paid(10000, 4000)], periodStart: start, periodEnd: end, at: at(1 / 2) })).toEqual({
+    expect(unusedRefundOfPeriod({ payments: [paid(10000, 4000)], periodStart: start, periodEnd: end, at: at(1 / 2) })).toEqual({
       amount: 5000,
       taxFree: 2000,
       parts: [{ paymentIndex: 0, amount: 5000, taxFree: 2000 }],
     });
-    const before = unusedRefunds({ payments: [paid(10000, 4000), paid(3001, 1)], periodStart: start, periodEnd: end, at: new Date(start.getTime() - 1) });
+    const before = unusedRefundOfPeriod({ payments: [paid(10000, 4000), paid(3001, 1)], periodStart: start, periodEnd: end, at: new Date(start.getTime() - 1) });
     expect(before).toEqual({
       amount: 13001,
       taxFree: 4001,
@@ -200,30 +200,30 @@ describe(unusedRefunds.name, () => {
   it('should count what was already refunded: the balances, and with the plan price, never more than them', () => {
     // 20,000 paid, downgraded to 10,000 at mid-period and the 5,000 credit refunded: 2,500 owed at 3/4.
     const downgraded = [paid(20000, 0, { balanceAmount: 15000 })];
-    expect(unusedRefunds({ payments: downgraded, periodStart: start, periodEnd: end, at: at(3 / 4), planAmount: 10000 }).amount).toBe(2500);
+    expect(unusedRefundOfPeriod({ payments: downgraded, periodStart: start, periodEnd: end, at: at(3 / 4), planAmount: 10000 }).amount).toBe(2500);
     // Without the plan's price the balance's unused share: 15,000 × 1/4.
-    expect(unusedRefunds({ payments: downgraded, periodStart: start, periodEnd: end, at: at(3 / 4) }).amount).toBe(3750);
+    expect(unusedRefundOfPeriod({ payments: downgraded, periodStart: start, periodEnd: end, at: at(3 / 4) }).amount).toBe(3750);
     // Almost all refunded already: never more than the 1,000 left.
     const nearlyAll = [paid(10000, 0, { balanceAmount: 1000 })];
-    expect(unusedRefunds({ payments: nearlyAll, periodStart: start, periodEnd: end, at: at(0), planAmount: 10000 }).amount).toBe(1000);
+    expect(unusedRefundOfPeriod({ payments: nearlyAll, periodStart: start, periodEnd: end, at: at(0), planAmount: 10000 }).amount).toBe(1000);
   });
 
   it('should owe nothing from the period end on, and round the total once, half up', () => {
-    expect(unusedRefunds({ payments: upgraded, periodStart: start, periodEnd: end, at: end })).toEqual({ amount: 0, taxFree: 0, parts: [] });
+    expect(unusedRefundOfPeriod({ payments: upgraded, periodStart: start, periodEnd: end, at: end })).toEqual({ amount: 0, taxFree: 0, parts: [] });
     // 3 payments of 1 won each, 1/2 unused: 1.5 → 2 (rounding each would give 3).
     const small = [paid(1), paid(1), paid(1)];
-    expect(unusedRefunds({ payments: small, periodStart: start, periodEnd: end, at: at(1 / 2) }).amount).toBe(2);
+    expect(unusedRefundOfPeriod({ payments: small, periodStart: start, periodEnd: end, at: at(1 / 2) }).amount).toBe(2);
     // 9,997 for 30 days, 1/3 unused: 3,332.33 → 3,332.
-    expect(unusedRefunds({ payments: [paid(9997)], periodStart: start, periodEnd: end, at: at(2 / 3) }).amount).toBe(3332);
+    expect(unusedRefundOfPeriod({ payments: [paid(9997)], periodStart: start, periodEnd: end, at: at(2 / 3) }).amount).toBe(3332);
   });
 
   it('should refuse inconsistent input', () => {
     const base = { payments: [paid(100)], periodStart: start, periodEnd: end, at: at(0) };
-    expect(() => unusedRefunds({ ...base, periodEnd: start })).toThrow(RangeError);
-    expect(() => unusedRefunds({ ...base, payments: [paid(100, 0, { coversFrom: end })] })).toThrow(RangeError);
-    expect(() => unusedRefunds({ ...base, payments: [paid(100, 0, { balanceAmount: 101 })] })).toThrow(RangeError);
-    expect(() => unusedRefunds({ ...base, planAmount: -1 })).toThrow(RangeError);
-    expect(() => unusedRefunds({ ...base, at: new Date(NaN) })).toThrow(RangeError);
+    expect(() => unusedRefundOfPeriod({ ...base, periodEnd: start })).toThrow(RangeError);
+    expect(() => unusedRefundOfPeriod({ ...base, payments: [paid(100, 0, { coversFrom: end })] })).toThrow(RangeError);
+    expect(() => unusedRefundOfPeriod({ ...base, payments: [paid(100, 0, { balanceAmount: 101 })] })).toThrow(RangeError);
+    expect(() => unusedRefundOfPeriod({ ...base, planAmount: -1 })).toThrow(RangeError);
+    expect(() => unusedRefundOfPeriod({ ...base, at: new Date(NaN) })).toThrow(RangeError);
   });
 
   const paymentsArb = fc.array(
@@ -256,7 +256,7 @@ describe(unusedRefunds.name, () => {
         fc.integer({ min: -DAY, max: 31 * DAY }),
         fc.option(fc.integer({ min: 0, max: 2_000_000_000 })),
         (payments, offset, planAmount) => {
-          const r = unusedRefunds({ payments, periodStart: start, periodEnd: end, at: new Date(start.getTime() + offset), planAmount: planAmount ?? undefined });
+          const r = unusedRefundOfPeriod({ payments, periodStart: start, periodEnd: end, at: new Date(start.getTime() + offset), planAmount: planAmount ?? undefined });
           const left = payments.reduce((s, p) => s + p.balanceAmount, 0);
           expect(r.amount).toBeGreaterThanOrEqual(0);
           expect(r.amount).toBeLessThanOrEqual(left);
@@ -291,7 +291,7 @@ describe(unusedRefunds.name, () => {
       fc.property(paymentsArb, fc.integer({ min: 0, max: 30 * DAY }), (payments, offset) => {
         const whole = payments.map((p) => ({ ...p, coversFrom: undefined }));
         const left = whole.reduce((s, p) => s + p.balanceAmount, 0);
-        const r = unusedRefunds({ payments: whole, periodStart: start, periodEnd: end, at: new Date(start.getTime() + offset) });
+        const r = unusedRefundOfPeriod({ payments: whole, periodStart: start, periodEnd: end, at: new Date(start.getTime() + offset) });
         expect(r.amount).toBe(prorate(left, 30 * DAY - offset, 30 * DAY));
       }),
       PROPERTY_RUNS,

@@ -156,7 +156,7 @@ export interface PeriodPayment {
   coversFrom?: Date;
 }
 
-export interface UnusedRefundsInput {
+export interface UnusedRefundOfPeriodInput {
   /** Every payment made for the current period, oldest first. */
   payments: PeriodPayment[];
   periodStart: Date;
@@ -168,7 +168,7 @@ export interface UnusedRefundsInput {
   at: Date;
   /**
    * The full-period price of the plan the subscription is on. Given: what is owed is planAmount × unused time /
-   * period length (half up), never more than the payments' balances together. Omitted: see {@link unusedRefunds}.
+   * period length (half up), never more than the payments' balances together. Omitted: see {@link unusedRefundOfPeriod}.
    */
   planAmount?: number;
 }
@@ -182,7 +182,7 @@ export interface UnusedRefundPart {
   taxFree: number;
 }
 
-export interface UnusedRefunds {
+export interface UnusedRefundOfPeriod {
   /** What is owed in all: the sum of the parts' amounts. */
   amount: number;
   taxFree: number;
@@ -217,7 +217,7 @@ function gcd(a: bigint, b: bigint): bigint {
  * (= 20,000 × 1/4 with planAmount 20,000), all of it refunded from the proration payment. Canceled at mid-month
  * instead: 10,000, i.e. 5,000 from the proration payment and 5,000 from the period's payment.
  */
-export function unusedRefunds(input: UnusedRefundsInput): UnusedRefunds {
+export function unusedRefundOfPeriod(input: UnusedRefundOfPeriodInput): UnusedRefundOfPeriod {
   if (input === null || typeof input !== 'object' || !Array.isArray(input.payments)) {
     throw new RangeError('input must be an object with a list of payments');
   }
