@@ -206,6 +206,10 @@ function gcd(a: bigint, b: bigint): bigint {
  *   (periodEnd − coversFrom) (1 when `at` is before coversFrom), summed exactly. With no proration payment this is
  *   the unused share of everything paid.
  * Either way it is never more than the payments' balances together, and each payment gives at most its balance.
+ * Prefer `planAmount`: it stays right after a downgrade whose credit was refunded (20,000 paid, downgraded to 10,000
+ * at mid-period and 5,000 refunded, canceled at 3/4: 2,500 with planAmount 10,000; 3,750 from the balance alone).
+ * After a re-anchor whose credit paid part of the new period, list the earlier payment too (oldest first): the
+ * credit came out of its balance. A credit kept on the subscription as a balance is not in these payments.
  *
  * Allocation: from the most recent payment (the last in the list) back to the oldest, each gives as much as its
  * balance allows until the total is reached; so a proration payment is refunded before the period's payment, and
