@@ -208,6 +208,19 @@ describe(unusedRefundOfPeriod.name, () => {
     expect(unusedRefundOfPeriod({ payments: nearlyAll, periodStart: start, periodEnd: end, at: at(0), planAmount: 10000 }).amount).toBe(1000);
   });
 
+  it('should give back the credit a re-anchor took from the earlier payment when canceled at once', () => {
+    // Monthly 9,997 → yearly 99,970 re-anchored: the credit of 4,999 paid part of the year, the card 94,971.
+    const yearEnd = new Date(start.getTime() + 365 * DAY);
+    const payments = [paid(9997), paid(94971)];
+    const atOnce = unusedRefundOfPeriod({ payments, periodStart: start, periodEnd: yearEnd, at: start, planAmount: 99970 });
+    expect(atOnce.parts).toEqual([
+      { paymentIndex: 1, amount: 94971, taxFree: 0 },
+      { paymentIndex: 0, amount: 4999, taxFree: 0 },
+    ]);
+    const halfWay = unusedRefundOfPeriod({ payments, periodStart: start, periodEnd: yearEnd, at: new Date(start.getTime() + 182.5 * DAY), planAmount: 99970 });
+    expect(halfWay.parts).toEqual([{ paymentIndex: 1, amount: 49985, taxFree: 0 }]);
+  });
+
   it('should owe nothing from the period end on, and round the total once, half up', () => {
     expect(unusedRefundOfPeriod({ payments: upgraded, periodStart: start, periodEnd: end, at: end })).toEqual({ amount: 0, taxFree: 0, parts: [] });
     // 3 payments of 1 won each, 1/2 unused: 1.5 → 2 (rounding each would give 3).
