@@ -59,7 +59,9 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
   // Only JSON bodies; anything else with a body is 415.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && ['POST', 'PATCH', 'PUT'].includes(req.method) && !req.is('application/json')) {
+    // The finance console's HTML forms post url-encoded bodies (parsed by its own module).
+    const consoleForm = req.path.startsWith('/console/') && Boolean(req.is('application/x-www-form-urlencoded'));
+    if (hasBody && ['POST', 'PATCH', 'PUT'].includes(req.method) && !req.is('application/json') && !consoleForm) {
       res.status(415).json(errorBody(415, 'unsupported_media_type', 'Send the body as application/json', [{ field: 'body', message: 'must be application/json' }]));
       return;
     }

@@ -18,6 +18,7 @@ import { WebhooksModule } from './webhooks/webhooks.module';
 import { OutboundWebhooksModule } from './outbound-webhooks/outbound-webhooks.module';
 import { ReportsModule } from './reports/reports.module';
 import { RefundsModule } from './refunds/refunds.module';
+import { ConsoleModule } from './console/console.module';
 
 @Module({})
 export class AppModule {
@@ -39,6 +40,7 @@ export class AppModule {
         WebhooksModule,
         ReportsModule,
         RefundsModule,
+        ConsoleModule,
         ...(runtime.config.testEndpoints ? [TestClockModule] : []),
       ],
       providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }],

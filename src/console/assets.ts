@@ -67,7 +67,7 @@ input[type=text], input[type=email], input[type=password], input[type=number], i
   font: inherit; padding: 7px 10px; border: 1px solid #aab3c5; border-radius: 6px; background: #fff; width: 100%; max-width: 420px;
 }
 textarea { min-height: 64px; }
-button, .button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; padding: 7px 14px; text-decoration: none; display: inline-block; }
+button, .button { font: inherit; cursor: pointer; border-radius: 6px; border: 1px solid var(--accent); background: var(--accent); color: #fff; padding: 7px 14px; text-decoration: none; display: inline-block; white-space: nowrap; }
 button:hover, .button:hover { background: var(--accent-dark); }
 button.secondary, .button.secondary { background: #fff; color: var(--accent); }
 button.danger { background: var(--danger); border-color: var(--danger); }
