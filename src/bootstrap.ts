@@ -8,6 +8,8 @@ import { JsonLogger } from './common/json-logger';
 import { startEmbeddedPostgres } from './database/embedded-postgres';
 import { DEFAULT_FAKE_CREDENTIALS, FakeBootpayServer } from './fake-bootpay/fake-bootpay.server';
 import { Runtime } from './runtime';
+import type { INestApplication } from '@nestjs/common';
+import { OperatorsService } from './operators/operators.service';
 
 export interface ResolvedRuntime {
   runtime: Runtime;
@@ -130,4 +132,31 @@ export async function resolveRuntime(
       for (const s of stops.reverse()) await s().catch(() => undefined);
     },
   };
+}
+
+/**
+ * The console's lines of the start-up banner. The first start on the embedded (development) database creates one
+ * finance operator and keeps its email and password in DATA_DIR/initial-operator.json (mode 0600), like the first API
+ * keys, so every start can print them, as long as that password still signs in (it is not printed once changed).
+ */
+export async function consoleStartLines(app: INestApplication, config: AppConfig, embeddedDatabase: boolean, base: string): Promise<string[]> {
+  const lines = [`  Console    ${base}/console`];
+  const operators = app.get(OperatorsService);
+  if (!embeddedDatabase) {
+    if (!(await operators.list()).length) lines.push('  Operators  create one with: npm run cli -- operators:create --email you@example.com --role finance');
+    return lines;
+  }
+  const file = join(resolve(config.dataDir), 'initial-operator.json');
+  const created = await operators.ensureInitialOperator();
+  if (created) {
+    mkdirSync(resolve(config.dataDir), { recursive: true });
+    writeFileSync(file, JSON.stringify(created, null, 2) + '\n', { mode: 0o600 });
+  }
+  if (existsSync(file)) {
+    const known = JSON.parse(readFileSync(file, 'utf8')) as { email?: string; password?: string };
+    if (known.email && known.password && (await operators.passwordStillValid(known.email, known.password))) {
+      lines.push(`  Operator   ${known.email}  password ${known.password}  (finance; sign in at ${base}/console)`);
+    }
+  }
+  return lines;
 }

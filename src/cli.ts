@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config/config';
 import { JsonLogger } from './common/json-logger';
 import { runMigrations } from './database/database';
 import { ChargeRunsService } from './charging/charge-runs.service';
+import { OPERATOR_COMMANDS, OPERATORS_USAGE, runOperatorsCommand } from './operators/operators.cli';
 
 const USAGE = `Usage: npm run cli -- <command>
   migrate                                   apply pending migrations
@@ -15,7 +16,8 @@ const USAGE = `Usage: npm run cli -- <command>
                                             create an API key (printed once; only its hash is kept)
   api-keys:list                             list API keys (never the keys themselves)
   api-keys:revoke ID                        revoke an API key
-  charge-run                                run the charge run now and show its progress`;
+  charge-run                                run the charge run now and show its progress
+${OPERATORS_USAGE}`;
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(`--${name}`);
@@ -99,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
       return run.status === 'completed' ? 0 : 1;
     }
     default:
+      if (OPERATOR_COMMANDS.includes(command)) return runOperatorsCommand(command, args, withApp);
       process.stderr.write(`${USAGE}\n`);
       return command ? 2 : 0;
   }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createApp } from './app.factory';
 import { ApiKeysService } from './auth/api-keys.service';
-import { resolveRuntime } from './bootstrap';
+import { consoleStartLines, resolveRuntime } from './bootstrap';
 import { ConfigError, loadConfig } from './config/config';
 import { JsonLogger } from './common/json-logger';
 import { runMigrations } from './database/database';
@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   if (admin) lines.push(`  Admin key   ${admin}`);
   if (service) lines.push(`  Service key ${service}`);
   if (!admin && !service) lines.push('  API keys   create one with: npm run cli -- api-keys:create --role admin --name finance');
+  lines.push(...(await consoleStartLines(app, config, resolved.embeddedDatabase, base)));
   process.stdout.write(lines.join('\n') + '\n\n');
 
   const shutdown = async () => {
