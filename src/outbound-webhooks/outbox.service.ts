@@ -4,20 +4,31 @@ import { Clock } from '../common/clock';
 import { randomUUID } from 'node:crypto';
 import { WebhookDeliveryEntity } from './webhook.entities';
 
-/** The events the SaaS backend can receive. */
+/**
+ * The events the SaaS backend can receive. Every event of a subscription's audit trail that takes a sequence number is
+ * one of these, so a subscription's events are numbered without gaps (see SubscriptionEventsService.record).
+ */
 export const OUTBOUND_EVENT_TYPES = [
   'subscription.created',
   'subscription.activated',
   'subscription.past_due',
   'subscription.paused',
   'subscription.resumed',
+  'subscription.plan_change_requested',
+  'subscription.plan_change_scheduled',
   'subscription.plan_changed',
+  'subscription.cancel_scheduled',
+  'subscription.reactivated',
+  'subscription.billing_key_changed',
+  'subscription.retry_requested',
   'subscription.canceled',
   'subscription.unpaid',
   'payment.succeeded',
   'payment.failed',
   'refund.succeeded',
+  'refund.failed',
   'billing_key.deleted',
+  'reconciliation.difference',
 ] as const;
 export type OutboundEventType = (typeof OUTBOUND_EVENT_TYPES)[number];
 
@@ -50,12 +61,32 @@ export interface OutboundEvent {
   type: OutboundEventType;
   subscriptionId: string | null;
   sequence: number | null;
+  /** The object of the event (`data.object`); it is sent with a `version` (see versionOf) when it has none. */
   object: Record<string, unknown>;
+  /** The subscription after the change, when the object is something else (a payment, a refund). */
+  subscription?: Record<string, unknown>;
+}
+
+/**
+ * The version of an object sent in an event, so a consumer can tell the newer of two states: the subscription's event
+ * sequence for anything of a subscription (its payments and refunds change only in its numbered events), otherwise the
+ * object's `updated_at` (else `created_at`) in epoch milliseconds.
+ */
+export function versionOf(object: Record<string, unknown>, sequence: number | null): number {
+  if (typeof object.version === 'number') return object.version;
+  if (sequence !== null) return sequence;
+  for (const field of ['updated_at', 'created_at']) {
+    const at = typeof object[field] === 'string' ? Date.parse(object[field]) : Number.NaN;
+    if (!Number.isNaN(at)) return at;
+  }
+  return 0;
 }
 
 /** The webhook_events row of an event, its payload being the body every endpoint receives. */
 export function outboxRow(event: OutboundEvent, now: Date) {
   const id = randomUUID();
+  const data: Record<string, unknown> = { object: { ...event.object, version: versionOf(event.object, event.sequence) } };
+  if (event.subscription) data.subscription = { ...event.subscription, version: versionOf(event.subscription, event.sequence) };
   return {
     id,
     type: event.type,
@@ -67,7 +98,7 @@ export function outboxRow(event: OutboundEvent, now: Date) {
       created_at: now.toISOString(),
       sequence: event.sequence,
       subscription_id: event.subscriptionId,
-      data: { object: event.object },
+      data,
     },
     created_at: now,
   };

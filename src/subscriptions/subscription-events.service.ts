@@ -19,8 +19,11 @@ export interface EventDetails {
   object?: Record<string, unknown>;
 }
 
-/** The subscription_events row of an event with sequence number `sequence` (the subscription's event_seq after it). */
-export function auditRow(sub: SubscriptionEntity, type: string, actor: EventActor, opts: EventDetails, sequence: number, now: Date) {
+/**
+ * The subscription_events row of an event with sequence number `sequence` (the subscription's event_seq after it), or
+ * null for an event that is not sent (it takes no number).
+ */
+export function auditRow(sub: SubscriptionEntity, type: string, actor: EventActor, opts: EventDetails, sequence: number | null, now: Date) {
   return {
     subscription_id: sub.id,
     type,
@@ -35,10 +38,17 @@ export function auditRow(sub: SubscriptionEntity, type: string, actor: EventActo
   };
 }
 
-/** What the SaaS backend's webhooks receive for an event, or null when the event is internal only. */
+/**
+ * What the SaaS backend's webhooks receive for an event, or null when the event is internal only. `sub` is the
+ * subscription after the change: it is the object, or, when the object is a payment or a refund, goes along as
+ * `data.subscription`, so every event tells the subscription's state at its sequence.
+ */
 export function outboundOf(sub: SubscriptionEntity, type: string, opts: EventDetails, sequence: number): OutboundEvent | null {
   if (!isOutboundEventType(type)) return null;
-  return { type, subscriptionId: sub.id, sequence, object: opts.object ?? { ...subscriptionView(sub) } };
+  const subscription = { ...subscriptionView(sub) };
+  return opts.object
+    ? { type, subscriptionId: sub.id, sequence, object: opts.object, subscription }
+    : { type, subscriptionId: sub.id, sequence, object: subscription };
 }
 
 /** Writes the audit trail in the caller's transaction, so an event exists exactly when its change does. */
@@ -49,12 +59,21 @@ export class SubscriptionEventsService {
     private readonly outbox: OutboxService,
   ) {}
 
+  /**
+   * Records an event of `sub` (the subscription after the change). An event the SaaS backend receives takes the
+   * subscription's next sequence number and goes to the outbox; an internal one takes none, so the numbers a consumer
+   * sees have no gaps.
+   */
   async record(m: EntityManager, sub: SubscriptionEntity, type: string, actor: EventActor, opts: EventDetails = {}): Promise<SubscriptionEventEntity> {
-    const [{ event_seq }] = returnedRows<{ event_seq: number }>(
-      await m.query(`UPDATE subscriptions SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, [sub.id]),
-    );
-    sub.eventSeq = event_seq;
-    const row = auditRow(sub, type, actor, opts, event_seq, this.clock.now());
+    let sequence: number | null = null;
+    if (isOutboundEventType(type)) {
+      const [{ event_seq }] = returnedRows<{ event_seq: number }>(
+        await m.query(`UPDATE subscriptions SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq`, [sub.id]),
+      );
+      sub.eventSeq = event_seq;
+      sequence = event_seq;
+    }
+    const row = auditRow(sub, type, actor, opts, sequence, this.clock.now());
     const event = m.getRepository(SubscriptionEventEntity).create({
       subscriptionId: row.subscription_id,
       type: row.type,
@@ -69,7 +88,7 @@ export class SubscriptionEventsService {
     });
     const saved = await m.getRepository(SubscriptionEventEntity).save(event);
     // The SaaS backend hears of it in the same transaction (the outbox).
-    const outbound = outboundOf(sub, type, opts, event_seq);
+    const outbound = sequence === null ? null : outboundOf(sub, type, opts, sequence);
     if (outbound) await this.outbox.enqueue(m, outbound);
     return saved;
   }
