@@ -61,6 +61,12 @@ export interface AppConfig {
     ratePerSecond: number;
     leaseSeconds: number;
   };
+  /** Nightly reconciliation with Bootpay (fired like the charge run, by instances with CHARGE_RUN_CRON_ENABLED). */
+  reconcile: {
+    cron: string;
+    /** Payments approved or changed in this many days before the run are checked. */
+    windowDays: number;
+  };
   dunning: {
     retryDays: number[];
     finalAction: 'cancel' | 'unpaid';
@@ -267,6 +273,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       concurrency: int(env, 'CHARGE_RUN_CONCURRENCY', 16, 1, 1024),
       ratePerSecond: int(env, 'CHARGE_RUN_RATE_PER_SECOND', 100, 1, 100_000),
       leaseSeconds: int(env, 'CHARGE_RUN_LEASE_SECONDS', 300, 10, 86_400),
+    },
+    reconcile: {
+      cron: cron(env, 'RECONCILE_CRON', '0 4 * * *'),
+      windowDays: int(env, 'RECONCILE_WINDOW_DAYS', 35, 1, 400),
     },
     dunning: {
       retryDays: retries,

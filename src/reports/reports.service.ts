@@ -5,24 +5,33 @@ import { fromZonedParts } from '../billing-math';
 import { Clock, EARLIEST_SUPPORTED_INSTANT, LATEST_SUPPORTED_INSTANT } from '../common/clock';
 import { InvalidInputError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
-import { GatewayError, GatewayNotFoundError } from '../gateway/gateway.errors';
-import { RECEIPT_STATUS, RESERVATION_STATUS } from '../gateway/gateway.types';
 import { Runtime, RUNTIME } from '../runtime';
+import {
+  checkPayment,
+  checkReservation,
+  Difference,
+  LEDGER_PAYMENT_COLUMNS,
+  LedgerPayment,
+  mapLimited,
+  RECONCILE_CONCURRENCY,
+  RECONCILED_PAYMENT_STATUSES,
+} from './reconciliation';
+import { ReconciliationRunsService } from './reconciliation-runs.service';
 
-export interface Difference {
-  kind: 'payment' | 'reservation';
-  id: string;
-  receipt_id?: string | null;
-  reserve_id?: string | null;
-  field: string;
-  local: unknown;
-  bootpay: unknown;
-}
+export type { Difference };
 
-/** Monthly value of a plan's price, in won: the basis of MRR. */
+/** Periods per month of each interval, as exact fractions [numerator, denominator]. */
+const PER_MONTH: Record<string, readonly [bigint, bigint]> = { day: [365n, 12n], week: [52n, 12n], month: [1n, 1n], year: [1n, 12n] };
+
+/**
+ * Monthly value of a plan's price, in won: the basis of MRR. Integer arithmetic (BigInt), rounded half up once at the
+ * end: 6,999 won every 2 weeks is 6,999 × 52 / 12 / 2 = 15,164.5 → 15,165.
+ */
 export function monthlyAmount(amount: number, interval: string, count: number): number {
-  const perMonth: Record<string, number> = { day: 365 / 12, week: 52 / 12, month: 1, year: 1 / 12 };
-  return Math.round((amount * (perMonth[interval] ?? 1)) / count);
+  const [num, den] = PER_MONTH[interval] ?? PER_MONTH.month;
+  const n = BigInt(amount) * num;
+  const d = den * BigInt(Math.max(1, count));
+  return Number((2n * n + d) / (2n * d));
 }
 
 @Injectable()
@@ -32,6 +41,7 @@ export class ReportsService {
     private readonly clock: Clock,
     private readonly gateway: BootpayGateway,
     @Inject(RUNTIME) private readonly runtime: Runtime,
+    private readonly reconciliationRuns: ReconciliationRunsService,
   ) {}
 
   /** The business day [start, end) of a YYYY-MM-DD date in the business time zone. */
@@ -51,76 +61,49 @@ export class ReportsService {
   }
 
   /**
-   * Compares the local ledger of a business day with Bootpay's: every payment approved, refunded or changed that day
-   * is checked against its receipt at Bootpay (amount, tax-free, status, cumulative cancels), and every outstanding
-   * reservation against Bootpay's reservation. Bootpay has no listing API, so what Bootpay holds and we do not know
-   * of cannot be found from here (its webhooks and the admin console cover that).
+   * Compares the local ledger of a business day with Bootpay's:
+   * - every payment approved, refunded or changed here that day is checked against its receipt at Bootpay (amount,
+   *   tax-free, status, cumulative cancels);
+   * - so is every payment approved in the RECONCILE_WINDOW_DAYS before, and it is listed when Bootpay recorded a change
+   *   of it that day (a cancel made in Bootpay's console whose webhook was lost: the receipt's cancelled_at);
+   * - every reservation outstanding, or due to execute that day, is compared with Bootpay's (reserved, paid, declined,
+   *   revoked).
+   * Bootpay has no listing API, so what Bootpay holds and we do not know of cannot be found from here.
    */
   async reconciliation(date: string) {
     const { start, end } = this.day(date);
-    const payments: {
-      id: string;
-      receipt_id: string | null;
-      order_id: string;
-      amount: string;
-      tax_free_amount: string;
-      balance_amount: string;
-      refunded_tax_free: string;
-      status: string;
-    }[] = await this.db.query(
-      `SELECT id, receipt_id, order_id, amount, tax_free_amount, balance_amount, refunded_tax_free, status FROM payments
-       WHERE status IN ('DONE', 'PARTIAL_CANCELED', 'CANCELED', 'UNKNOWN')
-         AND ((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2))
+    const windowStart = new Date(end.getTime() - this.runtime.config.reconcile.windowDays * 24 * 60 * 60 * 1000);
+    const payments: (LedgerPayment & { changed_here: boolean })[] = await this.db.query(
+      `SELECT ${LEDGER_PAYMENT_COLUMNS},
+              (approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2) AS changed_here
+       FROM payments
+       WHERE status = ANY($4)
+         AND ((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2)
+              OR (status IN ('DONE', 'PARTIAL_CANCELED') AND approved_at >= $3 AND approved_at < $1))
        ORDER BY approved_at NULLS LAST, id LIMIT 5000`,
+      [start, end, windowStart, RECONCILED_PAYMENT_STATUSES],
+    );
+    const inDay = (d: Date | null) => d !== null && d >= start && d < end;
+    const checks = await mapLimited(payments, RECONCILE_CONCURRENCY, (p) => checkPayment(this.gateway, p));
+    // Earlier payments count only when Bootpay recorded something of theirs that day.
+    const listed = checks.filter((c) => c.payment.changed_here || (c.receipt && (inDay(c.receipt.cancelledAt) || inDay(c.receipt.purchasedAt))));
+    const differences: Difference[] = listed.flatMap((c) =>
+      c.differences.map((d) => ({ ...d, ...(c.payment.changed_here ? {} : { bootpay_changed_at: c.receipt?.cancelledAt?.toISOString() ?? null }) })),
+    );
+    const reservations: LedgerPayment[] = await this.db.query(
+      `SELECT ${LEDGER_PAYMENT_COLUMNS} FROM payments
+       WHERE reserve_id IS NOT NULL AND (status = 'READY' OR (reserve_execute_at >= $1 AND reserve_execute_at < $2))
+       ORDER BY reserve_execute_at, id LIMIT 5000`,
       [start, end],
     );
-    const differences: Difference[] = [];
-    let checked = 0;
-    for (const p of payments) {
-      const diff = (field: string, local: unknown, bootpay: unknown) =>
-        differences.push({ kind: 'payment', id: p.id, receipt_id: p.receipt_id, field, local, bootpay });
-      if (!p.receipt_id) {
-        diff('receipt_id', null, p.status === 'UNKNOWN' ? 'outcome unknown: resolved by the next charge run' : 'receipt not known yet');
-        continue;
-      }
-      checked++;
-      try {
-        const r = await this.gateway.getReceipt(p.receipt_id);
-        if (r.orderId !== p.order_id) diff('order_id', p.order_id, r.orderId);
-        if (r.price !== Number(p.amount)) diff('amount', Number(p.amount), r.price);
-        if (r.taxFree !== Number(p.tax_free_amount)) diff('tax_free_amount', Number(p.tax_free_amount), r.taxFree);
-        const refunded = Number(p.amount) - Number(p.balance_amount);
-        if (r.cancelledPrice !== refunded) diff('refunded_amount', refunded, r.cancelledPrice);
-        if (r.cancelledTaxFree !== Number(p.refunded_tax_free)) diff('refunded_tax_free', Number(p.refunded_tax_free), r.cancelledTaxFree);
-        const bootpayStatus =
-          r.status === RECEIPT_STATUS.CANCELLED ? 'CANCELED' : r.status === RECEIPT_STATUS.COMPLETED ? (r.cancelledPrice > 0 ? 'PARTIAL_CANCELED' : 'DONE') : `status ${r.status}`;
-        if (bootpayStatus !== p.status) diff('status', p.status, bootpayStatus);
-      } catch (err) {
-        diff('receipt', 'exists', err instanceof GatewayNotFoundError ? 'not found at Bootpay' : `not checked (${err instanceof GatewayError ? err.code : 'error'})`);
-      }
-    }
-    const reservations: { id: string; reserve_id: string; amount: string }[] = await this.db.query(
-      `SELECT id, reserve_id, amount FROM payments WHERE status = 'READY' AND reserve_id IS NOT NULL ORDER BY reserve_execute_at LIMIT 5000`,
-    );
-    for (const p of reservations) {
-      checked++;
-      try {
-        const r = await this.gateway.lookupReservation(p.reserve_id);
-        if (r.status !== RESERVATION_STATUS.RESERVED) {
-          differences.push({ kind: 'reservation', id: p.id, reserve_id: p.reserve_id, field: 'status', local: 'reserved', bootpay: r.receiptId ? `executed (${r.receiptId})` : r.status === RESERVATION_STATUS.REVOKED ? 'revoked' : `status ${r.status}` });
-        }
-        if (r.price !== Number(p.amount)) differences.push({ kind: 'reservation', id: p.id, reserve_id: p.reserve_id, field: 'amount', local: Number(p.amount), bootpay: r.price });
-      } catch (err) {
-        differences.push({ kind: 'reservation', id: p.id, reserve_id: p.reserve_id, field: 'reservation', local: 'reserved', bootpay: err instanceof GatewayNotFoundError ? 'not found at Bootpay' : 'not checked' });
-      }
-    }
+    for (const found of await mapLimited(reservations, RECONCILE_CONCURRENCY, (p) => checkReservation(this.gateway, p))) differences.push(...found);
     return {
       date,
       time_zone: this.runtime.config.businessTimeZone,
       from: start.toISOString(),
       to: end.toISOString(),
-      checked,
-      payments: payments.length,
+      checked: checks.filter((c) => c.receipt).length + reservations.length,
+      payments: listed.length,
       reservations: reservations.length,
       differences,
       generated_at: this.clock.now().toISOString(),
@@ -145,6 +128,7 @@ export class ReportsService {
       [from, to],
     );
     const counts = Object.fromEntries(byStatus.map((r) => [r.status, r.n]));
+    const reconciliation = await this.reconciliationRuns.persistentDifferences();
     return {
       currency: 'KRW',
       mrr,
@@ -154,6 +138,7 @@ export class ReportsService {
       recovered_by_retry: recovered.map((r) => ({ attempt: r.attempt, retry_step: r.attempt - 1, payments: r.n, amount: Number(r.amount) })),
       from: from.toISOString(),
       to: to.toISOString(),
+      reconciliation,
     };
   }
 }
