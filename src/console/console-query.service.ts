@@ -82,6 +82,17 @@ export interface FinanceFlag {
   created_at: Date;
 }
 
+export interface ReconciliationDifferenceRow {
+  id: string;
+  kind: string;
+  object_id: string;
+  field: string;
+  local: unknown;
+  bootpay: unknown;
+  first_seen_at: Date;
+  runs_seen: number;
+}
+
 export interface DeliveryRow {
   id: string;
   status: string;
@@ -143,6 +154,24 @@ export class ConsoleQueryService {
     } catch (err) {
       this.logger.warn({ message: 'finance_flags could not be read', error_message: err instanceof Error ? err.message : String(err) });
       return [];
+    }
+  }
+
+  /**
+   * Open differences kept by the nightly reconciliation (`reconciliation_differences`), or null when this database
+   * has no such table (then the overview checks yesterday with Bootpay instead).
+   */
+  async openReconciliationDifferences(): Promise<ReconciliationDifferenceRow[] | null> {
+    try {
+      const [{ present }] = await this.db.query(`SELECT to_regclass('public.reconciliation_differences') IS NOT NULL AS present`);
+      if (!present) return null;
+      return await this.db.query(
+        `SELECT id::text AS id, kind, object_id::text AS object_id, field, local, bootpay, first_seen_at, runs_seen
+         FROM reconciliation_differences WHERE resolved_at IS NULL ORDER BY first_seen_at DESC LIMIT 50`,
+      );
+    } catch (err) {
+      this.logger.warn({ message: 'reconciliation_differences could not be read', error_message: err instanceof Error ? err.message : String(err) });
+      return null;
     }
   }
 

@@ -124,11 +124,12 @@ export class ConsoleController {
 
   @Get()
   async overview(@Req() req: ConsoleRequest, @Res() res: Response): Promise<void> {
-    const [summary, stages, problems, flags, runIds] = await Promise.all([
+    const [summary, stages, problems, flags, differences, runIds] = await Promise.all([
       this.reports.summary(),
       this.queries.pastDueByStage(),
       this.queries.problemCounts(),
       this.queries.openFinanceFlags(),
+      this.queries.openReconciliationDifferences(),
       this.queries.lastRunIds(),
     ]);
     const run = async (id: string | null): Promise<ChargeRunView | null> => (id ? this.chargeRuns.map(await this.chargeRuns.get(id)) : null);
@@ -147,6 +148,7 @@ export class ConsoleController {
         unknownPayments: problems.unknownPayments,
         failedDeliveries: problems.failedDeliveries,
         flags,
+        differences,
         reconciliationDate: yesterday,
       }),
     );

@@ -1,7 +1,7 @@
 import type { ChargeRunView } from './runs.view';
 import { duration, html, kst, label, RUN_STATUS_LABEL, RUN_TRIGGER_LABEL, SafeHtml, SUBSCRIPTION_STATUS_LABEL, won } from '../html';
 import { page, PageContext } from '../layout';
-import type { FinanceFlag } from '../console-query.service';
+import type { FinanceFlag, ReconciliationDifferenceRow } from '../console-query.service';
 
 export interface OverviewData {
   mrr: number;
@@ -15,6 +15,8 @@ export interface OverviewData {
   unknownPayments: number;
   failedDeliveries: number;
   flags: FinanceFlag[];
+  /** Open differences of the nightly reconciliation; null where it keeps none (yesterday is then checked live). */
+  differences: ReconciliationDifferenceRow[] | null;
   reconciliationDate: string;
 }
 
@@ -54,7 +56,7 @@ ${run.error ? html`<dt>오류</dt><dd>${run.error}</dd>` : html``}
 
 export function overviewPage(ctx: PageContext, d: OverviewData): string {
   const statuses = ['active', 'trialing', 'past_due', 'paused', 'unpaid', 'incomplete', 'canceled'];
-  const problems = d.unknownPayments + d.failedDeliveries + d.flags.length;
+  const problems = d.unknownPayments + d.failedDeliveries + d.flags.length + (d.differences?.length ?? 0);
   return page(
     '개요',
     ctx,
@@ -90,8 +92,13 @@ ${recoveredChart(d.recovered)}</div>
 ${d.flags.length ? html`<ul>${d.flags.map((f) => html`<li>${kst(f.created_at)} · ${f.kind} · ${f.message ?? ''}
 ${f.subscription_id ? html` · <a href="/console/subscriptions/${f.subscription_id}">구독</a>` : html``}
 ${f.payment_id ? html` · <a href="/console/payments/${f.payment_id}">결제</a>` : html``}</li>`)}</ul>` : html``}</li>
-<li>대사 차이 (${d.reconciliationDate}):
-<span hx-get="/console/overview/reconciliation?date=${d.reconciliationDate}" hx-trigger="load" hx-swap="outerHTML"><a href="/console/reconciliation?date=${d.reconciliationDate}">대사 화면에서 확인</a></span></li>
+${
+  d.differences
+    ? html`<li>대사 차이 (야간 대사, 미해결): <strong data-problem="reconciliation">${d.differences.length}건</strong>
+${d.differences.length ? html`<ul>${d.differences.map((x) => html`<li>${kst(x.first_seen_at)}부터 · ${x.kind === 'payment' ? html`<a href="/console/payments/${x.object_id}">결제</a>` : '예약'} · ${x.field}: 장부 ${JSON.stringify(x.local)} / Bootpay ${JSON.stringify(x.bootpay)}</li>`)}</ul>` : html``}</li>`
+    : html`<li>대사 차이 (${d.reconciliationDate}):
+<span hx-get="/console/overview/reconciliation?date=${d.reconciliationDate}" hx-trigger="load" hx-swap="outerHTML"><a href="/console/reconciliation?date=${d.reconciliationDate}">대사 화면에서 확인</a></span></li>`
+}
 </ul></div>`,
   );
 }
