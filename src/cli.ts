@@ -8,6 +8,9 @@ import { ConfigError, loadConfig } from './config/config';
 import { JsonLogger } from './common/json-logger';
 import { runMigrations } from './database/database';
 import { ChargeRunsService } from './charging/charge-runs.service';
+import { DataSource } from 'typeorm';
+import { chargeRunExitCode, failureSummary, runFailures } from './charge-run-report';
+import { ReconciliationRunsService } from './reports/reconciliation-runs.service';
 import { OPERATOR_COMMANDS, OPERATORS_USAGE, runOperatorsCommand } from './operators/operators.cli';
 
 const USAGE = `Usage: npm run cli -- <command>
@@ -16,7 +19,10 @@ const USAGE = `Usage: npm run cli -- <command>
                                             create an API key (printed once; only its hash is kept)
   api-keys:list                             list API keys (never the keys themselves)
   api-keys:revoke ID                        revoke an API key
-  charge-run                                run the charge run now and show its progress
+  charge-run [--json]                       run the charge run now and show its progress; exit code 0 when every
+                                            due subscription was charged or declined, 3 when unknown outcomes or
+                                            aborted attempts remain, 4 when the run failed
+  reconcile [--json]                        reconcile the rolling window with Bootpay now (exit 3 when it differs)
 ${OPERATORS_USAGE}`;
 
 function flag(args: string[], name: string): string | undefined {
@@ -84,21 +90,46 @@ async function main(argv: string[]): Promise<number> {
       return ok ? 0 : 1;
     }
     case 'charge-run': {
-      const run = await withApp(
+      // Exit codes: see CHARGE_RUN_EXIT (0 all charged or declined, 3 unknown or aborted attempts remain, 4 run failed).
+      const json = args.includes('--json');
+      const { run, failures } = await withApp(
         async (app) => {
           const runs = app.get(ChargeRunsService);
           const created = (await runs.create('cli', { requestedBy: 'cli' }))!;
-          process.stdout.write(`Charge run ${created.id} as of ${created.asOf.toISOString()}\n`);
-          return runs.execute(created, (c) =>
+          if (!json) process.stdout.write(`Charge run ${created.id} as of ${created.asOf.toISOString()}\n`);
+          const done = await runs.execute(created, (c) => {
+            if (json) return;
             process.stdout.write(
               `  due ${c.due}  charged ${c.charged}  failed ${c.failed}  unknown ${c.unknown}  skipped ${c.skipped}  resolved ${c.resolved}  canceled ${c.canceled}  resumed ${c.resumed}\n`,
-            ),
-          );
+            );
+          });
+          return { run: runs.map(done), failures: await runFailures(app.get(DataSource), done.id) };
         },
         { useRunningFake: !process.env.BOOTPAY_CLIENT_KEY && !process.env.BOOTPAY_APPLICATION_ID },
       );
-      process.stdout.write(`Run ${run.status}${run.error ? `: ${run.error}` : ''}\n`);
-      return run.status === 'completed' ? 0 : 1;
+      const code = chargeRunExitCode(run.status, failures);
+      if (json) {
+        process.stdout.write(`${JSON.stringify({ run, exit_code: code, failures })}\n`);
+      } else {
+        process.stdout.write(failureSummary(failures));
+        process.stdout.write(`Run ${run.status}${run.error ? `: ${run.error}` : ''} (exit code ${code})\n`);
+      }
+      return code;
+    }
+    case 'reconcile': {
+      const run = await withApp(async (app) => {
+        const runs = app.get(ReconciliationRunsService);
+        return runs.map(await runs.execute((await runs.create('cli', { requestedBy: 'cli' }))!));
+      });
+      if (args.includes('--json')) process.stdout.write(`${JSON.stringify(run)}\n`);
+      else {
+        process.stdout.write(`Reconciliation ${run.id} ${run.status}: ${run.checked.payments} payments, ${run.checked.reservations} reservations checked\n`);
+        process.stdout.write(`  differences ${run.counts.differences}  new ${run.counts.new}  persistent ${run.counts.persistent}  resolved ${run.counts.resolved}\n`);
+        for (const d of run.differences.slice(0, 20)) {
+          process.stdout.write(`  ${d.kind} ${d.id} ${d.field}: here ${JSON.stringify(d.local)}, Bootpay ${JSON.stringify(d.bootpay)} (first seen ${d.first_seen_at})\n`);
+        }
+      }
+      return run.status === 'completed' ? (run.counts.differences ? 3 : 0) : 4;
     }
     default:
       if (OPERATOR_COMMANDS.includes(command)) return runOperatorsCommand(command, args, withApp);
