@@ -6,6 +6,7 @@ import { OutboundWebhooks1763900500000 } from './1763900500000-OutboundWebhooks'
 import { Refunds1763900400000 } from './1763900400000-Refunds';
 import { OperatorActors1763900600000 } from './1763900600000-OperatorActors';
 import { Operators1763900800000 } from './1763900800000-Operators';
+import { OperatorPasswordChange1763900810000 } from './1763900810000-OperatorPasswordChange';
 import { Reconciliation1763901000000 } from './1763901000000-Reconciliation';
 
 /** Every migration, in order. New migrations are appended here (no globbing: the same list runs from ts and from dist). */
@@ -13,5 +14,6 @@ export const MIGRATIONS = [
   Foundation1763900000000, Subscriptions1763900100000, ChargeRuns1763900200000, Reservations1763900300000, OutboundWebhooks1763900500000, Refunds1763900400000,
   OperatorActors1763900600000,
   Operators1763900800000,
+  OperatorPasswordChange1763900810000,
   Reconciliation1763901000000,
 ];

@@ -29,7 +29,10 @@ describe('Finance console (browser)', () => {
     const f = await operators.create({ email: finance.email, role: 'finance', name: finance.name });
     finance.password = f.password;
     financeId = f.operator.id;
-    viewer.password = (await operators.create({ email: viewer.email, role: 'viewer', name: viewer.name })).password;
+    // The viewer has already chosen its own password (the finance operator does it in the first test).
+    const v = await operators.create({ email: viewer.email, role: 'viewer', name: viewer.name });
+    viewer.password = 'viewer-chose-this-one';
+    expect(await operators.changePassword(v.operator.id, v.password, viewer.password)).toEqual({ kind: 'changed' });
     lockable.password = (await operators.create({ email: lockable.email, role: 'viewer', name: lockable.name })).password;
 
     // 11,000원 a month with 1,000원 tax-free (VAT 909원). Two customers subscribe at T0 (2026-01-15 10:00 KST).
@@ -64,7 +67,7 @@ describe('Finance console (browser)', () => {
   async function signIn(page: Page, who: { email: string; password: string }): Promise<void> {
     await page.goto(`${t.url}/console`);
     await page.waitForURL(/\/console\/login/);
-    await page.waitForFunction(() => document.activeElement?.id === 'email');
+    await page.waitForFunction(`document.activeElement && document.activeElement.id === 'email'`);
     // By keyboard: the email field has the focus, Tab moves to the password, Enter sends the form.
     await page.keyboard.type(who.email);
     await page.keyboard.press('Tab');
@@ -73,11 +76,33 @@ describe('Finance console (browser)', () => {
     await page.waitForURL(`${t.url}/console`);
   }
 
-  it('should sign a finance operator in with the password, by keyboard, and show the overview', async () => {
+  it('should sign a finance operator in with the printed one-time password, by keyboard, make it choose its own, and show the overview', async () => {
     const { context, page } = await consoleContext(browser, problems);
     await page.goto(`${t.url}/console/login`);
     await shot(page, '01-login');
-    await signIn(page, finance);
+    await page.goto(`${t.url}/console`);
+    await page.waitForURL(/\/console\/login/);
+    await page.waitForFunction(`document.activeElement && document.activeElement.id === 'email'`);
+    await page.keyboard.type(finance.email);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(finance.password);
+    await page.keyboard.press('Enter');
+    // The printed password is for one sign-in: every console page leads to the password page until it is changed.
+    await page.waitForURL(`${t.url}/console/account/password`);
+    await page.goto(`${t.url}/console/subscriptions`);
+    await page.waitForURL(`${t.url}/console/account/password`);
+    await expect(page.locator('[data-must-change]').count()).resolves.toBe(1);
+    await shot(page, '01b-change-password');
+    const chosen = 'finance-chose-a-long-one';
+    await page.waitForFunction(`document.activeElement && document.activeElement.id === 'current'`);
+    await page.keyboard.type(finance.password);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(chosen);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(chosen);
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/console\?done=password_changed/);
+    finance.password = chosen;
     await expect(page.locator('header .who').textContent()).resolves.toContain('김재무');
     // MRR: Choi's active subscription (Kim is past_due and counts too): 2 × 11,000원.
     await expect(page.locator('[data-kpi="mrr"]').textContent()).resolves.toBe('22,000원');

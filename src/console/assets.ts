@@ -37,6 +37,7 @@ header.top nav a { color: #dfe6f5; text-decoration: none; padding: 8px 10px; bor
 header.top nav a[aria-current="page"], header.top nav a:hover { background: #2a3a5c; color: #fff; }
 header.top .who { margin-left: auto; display: flex; align-items: center; gap: 12px; font-size: 14px; color: #c9d2e6; }
 header.top .who form { margin: 0; }
+header.top .who a { color: #dfe6f5; }
 header.top .who button { background: transparent; color: #fff; border: 1px solid #56648a; padding: 4px 10px; }
 main { max-width: 1240px; margin: 0 auto; padding: 20px; }
 h1 { font-size: 22px; margin: 4px 0 16px; }

@@ -7,9 +7,10 @@ import { OperatorsService } from '../operators/operators.service';
 import { Runtime, RUNTIME } from '../runtime';
 import { CONSOLE_CSS, htmxScript } from './assets';
 import { ConsoleExceptionFilter } from './console-exception.filter';
-import { ConsoleOpen, ConsoleRequest, ConsoleSessionGuard, readCookie, sameToken, SESSION_COOKIE, sessionCookie } from './console-session.guard';
+import { ConsoleOpen, ConsoleRequest, ConsoleSessionGuard, PasswordChangeAllowed, readCookie, sameToken, SESSION_COOKIE, sessionCookie } from './console-session.guard';
 import { kst } from './html';
-import { loginPage } from './views/auth.view';
+import { loginPage, passwordPage } from './views/auth.view';
+import type { Notice } from './layout';
 
 const LOGIN_COOKIE = 'console_login';
 
@@ -96,11 +97,47 @@ export class ConsoleAuthController {
   }
 
   @Post('logout')
+  @PasswordChangeAllowed()
   async logout(@Req() req: ConsoleRequest, @Res() res: Response): Promise<void> {
     const token = readCookie(req, SESSION_COOKIE);
     if (token) await this.operators.signOut(token);
     res.setHeader('Set-Cookie', sessionCookie('', this.production, 0));
     res.redirect(303, '/console/login?done=logout');
+  }
+
+  private showPassword(req: ConsoleRequest, res: Response, notice: Notice | null): void {
+    const s = req.consoleSession!;
+    res.status(200).type('html').send(passwordPage({ operator: s.operator, csrfToken: s.csrfToken, section: 'overview', notice }, s.operator.mustChangePassword));
+  }
+
+  @Get('account/password')
+  @PasswordChangeAllowed()
+  passwordForm(@Req() req: ConsoleRequest, @Res() res: Response): void {
+    this.showPassword(req, res, null);
+  }
+
+  @Post('account/password')
+  @PasswordChangeAllowed()
+  async changePassword(@Req() req: ConsoleRequest, @Res() res: Response): Promise<void> {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const current = typeof body.current === 'string' ? body.current : '';
+    const next = typeof body.new_password === 'string' ? body.new_password : '';
+    if (next !== body.confirm_password) {
+      this.showPassword(req, res, { kind: 'error', text: '새 비밀번호와 확인이 다릅니다.' });
+      return;
+    }
+    const session = req.consoleSession!;
+    const result = await this.operators.changePassword(session.operator.id, current, next, session.id);
+    if (result.kind === 'changed') {
+      res.redirect(303, '/console?done=password_changed');
+      return;
+    }
+    if (result.kind === 'wrong_current' && result.lockedUntil) {
+      res.setHeader('Set-Cookie', sessionCookie('', this.production, 0));
+      res.redirect(303, '/console/login');
+      return;
+    }
+    this.showPassword(req, res, { kind: 'error', text: result.kind === 'invalid' ? result.message : '지금 비밀번호가 맞지 않습니다.' });
   }
 
   @Get('assets/htmx.min.js')

@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
 import { DomainError, STATUS_BY_KIND } from '../common/errors';
-import { ConsoleForbidden, ConsoleRequest, ConsoleSignInRequired } from './console-session.guard';
+import { ConsoleForbidden, ConsolePasswordChangeRequired, ConsoleRequest, ConsoleSignInRequired } from './console-session.guard';
 import { html } from './html';
 import { page, Section } from './layout';
 
@@ -25,6 +25,14 @@ export class ConsoleExceptionFilter implements ExceptionFilter {
         return;
       }
       res.redirect(303, `/console/login${next}`);
+      return;
+    }
+    if (exception instanceof ConsolePasswordChangeRequired) {
+      if (req.headers['hx-request']) {
+        res.status(403).setHeader('HX-Redirect', '/console/account/password').end();
+        return;
+      }
+      res.redirect(303, '/console/account/password');
       return;
     }
     const ctx = { operator: req.consoleSession?.operator ?? null, csrfToken: req.consoleSession?.csrfToken ?? null, section: 'overview' as Section };

@@ -6,9 +6,12 @@ import { OperatorSession, OperatorsService, SESSION_ABSOLUTE_MS } from '../opera
 
 export const CONSOLE_OPEN = 'console:open';
 export const FINANCE_ONLY = 'console:finance-only';
+export const PASSWORD_CHANGE_ALLOWED = 'console:password-change-allowed';
 
 /** The route needs no console session (the sign-in page and the static assets). */
 export const ConsoleOpen = () => SetMetadata(CONSOLE_OPEN, true);
+/** The route stays open to an operator who must first change a one-time password (the password page, sign-out). */
+export const PasswordChangeAllowed = () => SetMetadata(PASSWORD_CHANGE_ALLOWED, true);
 /** The route changes something: only the finance role may call it (viewers read only). */
 export const FinanceOnly = () => SetMetadata(FINANCE_ONLY, true);
 
@@ -20,6 +23,13 @@ export interface ConsoleRequest extends Request {
 export class ConsoleSignInRequired extends Error {
   constructor() {
     super('console sign-in required');
+  }
+}
+
+/** Signed in with a one-time password: the filter sends the browser to the password page. */
+export class ConsolePasswordChangeRequired extends Error {
+  constructor() {
+    super('console password change required');
   }
 }
 
@@ -82,6 +92,9 @@ export class ConsoleSessionGuard implements CanActivate {
       if (req.headers['sec-fetch-site'] === 'cross-site') throw new ConsoleForbidden('다른 사이트에서 보낸 요청은 받지 않습니다.');
       const sent = (req.body as Record<string, unknown> | undefined)?._csrf ?? req.headers['x-csrf-token'];
       if (!sameToken(sent, session.csrfToken)) throw new ConsoleForbidden('보안 토큰(CSRF)이 맞지 않습니다. 페이지를 새로 고친 뒤 다시 시도하세요.');
+    }
+    if (session.operator.mustChangePassword && !this.reflector.getAllAndOverride<boolean>(PASSWORD_CHANGE_ALLOWED, targets)) {
+      throw new ConsolePasswordChangeRequired();
     }
     if (this.reflector.getAllAndOverride<boolean>(FINANCE_ONLY, targets) && session.operator.role !== 'finance') {
       throw new ConsoleForbidden('조회 전용 계정은 이 작업을 할 수 없습니다. 재무(finance) 권한이 필요합니다.');

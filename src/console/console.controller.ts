@@ -36,6 +36,7 @@ const DONE: Record<string, Notice> = {
   refunded: { kind: 'ok', text: '환불했습니다.' },
   refund_unknown: { kind: 'info', text: 'Bootpay의 환불 응답을 받지 못했습니다. 같은 환불을 다시 보내 결과를 확정합니다 (다음 청구 실행 때).' },
   resent: { kind: 'ok', text: '웹훅을 다시 보내도록 예약했습니다.' },
+  password_changed: { kind: 'ok', text: '비밀번호를 바꿨습니다.' },
 };
 
 function str(v: unknown, max = 200): string {

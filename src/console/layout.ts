@@ -59,6 +59,7 @@ ${
         (n) => html`<li><a href="${n.href}"${n.section === ctx.section ? html` aria-current="page"` : html``}>${n.text}</a></li>`,
       )}</ul></nav>
 <div class="who"><span data-operator="${op.id}">${op.name || op.email} · ${label(ROLE_LABEL, op.role)}</span>
+<a href="/console/account/password">비밀번호 변경</a>
 <form method="post" action="/console/logout">${csrfField(ctx)}<button type="submit">로그아웃</button></form></div>`
     : html``
 }

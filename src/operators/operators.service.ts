@@ -26,10 +26,14 @@ export interface Operator {
   role: OperatorRole;
   lockedUntil: Date | null;
   lastSignInAt: Date | null;
+  /** Signed in with a password printed by the CLI or at the first start: must choose their own before anything else. */
+  mustChangePassword: boolean;
   createdAt: Date;
 }
 
 export interface OperatorSession {
+  /** The SHA-256 of the cookie's token (the row's id). */
+  id: string;
   operator: Operator;
   csrfToken: string;
   expiresAt: Date;
@@ -48,6 +52,7 @@ interface OperatorRow {
   password_hash: string;
   locked_until: Date | null;
   last_sign_in_at: Date | null;
+  must_change_password: boolean;
   created_at: Date;
 }
 
@@ -63,7 +68,16 @@ export function operatorActor(op: Operator): Actor {
 }
 
 function toOperator(r: OperatorRow): Operator {
-  return { id: r.id, email: r.email, name: r.name, role: r.role, lockedUntil: r.locked_until, lastSignInAt: r.last_sign_in_at, createdAt: r.created_at };
+  return {
+    id: r.id,
+    email: r.email,
+    name: r.name,
+    role: r.role,
+    lockedUntil: r.locked_until,
+    lastSignInAt: r.last_sign_in_at,
+    mustChangePassword: r.must_change_password,
+    createdAt: r.created_at,
+  };
 }
 
 /**
@@ -93,8 +107,8 @@ export class OperatorsService {
     const now = this.clock.now();
     try {
       const [row]: OperatorRow[] = await this.db.query(
-        `INSERT INTO operators (email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)
-         RETURNING id, email, name, role, password_hash, locked_until, last_sign_in_at, created_at`,
+        `INSERT INTO operators (email, name, role, password_hash, must_change_password, created_at, updated_at) VALUES ($1, $2, $3, $4, true, $5, $5)
+         RETURNING id, email, name, role, password_hash, locked_until, last_sign_in_at, must_change_password, created_at`,
         [email, name, input.role, await hashPassword(password), now],
       );
       return { operator: toOperator(row), password };
@@ -106,7 +120,7 @@ export class OperatorsService {
 
   async list(): Promise<Operator[]> {
     const rows: OperatorRow[] = await this.db.query(
-      `SELECT id, email, name, role, password_hash, locked_until, last_sign_in_at, created_at FROM operators ORDER BY created_at, email`,
+      `SELECT id, email, name, role, password_hash, locked_until, last_sign_in_at, must_change_password, created_at FROM operators ORDER BY created_at, email`,
     );
     return rows.map(toOperator);
   }
@@ -117,7 +131,8 @@ export class OperatorsService {
     return this.db.transaction(async (m) => {
       const rows = returnedRows<{ id: string }>(
         await m.query(
-          `UPDATE operators SET password_hash = $2, failed_attempts = 0, locked_until = NULL, updated_at = $3 WHERE lower(email) = lower($1) RETURNING id`,
+          `UPDATE operators SET password_hash = $2, must_change_password = true, failed_attempts = 0, locked_until = NULL, updated_at = $3
+           WHERE lower(email) = lower($1) RETURNING id`,
           [email.trim(), await hashPassword(password), this.clock.now()],
         ),
       );
@@ -134,7 +149,7 @@ export class OperatorsService {
   async signIn(email: string, password: string): Promise<SignInResult> {
     const now = this.clock.now();
     const [row]: OperatorRow[] = await this.db.query(
-      `SELECT id, email, name, role, password_hash, locked_until, last_sign_in_at, created_at FROM operators WHERE lower(email) = lower($1)`,
+      `SELECT id, email, name, role, password_hash, locked_until, last_sign_in_at, must_change_password, created_at FROM operators WHERE lower(email) = lower($1)`,
       [email.trim().slice(0, 320)],
     );
     if (!row) {
@@ -143,21 +158,8 @@ export class OperatorsService {
     }
     if (row.locked_until && row.locked_until.getTime() > now.getTime()) return { kind: 'locked', until: row.locked_until };
     if (!(await verifyPassword(password.slice(0, 1024), row.password_hash))) {
-      const [after] = returnedRows<{ locked_until: Date | null }>(
-        await this.db.query(
-        `UPDATE operators SET
-           locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3::timestamptz + make_interval(secs => $4) ELSE locked_until END,
-           failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 ELSE failed_attempts + 1 END,
-           updated_at = $3
-         WHERE id = $1 RETURNING locked_until`,
-          [row.id, MAX_FAILED_SIGN_INS, now, LOCK_OUT_MS / 1000],
-        ),
-      );
-      if (after?.locked_until && after.locked_until.getTime() > now.getTime()) {
-        this.logger.warn({ message: 'operator locked out after repeated wrong passwords', operator_id: row.id });
-        return { kind: 'locked', until: after.locked_until };
-      }
-      return { kind: 'invalid' };
+      const until = await this.countFailure(row.id, now);
+      return until ? { kind: 'locked', until } : { kind: 'invalid' };
     }
     const token = randomBytes(32).toString('base64url');
     const csrfToken = randomBytes(24).toString('base64url');
@@ -175,7 +177,59 @@ export class OperatorsService {
       await m.query(`DELETE FROM operator_sessions WHERE expires_at <= $1 OR last_seen_at <= $2`, [now, new Date(now.getTime() - SESSION_IDLE_MS)]);
     });
     const operator = toOperator({ ...row, locked_until: null, last_sign_in_at: now });
-    return { kind: 'signed_in', operator, token, session: { operator, csrfToken, expiresAt } };
+    return { kind: 'signed_in', operator, token, session: { id: sessionIdOf(token), operator, csrfToken, expiresAt } };
+  }
+
+  /**
+   * Counts a wrong password; the fifth in a row locks the account for {@link LOCK_OUT_MS} (and ends its sessions).
+   * Answers the lock's end when this one locked it.
+   */
+  private async countFailure(operatorId: string, now: Date): Promise<Date | null> {
+    const [after] = returnedRows<{ locked_until: Date | null }>(
+      await this.db.query(
+        `UPDATE operators SET
+           locked_until = CASE WHEN failed_attempts + 1 >= $2 THEN $3::timestamptz + make_interval(secs => $4) ELSE locked_until END,
+           failed_attempts = CASE WHEN failed_attempts + 1 >= $2 THEN 0 ELSE failed_attempts + 1 END,
+           updated_at = $3
+         WHERE id = $1 RETURNING locked_until`,
+        [operatorId, MAX_FAILED_SIGN_INS, now, LOCK_OUT_MS / 1000],
+      ),
+    );
+    if (after?.locked_until && after.locked_until.getTime() > now.getTime()) {
+      await this.db.query(`DELETE FROM operator_sessions WHERE operator_id = $1`, [operatorId]);
+      this.logger.warn({ message: 'operator locked out after repeated wrong passwords', operator_id: operatorId });
+      return after.locked_until;
+    }
+    return null;
+  }
+
+  /**
+   * An operator chooses a new password (12 to 200 characters, not the current one), proving the current one. The
+   * operator's other sessions end. A wrong current password counts like a wrong sign-in.
+   */
+  async changePassword(
+    operatorId: string,
+    current: string,
+    next: string,
+    keepSessionId?: string,
+  ): Promise<{ kind: 'changed' } | { kind: 'wrong_current'; lockedUntil: Date | null } | { kind: 'invalid'; message: string }> {
+    const now = this.clock.now();
+    if (next.length < 12 || next.length > 200) return { kind: 'invalid', message: '새 비밀번호는 12자 이상 200자 이하여야 합니다.' };
+    if (next === current) return { kind: 'invalid', message: '새 비밀번호는 지금 비밀번호와 달라야 합니다.' };
+    const [row]: { password_hash: string }[] = await this.db.query(`SELECT password_hash FROM operators WHERE id = $1`, [operatorId]);
+    if (!row || !(await verifyPassword(current.slice(0, 1024), row.password_hash))) {
+      return { kind: 'wrong_current', lockedUntil: row ? await this.countFailure(operatorId, now) : null };
+    }
+    const hash = await hashPassword(next);
+    await this.db.transaction(async (m) => {
+      await m.query(`UPDATE operators SET password_hash = $2, must_change_password = false, failed_attempts = 0, updated_at = $3 WHERE id = $1`, [
+        operatorId,
+        hash,
+        now,
+      ]);
+      await m.query(`DELETE FROM operator_sessions WHERE operator_id = $1 AND id <> $2`, [operatorId, keepSessionId ?? '']);
+    });
+    return { kind: 'changed' };
   }
 
   /** The session a cookie's token opens, if it is neither idle too long nor past its limit; marks it seen. */
@@ -184,7 +238,7 @@ export class OperatorsService {
     const now = this.clock.now();
     const id = sessionIdOf(token);
     const [row]: (OperatorRow & { csrf_token: string; last_seen_at: Date; expires_at: Date })[] = await this.db.query(
-      `SELECT o.id, o.email, o.name, o.role, o.password_hash, o.locked_until, o.last_sign_in_at, o.created_at,
+      `SELECT o.id, o.email, o.name, o.role, o.password_hash, o.locked_until, o.last_sign_in_at, o.must_change_password, o.created_at,
               s.csrf_token, s.last_seen_at, s.expires_at
        FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
        WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3`,
@@ -194,7 +248,7 @@ export class OperatorsService {
     if (now.getTime() - row.last_seen_at.getTime() >= TOUCH_EVERY_MS) {
       await this.db.query(`UPDATE operator_sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2`, [id, now]);
     }
-    return { operator: toOperator(row), csrfToken: row.csrf_token, expiresAt: row.expires_at };
+    return { id, operator: toOperator(row), csrfToken: row.csrf_token, expiresAt: row.expires_at };
   }
 
   async signOut(token: string): Promise<void> {
@@ -213,7 +267,7 @@ export class OperatorsService {
       const email = 'finance@example.com';
       const password = generatePassword();
       const now = this.clock.now();
-      await m.query(`INSERT INTO operators (email, name, role, password_hash, created_at, updated_at) VALUES ($1, $2, 'finance', $3, $4, $4)`, [
+      await m.query(`INSERT INTO operators (email, name, role, password_hash, must_change_password, created_at, updated_at) VALUES ($1, $2, 'finance', $3, true, $4, $4)`, [
         email,
         '재무 담당자',
         await hashPassword(password),
