@@ -266,6 +266,24 @@ describe('Finance console (browser)', () => {
     await context.close();
   });
 
+  it('should cancel at the end of the period, keeping the subscription active until then', async () => {
+    const { context, page } = await consoleContext(browser, problems);
+    await signIn(page, finance);
+    await page.goto(`${t.url}/console/subscriptions/${pastDue.subscriptionId}`);
+    await page.locator('details[data-action-panel="cancel"] summary').click();
+    await page.locator('input[name="when"][value="period_end"]').check();
+    await page.fill('#cancel-reason', '고객이 다음 달부터 해지 요청');
+    await page.locator('button[data-action="cancel"]').click();
+    await expect(page.locator('[data-review="cancel"]').textContent()).resolves.toContain('현재 기간이 끝날 때 해지');
+    await page.locator('button[data-confirm="cancel"]').click();
+    await page.waitForURL(/done=cancel_scheduled/);
+    await expect(page.locator('[data-subscription-status]').getAttribute('data-subscription-status')).resolves.toBe('active');
+    await expect(page.locator('[data-subscription-status]').textContent()).resolves.toContain('기간 종료 시 해지 예정');
+    const [sub] = (await t.db.query(`SELECT status, cancel_at_period_end, cancel_reason FROM subscriptions WHERE id = $1`, [pastDue.subscriptionId])).rows;
+    expect(sub).toEqual({ status: 'active', cancel_at_period_end: true, cancel_reason: '고객이 다음 달부터 해지 요청' });
+    await context.close();
+  });
+
   it('should show the other screens: payments, charge runs with live progress, reconciliation, webhooks', async () => {
     const { context, page } = await consoleContext(browser, problems);
     await signIn(page, finance);
