@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { runOperatorsCommand } from '../src/operators/operators.cli';
 import { OperatorsService } from '../src/operators/operators.service';
 import { ARTIFACTS, consoleContext, launchChromium, shot } from './console/browser';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
@@ -384,6 +385,38 @@ describe('Finance console (browser)', () => {
     expect(res.status()).toBe(403);
     const [after] = (await t.db.query(`SELECT status, updated_at FROM subscriptions WHERE id = $1`, [pastDue.subscriptionId])).rows;
     expect(after).toEqual(before);
+    await context.close();
+  });
+
+  it('should create an operator from the CLI whose printed password signs in once', async () => {
+    let out = '';
+    const withApp = <T>(fn: (app: typeof t.app) => Promise<T>) => fn(t.app);
+    const code = await runOperatorsCommand('operators:create', ['--email', 'cli.jung@example.com', '--role', 'viewer', '--name', '정조회'], withApp, (x) => {
+      out += x;
+    });
+    expect(code).toBe(0);
+    const password = /Password: (\S+)/.exec(out)![1];
+    const { context, page } = await consoleContext(browser, problems);
+    await page.goto(`${t.url}/console/login`);
+    await page.fill('#email', 'cli.jung@example.com');
+    await page.fill('#password', password);
+    await page.getByRole('button', { name: '로그인' }).click();
+    await page.waitForURL(`${t.url}/console/account/password`);
+    await page.fill('#current', password);
+    await page.fill('#new-password', 'jung-chose-her-own');
+    await page.fill('#confirm-password', 'jung-chose-her-own');
+    await page.locator('button[data-action="change-password"]').click();
+    await page.waitForURL(/done=password_changed/);
+    // Signed out, the printed password no longer opens the console; the chosen one does.
+    await page.getByRole('button', { name: '로그아웃' }).click();
+    await page.waitForURL(/\/console\/login/);
+    await page.fill('#email', 'cli.jung@example.com');
+    await page.fill('#password', password);
+    await page.getByRole('button', { name: '로그인' }).click();
+    await expect(page.locator('[data-notice="error"]').textContent()).resolves.toContain('이메일 또는 비밀번호가 맞지 않습니다');
+    await page.fill('#password', 'jung-chose-her-own');
+    await page.getByRole('button', { name: '로그인' }).click();
+    await page.waitForURL(`${t.url}/console`);
     await context.close();
   });
 
