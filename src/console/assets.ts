@@ -91,7 +91,7 @@ button.danger { background: var(--danger); border-color: var(--danger); }
 .timeline li.kind-reservation { border-left-color: #b59cf0; }
 .pager { display: flex; gap: 12px; margin-top: 12px; align-items: center; }
 .login { max-width: 420px; margin: 60px auto; }
-svg.chart text { font-size: 12px; fill: var(--fg); }
+svg.chart text { font-size: 11px; fill: var(--fg); }
 svg.chart rect.bar { fill: var(--accent); }
 .problems li { margin-bottom: 6px; }
 .progress { display: flex; gap: 14px; flex-wrap: wrap; }

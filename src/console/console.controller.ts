@@ -356,14 +356,14 @@ export class ConsoleController {
   async runs(@Req() req: ConsoleRequest, @Res() res: Response): Promise<void> {
     const cursor = str(req.query.cursor, 200);
     const list = await this.chargeRuns.list({ limit: 20, ...(cursor ? { cursor } : {}) });
-    this.send(res, runsPage(this.ctx(req, 'runs'), list.data, list.next_cursor));
+    this.send(res, runsPage(this.ctx(req, 'runs'), list.data, list.next_cursor, this.clock.now()));
   }
 
   @Get('charge-runs/:id/progress')
   async runProgress(@Param('id') id: string, @Res() res: Response): Promise<void> {
     const run = this.chargeRuns.map(await this.chargeRuns.get(uuidOr404(id, 'Charge run')));
     res.setHeader('Cache-Control', 'no-store');
-    this.send(res, runProgress(run).value);
+    this.send(res, runProgress(run, this.clock.now()).value);
   }
 
   // ------------------------------------------------------------------------------------------------ reconciliation

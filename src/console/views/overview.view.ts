@@ -24,18 +24,18 @@ export interface OverviewData {
 export function recoveredChart(rows: OverviewData['recovered']): SafeHtml {
   if (!rows.length) return html`<p class="muted" data-chart="empty">이 기간에 재시도로 회수된 결제가 없습니다.</p>`;
   const max = Math.max(...rows.map((r) => r.amount), 1);
-  const barX = 110;
-  const barMax = 300;
-  const rowH = 34;
+  const barX = 74;
+  const barMax = 150;
+  const rowH = 30;
   const height = rows.length * rowH + 10;
-  return html`<svg class="chart" role="img" aria-labelledby="recovered-title" width="100%" viewBox="0 0 600 ${height}" preserveAspectRatio="xMinYMin meet" data-chart="recovered">
+  return html`<svg class="chart" role="img" aria-labelledby="recovered-title" width="100%" viewBox="0 0 360 ${height}" preserveAspectRatio="xMinYMin meet" data-chart="recovered">
 <title id="recovered-title">재시도 단계별 회수 금액</title>
 ${rows.map((r, i) => {
   const w = Math.max(2, Math.round((r.amount / max) * barMax));
   const y = i * rowH + 6;
-  return html`<g data-retry-step="${r.retry_step}"><text x="0" y="${y + 17}">재시도 ${r.retry_step}회차</text>
-<rect class="bar" x="${barX}" y="${y}" width="${w}" height="24" rx="3"></rect>
-<text x="${barX + w + 8}" y="${y + 17}">${won(r.amount)} (${r.payments}건)</text></g>`;
+  return html`<g data-retry-step="${r.retry_step}"><text x="0" y="${y + 15}">재시도 ${r.retry_step}회차</text>
+<rect class="bar" x="${barX}" y="${y}" width="${w}" height="20" rx="3"></rect>
+<text x="${barX + w + 6}" y="${y + 15}">${won(r.amount)} (${r.payments}건)</text></g>`;
 })}
 </svg>`;
 }

@@ -8,7 +8,7 @@ export type ChargeRunView = ReturnType<ChargeRunsService['map']>;
  * A run's progress. While it runs, htmx asks for this fragment again every 2 seconds and swaps it in; once the run
  * has ended the fragment comes back without the polling attributes, so the polling stops.
  */
-export function runProgress(run: ChargeRunView): SafeHtml {
+export function runProgress(run: ChargeRunView, now: Date): SafeHtml {
   const running = run.status === 'running';
   const c = run.counts;
   return html`<section class="card" id="run-progress-${run.id}" data-run="${run.id}" data-run-status="${run.status}"
@@ -18,17 +18,17 @@ ${running ? html`hx-get="/console/charge-runs/${run.id}/progress" hx-trigger="ev
 <span>대상 <strong>${c.due}</strong></span><span>성공 <strong data-count="charged">${c.charged}</strong></span><span>실패 <strong>${c.failed}</strong></span>
 <span>결과 미확인 <strong>${c.unknown}</strong></span><span>건너뜀 <strong>${c.skipped}</strong></span><span>확정 <strong>${c.resolved}</strong></span>
 <span>해지 <strong>${c.canceled}</strong></span><span>재개 <strong>${c.resumed}</strong></span>
-<span>경과 ${duration(run.started_at, run.finished_at ?? new Date())}</span>
+<span>경과 ${duration(run.started_at, run.finished_at ?? now)}</span>
 </div></section>`;
 }
 
-export function runsPage(ctx: PageContext, runs: ChargeRunView[], nextCursor: string | null): string {
+export function runsPage(ctx: PageContext, runs: ChargeRunView[], nextCursor: string | null, now: Date): string {
   const running = runs.filter((r) => r.status === 'running');
   return page(
     '청구 실행',
     ctx,
     html`<h1>청구 실행</h1>
-${running.map(runProgress)}
+${running.map((r) => runProgress(r, now))}
 <div class="card"><table>
 <thead><tr><th>시작</th><th>방식</th><th>상태</th><th class="num">대상</th><th class="num">성공</th><th class="num">실패</th><th class="num">미확인</th><th class="num">확정</th><th>소요 시간</th><th>오류</th></tr></thead>
 <tbody>
