@@ -44,7 +44,8 @@ export function isOutboundEventType(type: string): type is OutboundEventType {
 export class OutboxService {
   constructor(private readonly clock: Clock) {}
 
-  async enqueue(m: EntityManager, event: OutboundEvent): Promise<void> {
+  /** Writes the event and its deliveries; answers the event's id. */
+  async enqueue(m: EntityManager, event: OutboundEvent): Promise<string> {
     const row = outboxRow(event, this.clock.now());
     await m.query(
       `WITH we AS (
@@ -54,6 +55,7 @@ export class OutboxService {
        ${deliveriesFromCte('$6')}`,
       [row.id, row.type, row.subscription_id, row.sequence, JSON.stringify(row.payload), row.created_at],
     );
+    return row.id;
   }
 }
 
@@ -65,6 +67,8 @@ export interface OutboundEvent {
   object: Record<string, unknown>;
   /** The subscription after the change, when the object is something else (a payment, a refund). */
   subscription?: Record<string, unknown>;
+  /** The payment after the change, when the object is one of its refunds. */
+  payment?: Record<string, unknown>;
 }
 
 /**
@@ -87,6 +91,7 @@ export function outboxRow(event: OutboundEvent, now: Date) {
   const id = randomUUID();
   const data: Record<string, unknown> = { object: { ...event.object, version: versionOf(event.object, event.sequence) } };
   if (event.subscription) data.subscription = { ...event.subscription, version: versionOf(event.subscription, event.sequence) };
+  if (event.payment) data.payment = { ...event.payment, version: versionOf(event.payment, event.sequence) };
   return {
     id,
     type: event.type,

@@ -1,12 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager, EntitySubscriberInterface, In, QueryRunner, TransactionCommitEvent, TransactionRollbackEvent } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
 import { isOutboundEventType, OutboundEvent, OutboxService } from '../outbound-webhooks/outbox.service';
+import { paymentView } from '../payments/payment-view';
+import { PaymentEntity } from '../payments/payment.entity';
 import { SubscriptionEventEntity } from './subscription-event.entity';
 import { subscriptionView } from './subscription-view';
-import type { SubscriptionEntity } from './subscription.entity';
+import { SubscriptionEntity } from './subscription.entity';
 
 export type EventActor = Actor | 'system';
 
@@ -51,13 +54,50 @@ export function outboundOf(sub: SubscriptionEntity, type: string, opts: EventDet
     : { type, subscriptionId: sub.id, sequence, object: subscription };
 }
 
+/** The outbound events written in a transaction, by its query runner: event id → its subscription and sequence. */
+const written = new WeakMap<QueryRunner, Map<string, { subscriptionId: string; sequence: number; asObject: boolean }>>();
+
+/**
+ * Sends the subscription as its transaction commits it. An event is written when the change is recorded, but the
+ * caller may change the subscription further before committing (a payment is recorded, then the renewal it pays
+ * for): just before COMMIT, the subscription of every event written in the transaction (data.object or
+ * data.subscription) is replaced with the subscription as it stands then, versioned with the event's sequence.
+ */
+class CommittedSubscriptionSnapshots implements EntitySubscriberInterface {
+  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
+    const pending = written.get(event.queryRunner);
+    if (!pending?.size) return;
+    written.delete(event.queryRunner);
+    const ids = [...new Set([...pending.values()].map((p) => p.subscriptionId))];
+    const subs = await event.manager.getRepository(SubscriptionEntity).findBy({ id: In(ids) });
+    const views = new Map(subs.map((sub) => [sub.id, subscriptionView(sub)]));
+    const rows = [...pending.entries()]
+      .filter(([, p]) => views.has(p.subscriptionId))
+      .map(([id, p]) => ({ id, path: p.asObject ? 'object' : 'subscription', sub: { ...views.get(p.subscriptionId), version: p.sequence } }));
+    if (!rows.length) return;
+    await event.manager.query(
+      `UPDATE webhook_events w SET payload = jsonb_set(w.payload, ARRAY['data', r.path], r.sub)
+       FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, path text, sub jsonb) WHERE w.id = r.id`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  afterTransactionRollback(event: TransactionRollbackEvent): void {
+    written.delete(event.queryRunner);
+  }
+}
+
 /** Writes the audit trail in the caller's transaction, so an event exists exactly when its change does. */
 @Injectable()
 export class SubscriptionEventsService {
   constructor(
     private readonly clock: Clock,
     private readonly outbox: OutboxService,
-  ) {}
+    @InjectDataSource() db: DataSource,
+  ) {
+    // One per data source, however many modules provide this service.
+    if (!db.subscribers.some((x) => x instanceof CommittedSubscriptionSnapshots)) db.subscribers.push(new CommittedSubscriptionSnapshots());
+  }
 
   /**
    * Records an event of `sub` (the subscription after the change). An event the SaaS backend receives takes the
@@ -89,7 +129,20 @@ export class SubscriptionEventsService {
     const saved = await m.getRepository(SubscriptionEventEntity).save(event);
     // The SaaS backend hears of it in the same transaction (the outbox).
     const outbound = sequence === null ? null : outboundOf(sub, type, opts, sequence);
-    if (outbound) await this.outbox.enqueue(m, outbound);
+    if (outbound) {
+      // A refund changes its payment (balance, status): the payment as it now stands goes along as data.payment.
+      const paymentId = opts.data?.payment_id;
+      if (type.startsWith('refund.') && typeof paymentId === 'string') {
+        const payment = await m.getRepository(PaymentEntity).findOneBy({ id: paymentId });
+        if (payment) outbound.payment = { ...paymentView(payment) };
+      }
+      const eventId = await this.outbox.enqueue(m, outbound);
+      if (m.queryRunner?.isTransactionActive) {
+        const mine = written.get(m.queryRunner) ?? new Map();
+        written.set(m.queryRunner, mine);
+        mine.set(eventId, { subscriptionId: sub.id, sequence, asObject: !opts.object });
+      }
+    }
     return saved;
   }
 }
