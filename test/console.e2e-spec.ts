@@ -119,6 +119,17 @@ describe('Finance console (browser)', () => {
     const { context, page } = await consoleContext(browser, problems);
     await signIn(page, finance);
     await page.getByRole('link', { name: '구독', exact: true }).click();
+    // Filters: past_due at the first dunning stage, on the plan.
+    await page.selectOption('#status', 'past_due');
+    await page.selectOption('#stage', '1');
+    await page.selectOption('#plan', { label: '프로 월간 (11,000원)' });
+    await page.getByRole('button', { name: '검색' }).click();
+    await expect(page.locator('tr[data-subscription]').count()).resolves.toBe(1);
+    await expect(page.locator(`tr[data-subscription="${pastDue.subscriptionId}"]`).count()).resolves.toBe(1);
+    await page.selectOption('#stage', '2');
+    await page.getByRole('button', { name: '검색' }).click();
+    await expect(page.locator('tr[data-subscription]').count()).resolves.toBe(0);
+    await page.goto(`${t.url}/console/subscriptions`);
     await page.fill('#q', pastDue.email);
     await page.getByRole('button', { name: '검색' }).click();
     const rows = page.locator('tr[data-subscription]');
@@ -309,6 +320,9 @@ describe('Finance console (browser)', () => {
     await shot(page, '14-payments-failed');
     await page.goto(`${t.url}/console/payments?status=refunded&customer=${encodeURIComponent('김연체')}`);
     await expect(page.locator('tr[data-payment]').count()).resolves.toBe(1);
+    // By date (KST): the two first charges were made on 2026-01-15.
+    await page.goto(`${t.url}/console/payments?from=2026-01-15&to=2026-01-15`);
+    await expect(page.locator('tr[data-payment]').count()).resolves.toBe(2);
 
     // A run in progress: its counts come in every 2 seconds without reloading the page.
     const [run] = (
