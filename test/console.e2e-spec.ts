@@ -473,6 +473,11 @@ describe('Finance console (browser)', () => {
       maxRedirects: 0,
     });
     expect(res.status()).toBe(403);
+    // An unknown console address is a page too, not the API's JSON.
+    const missing = await context.request.get(`${t.url}/console/no-such-screen`);
+    expect(missing.status()).toBe(404);
+    expect(missing.headers()['content-type']).toContain('text/html');
+    expect(await missing.text()).toContain('찾을 수 없음');
 
     // After 30 minutes without a request the session is over.
     const before = t.clock.now();

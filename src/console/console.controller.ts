@@ -396,6 +396,12 @@ export class ConsoleController {
     this.send(res, webhooksPage(this.ctx(req, 'webhooks'), status, deliveries));
   }
 
+  /** Any other console address: a page saying so, not the API's JSON. Declared last, so it matches only what is left. */
+  @Get('*path')
+  notFound(@Req() req: ConsoleRequest): never {
+    throw new NotFoundError('Page', req.path);
+  }
+
   @Post('webhooks/deliveries/:id/resend')
   @FinanceOnly()
   async resend(@Param('id') id: string, @Res() res: Response): Promise<void> {
