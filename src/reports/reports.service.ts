@@ -75,12 +75,12 @@ export class ReportsService {
     const windowStart = new Date(end.getTime() - this.runtime.config.reconcile.windowDays * 24 * 60 * 60 * 1000);
     const payments: (LedgerPayment & { changed_here: boolean })[] = await this.db.query(
       `SELECT ${LEDGER_PAYMENT_COLUMNS},
-              (approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2) AS changed_here
+              COALESCE((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2), false) AS changed_here
        FROM payments
        WHERE status = ANY($4)
          AND ((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2)
               OR (status IN ('DONE', 'PARTIAL_CANCELED') AND approved_at >= $3 AND approved_at < $1))
-       ORDER BY approved_at NULLS LAST, id LIMIT 5000`,
+       ORDER BY changed_here DESC, approved_at NULLS LAST, id LIMIT 5000`,
       [start, end, windowStart, RECONCILED_PAYMENT_STATUSES],
     );
     const inDay = (d: Date | null) => d !== null && d >= start && d < end;
