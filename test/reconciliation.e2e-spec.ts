@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { createServer, Server } from 'node:http';
+import { join } from 'node:path';
 import { WebhookDispatcher } from '../src/outbound-webhooks/webhook-dispatcher.service';
 import { ReconciliationCron } from '../src/reports/reconciliation.cron';
-import { callFakeBootpay, createPlan, createSubscription, customerWithKey } from './utils/fixtures';
+import { callFakeBootpay, createPlan, createSubscription, customerWithKey, startSiblingApp } from './utils/fixtures';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -118,8 +120,78 @@ describe('Nightly reconciliation with Bootpay', () => {
     expect((await t.http.get('/v1/reports/summary').set(bearer(t.adminKey))).body.reconciliation.persistent_differences).toEqual([]);
   });
 
+  it('should make one run when the crons of two instances fire the same tick at once', async () => {
+    const sibling = await startSiblingApp(t);
+    try {
+      const tick = new Date('2026-04-20T19:00:00Z');
+      t.clock.set(tick);
+      await Promise.all([t.app.get(ReconciliationCron).tick(tick), sibling.app.get(ReconciliationCron).tick(new Date(tick.getTime() + 1000))]);
+      const list = await runs();
+      expect(list.data.filter((r: { scheduled_for: string | null }) => r.scheduled_for === tick.toISOString())).toHaveLength(1);
+    } finally {
+      await sibling.close();
+    }
+  });
+
   it('should refuse the service role', async () => {
     expect((await t.http.get('/v1/reports/reconciliation/runs').set(bearer(t.serviceKey))).status).toBe(403);
     expect((await t.http.post('/v1/reports/reconciliation/runs').set(bearer(t.serviceKey)).send({})).status).toBe(403);
   });
+});
+
+/** `npm run cli -- reconcile --json` in a child process; the CLI's clock is the system clock. */
+async function reconcileCli(t: TestApp): Promise<{ code: number | null; out: string }> {
+  const root = join(__dirname, '..');
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', 'reconcile', '--json'], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? root,
+      NODE_ENV: 'test',
+      DATABASE_URL: t.databaseUrl,
+      BOOTPAY_CLIENT_KEY: t.fake.credentials.clientKey,
+      BOOTPAY_SECRET_KEY: t.fake.credentials.secretKey,
+      BOOTPAY_API_BASE_URL: t.fake.apiBaseUrl,
+      BILLING_KEY_ENCRYPTION_KEY: t.encryptionKey.toString('hex'),
+      LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  return { code, out };
+}
+
+describe('npm run cli -- reconcile', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp({ now: new Date() }); // the CLI checks the window before the system clock
+  });
+  afterAll(async () => {
+    await t.fake.webhooksIdle();
+    await t.close();
+  });
+
+  it('should exit 0 when nothing differs, and 3 with the difference listed once Bootpay differs', async () => {
+    const clean = await reconcileCli(t);
+    expect(clean.code).toBe(0);
+
+    const publicBaseUrl = t.runtime.config.publicBaseUrl;
+    t.runtime.config.publicBaseUrl = undefined;
+    const plan = await createPlan(t, { amount: 11000 });
+    const { customer, key } = await customerWithKey(t);
+    const sub = await createSubscription(t, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id });
+    t.runtime.config.publicBaseUrl = publicBaseUrl;
+    const payment = (await t.http.get(`/v1/payments?subscription_id=${sub.id}`).set(bearer(t.adminKey))).body.data[0];
+    expect((await callFakeBootpay(t, 'POST', 'cancel', { receipt_id: payment.receipt_id, cancel_price: 1000, cancel_id: 'console-cli' })).status).toBe(200);
+
+    const found = await reconcileCli(t);
+    expect(found.code).toBe(3);
+    const run = JSON.parse(found.out.trim().split('\n').pop()!);
+    expect(run).toMatchObject({ trigger: 'cli', status: 'completed' });
+    expect(run.differences).toEqual(expect.arrayContaining([expect.objectContaining({ id: payment.id, field: 'refunded_amount', local: 0, bootpay: 1000 })]));
+  }, 60_000);
 });
