@@ -54,14 +54,23 @@ export function outboundOf(sub: SubscriptionEntity, type: string, opts: EventDet
     : { type, subscriptionId: sub.id, sequence, object: subscription };
 }
 
-/** The outbound events written in a transaction, by its query runner: event id → its subscription and sequence. */
-const written = new WeakMap<QueryRunner, Map<string, { subscriptionId: string; sequence: number; asObject: boolean }>>();
+/** An outbound event written in a transaction: its subscription, sequence, and the payment a refund event carries. */
+interface WrittenEvent {
+  subscriptionId: string;
+  sequence: number;
+  asObject: boolean;
+  paymentId: string | null;
+}
+
+/** The outbound events written in a transaction, by its query runner and event id. */
+const written = new WeakMap<QueryRunner, Map<string, WrittenEvent>>();
 
 /**
  * Sends the subscription as its transaction commits it. An event is written when the change is recorded, but the
  * caller may change the subscription further before committing (a payment is recorded, then the renewal it pays
  * for): just before COMMIT, the subscription of every event written in the transaction (data.object or
- * data.subscription) is replaced with the subscription as it stands then, versioned with the event's sequence.
+ * data.subscription), and a refund event's payment (data.payment), are replaced with what stands then, versioned with
+ * the event's sequence.
  */
 class CommittedSubscriptionSnapshots implements EntitySubscriberInterface {
   async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
@@ -70,16 +79,27 @@ class CommittedSubscriptionSnapshots implements EntitySubscriberInterface {
     written.delete(event.queryRunner);
     const ids = [...new Set([...pending.values()].map((p) => p.subscriptionId))];
     const subs = await event.manager.getRepository(SubscriptionEntity).findBy({ id: In(ids) });
-    const views = new Map(subs.map((sub) => [sub.id, subscriptionView(sub)]));
-    const rows = [...pending.entries()]
-      .filter(([, p]) => views.has(p.subscriptionId))
-      .map(([id, p]) => ({ id, path: p.asObject ? 'object' : 'subscription', sub: { ...views.get(p.subscriptionId), version: p.sequence } }));
+    const views = new Map<string, Record<string, unknown>>(subs.map((sub) => [sub.id, { ...subscriptionView(sub) }]));
+    const paymentIds = [...new Set([...pending.values()].flatMap((p) => (p.paymentId ? [p.paymentId] : [])))];
+    if (paymentIds.length) {
+      const payments = await event.manager.getRepository(PaymentEntity).findBy({ id: In(paymentIds) });
+      for (const p of payments) views.set(p.id, { ...paymentView(p) });
+    }
+    const rows = [...pending.entries()].flatMap(([id, p]) => [
+      ...(views.has(p.subscriptionId) ? [{ id, path: p.asObject ? 'object' : 'subscription', value: { ...views.get(p.subscriptionId), version: p.sequence } }] : []),
+      ...(p.paymentId && views.has(p.paymentId) ? [{ id, path: 'payment', value: { ...views.get(p.paymentId), version: p.sequence } }] : []),
+    ]);
     if (!rows.length) return;
-    await event.manager.query(
-      `UPDATE webhook_events w SET payload = jsonb_set(w.payload, ARRAY['data', r.path], r.sub)
-       FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, path text, sub jsonb) WHERE w.id = r.id`,
-      [JSON.stringify(rows)],
-    );
+    // One path at a time, so an event with two objects gets both.
+    for (const path of ['object', 'subscription', 'payment']) {
+      const mine = rows.filter((r) => r.path === path);
+      if (!mine.length) continue;
+      await event.manager.query(
+        `UPDATE webhook_events w SET payload = jsonb_set(w.payload, ARRAY['data', $2::text], r.value)
+         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, value jsonb) WHERE w.id = r.id`,
+        [JSON.stringify(mine), path],
+      );
+    }
   }
 
   afterTransactionRollback(event: TransactionRollbackEvent): void {
@@ -129,7 +149,7 @@ export class SubscriptionEventsService {
     const saved = await m.getRepository(SubscriptionEventEntity).save(event);
     // The SaaS backend hears of it in the same transaction (the outbox).
     const outbound = sequence === null ? null : outboundOf(sub, type, opts, sequence);
-    if (outbound) {
+    if (outbound && sequence !== null) {
       // A refund changes its payment (balance, status): the payment as it now stands goes along as data.payment.
       const paymentId = opts.data?.payment_id;
       if (type.startsWith('refund.') && typeof paymentId === 'string') {
@@ -138,9 +158,9 @@ export class SubscriptionEventsService {
       }
       const eventId = await this.outbox.enqueue(m, outbound);
       if (m.queryRunner?.isTransactionActive) {
-        const mine = written.get(m.queryRunner) ?? new Map();
+        const mine = written.get(m.queryRunner) ?? new Map<string, WrittenEvent>();
         written.set(m.queryRunner, mine);
-        mine.set(eventId, { subscriptionId: sub.id, sequence, asObject: !opts.object });
+        mine.set(eventId, { subscriptionId: sub.id, sequence, asObject: !opts.object, paymentId: outbound.payment ? (outbound.payment.id as string) : null });
       }
     }
     return saved;
