@@ -230,6 +230,8 @@ const BAD_ISO = [
   '2026-01-15T01:00:00+24:00',
   '2026-01-15T01:00:00ZZ',
 ];
+/** Instants JavaScript reads but the service cannot run at (PostgreSQL has no year 0; periods run past 9999). */
+const OUT_OF_RANGE_ISO = ['9999-12-31T23:59:59Z', '0000-01-01T00:00:00Z', '0001-01-01T00:00:00Z', '9500-06-01T00:00:00Z', '1900-01-01T00:00:00Z'];
 /** ISO-8601 forms that class-validator accepts but JavaScript's Date cannot read (Invalid Date). */
 const UNREADABLE_ISO = ['+2026-01-15T00:00:00Z', '-2026-01-15T00:00:00Z', '2026-W03', '2026-W03-4T01:00:00Z', '2026-015', '20260115T010000Z', '2026-01-15T01:00:00,5Z', '2026-01-15T01'];
 
@@ -364,6 +366,11 @@ function nonObjectBody(validBody: () => Body): fc.Arbitrary<{ body: string | Uin
       )
       .map((contentType) => ({ body: JSON.stringify(validBody()), contentType, why: `valid JSON sent as ${contentType}`, expect: 415 })),
     fc.constant(null).map(() => ({ body: new Uint8Array(Buffer.from(JSON.stringify(validBody()))), why: 'valid JSON without a Content-Type', expect: 415 })),
+    // Nested far deeper than any body of this API: refused before validation (which would overflow its stack).
+    fc.tuple(fc.integer({ min: 33, max: 5000 }), fc.boolean()).map(([depth, arrays]) => {
+      const inner = arrays ? `${'['.repeat(depth)}1${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+      return { body: `{"x":${inner}}`, why: `JSON nested ${depth + 1} deep`, expect: 400 };
+    }),
   );
 }
 
@@ -483,7 +490,7 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
 
   beforeAll(async () => {
     t = await startTestApp();
-    const endpoint = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'http://127.0.0.1:9/hooks', description: 'fuzz' });
+    const endpoint = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'https://fuzz.example.com/hooks', description: 'fuzz' });
     if (endpoint.status !== 201) throw new Error(`webhook endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
     F.endpointId = endpoint.body.id;
     const customer = await createCustomer(t);
@@ -741,7 +748,7 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       method: 'POST',
       path: () => '/v1/test/clock',
       role: 'admin',
-      fields: { now: isoField({ required: true }) },
+      fields: { now: isoField({ required: true, extra: OUT_OF_RANGE_ISO }) },
       validBody: () => ({ now: '2026-01-15T01:00:00.000Z' }),
     },
     {
@@ -824,7 +831,23 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     return {
       url: formatted(
         fc.constant('https://saas.example.com/hooks'),
-        fc.constantFrom('ftp://example.com/x', 'not a url', 'javascript:alert(1)', 'http://', '//example.com', 'example.com/hook', 'file:///etc/passwd', 'http:// example.com'),
+        fc.oneof(
+          fc.constantFrom('ftp://example.com/x', 'not a url', 'javascript:alert(1)', 'http://', '//example.com', 'example.com/hook', 'file:///etc/passwd', 'http:// example.com'),
+          // Inside the service's network: refused unless OUTBOUND_WEBHOOKS_ALLOW_PRIVATE.
+          fc.constantFrom(
+            'http://127.0.0.1:5432/',
+            'http://localhost:3000/v1/test/clock',
+            'http://10.0.0.1/hooks',
+            'http://172.20.0.1/hooks',
+            'http://192.168.0.10/hooks',
+            'http://169.254.169.254/latest/meta-data/',
+            'http://0.0.0.0:7070/__fake/reset',
+            'http://[::1]/hooks',
+            'http://[fc00::1]/hooks',
+            'http://[::ffff:10.0.0.1]/hooks',
+          ),
+          fc.ipV4().filter((ip) => /^(10|127|0)\./.test(ip) || ip.startsWith('192.168.') || ip.startsWith('169.254.')).map((ip) => `http://${ip}/hooks`),
+        ),
         { required: !patch, nullInvalid: true, max: 2000 },
       ),
       description: text(fc.constant('fuzz endpoint'), 500, {}),
@@ -983,6 +1006,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     fc.integer({ min: 201, max: 400 }).map((n) => 'A'.repeat(n)),
     fc.stringMatching(/^[A-Za-z0-9_-]{1,60}$/),
     fc.constantFrom<unknown>(null, 1, 'x', [], {}, { t: 1, id: 2 }, { t: '2026-01-15T01:00:00.000Z' }, { id: '00000000-0000-4000-8000-000000000000' }).map(b64),
+    // Decodes to JSON of the right form, with a time JavaScript reads and PostgreSQL refuses (no such day, year 0).
+    fc
+      .tuple(fc.constantFrom('2024-02-30T00:00:00.000Z', '2023-02-29T12:00:00.000Z', '2026-04-31T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '0000-12-31T23:59:59.999Z'), fc.uuid())
+      .map(([tt, id]) => b64({ t: tt, id })),
     // Decodes to JSON of the right form, with an id that is not a UUID.
     fc
       .tuple(
@@ -1052,7 +1079,7 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       base: { date: '2026-01-15' },
       required: ['date'],
       params: {
-        date: fc.constantFrom('2026-02-30', '2026-13-01', '2026-1-5', 'yesterday', '20260115', '2026-01-15T00:00:00Z', '', '2026-00-10', '0000-00-00', '2026-02-29'),
+        date: fc.constantFrom('2026-02-30', '2026-13-01', '2026-1-5', 'yesterday', '20260115', '2026-01-15T00:00:00Z', '', '2026-00-10', '0000-00-00', '2026-02-29', '0000-01-01', '9999-12-31', '0001-01-01', '9500-02-28'),
       },
     },
     {
@@ -1117,7 +1144,7 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     'should never answer a 5xx to a forged cursor of the right form, whatever its time',
     async () => {
       const pageRoutes = lists.filter((l) => 'cursor' in l.params);
-      const forgedT = fc.constantFrom('0', '1', '12', '2026', 'Jan 1 2026', 'Tue Jan 15 2026', '1/1/1', '+275760-09-13T00:00:00.000Z', '-271821-04-20T00:00:00.000Z', '2026-01-15T01:00:00.000+14:00', '9999-12-31T23:59:59.999Z');
+      const forgedT = fc.constantFrom('0', '1', '12', '2026', 'Jan 1 2026', 'Tue Jan 15 2026', '1/1/1', '+275760-09-13T00:00:00.000Z', '-271821-04-20T00:00:00.000Z', '2026-01-15T01:00:00.000+14:00', '9999-12-31T23:59:59.999Z', '2024-02-30T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2023-02-29T00:00:00.000Z');
       const arb = fc.tuple(fc.constantFrom(...pageRoutes), forgedT, fc.uuid()).map(
         ([list, tt, id]): Req => ({ method: 'GET', path: `${list.path()}?cursor=${b64({ t: tt, id })}`, authorization: keyFor(list.role), why: `forged cursor t=${tt}` }),
       );

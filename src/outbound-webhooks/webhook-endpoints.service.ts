@@ -1,11 +1,13 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { NotFoundError } from '../common/errors';
+import { ConflictError, InvalidInputError, NotFoundError } from '../common/errors';
 import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { SecretBox } from '../common/secret-box';
+import { Runtime, RUNTIME } from '../runtime';
+import { privateTargetOf } from './address-guard';
 import { CreateWebhookEndpointDto, ListDeliveriesQueryDto, UpdateWebhookEndpointDto } from './webhook-endpoints.dto';
 import { WebhookDeliveryEntity, WebhookEndpointEntity, WebhookEventEntity } from './webhook.entities';
 
@@ -15,10 +17,25 @@ export class WebhookEndpointsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly clock: Clock,
     private readonly box: SecretBox,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
+
+  /**
+   * Webhooks must not reach into the network this service runs in (its own admin ports, the database, a cloud
+   * metadata service): a URL on a loopback, private, link-local or unique-local address is refused, unless
+   * OUTBOUND_WEBHOOKS_ALLOW_PRIVATE allows it. Every delivery checks the address it connects to again, after DNS.
+   */
+  private async checkTarget(url: string): Promise<void> {
+    if (this.runtime.config.outboundWebhooks.allowPrivate) return;
+    const reason = await privateTargetOf(url);
+    if (reason) {
+      throw new InvalidInputError([{ field: 'url', message: `url must reach a public address: ${reason}` }], `url must reach a public address: ${reason}`);
+    }
+  }
 
   /** The signing secret is shown in this answer only (and when rotated). */
   async create(dto: CreateWebhookEndpointDto) {
+    await this.checkTarget(dto.url);
     const id = randomUUID();
     const secret = `whsec_${randomBytes(24).toString('base64url')}`;
     const now = this.clock.now();
@@ -58,6 +75,7 @@ export class WebhookEndpointsService {
 
   async update(id: string, dto: UpdateWebhookEndpointDto) {
     const e = await this.entity(id);
+    if (dto.url !== undefined) await this.checkTarget(dto.url);
     if (dto.url !== undefined) e.url = dto.url;
     if (dto.description !== undefined) e.description = dto.description;
     if (dto.events !== undefined) e.events = dto.events;
@@ -79,10 +97,14 @@ export class WebhookEndpointsService {
     return { ...page, data: page.data.map((d) => this.mapDelivery(d, byId.get(d.eventId))) };
   }
 
-  /** An admin re-sends a delivery (failed or not): it is due at once. */
+  /** An admin re-sends a delivery (failed or not): it is due at once. Not to an inactive endpoint, which gets nothing. */
   async resend(deliveryId: string) {
     const d = await this.db.getRepository(WebhookDeliveryEntity).findOneBy({ id: deliveryId });
     if (!d) throw new NotFoundError('Webhook delivery', deliveryId);
+    const endpoint = await this.entity(d.endpointId);
+    if (!endpoint.active) {
+      throw new ConflictError('webhook_endpoint_inactive', `Webhook endpoint ${endpoint.id} is inactive: activate it (PATCH active: true) before re-sending`);
+    }
     const now = this.clock.now();
     await this.db.getRepository(WebhookDeliveryEntity).update({ id: deliveryId }, { status: 'pending', nextAttemptAt: now, updatedAt: now });
     const e = await this.db.getRepository(WebhookEventEntity).findOneBy({ id: d.eventId });
