@@ -1,26 +1,6 @@
 import { chargeRunExitCode, RunFailure } from '../charge-run-report';
 import { RESERVATION_STATUS } from '../gateway/gateway.types';
 import { bootpayReservationOutcome, localReservationOutcome, mapLimited } from './reconciliation';
-import { monthlyAmount } from './reports.service';
-
-describe(monthlyAmount.name, () => {
-  it.each([
-    [6999, 'week', 2, 15165], // 15,164.5 rounds up (floating point gave 15,164)
-    [11000, 'month', 1, 11000],
-    [11000, 'month', 3, 3667], // 3,666.67
-    [120000, 'year', 1, 10000],
-    [1000, 'day', 1, 30417], // 30,416.67
-    [3, 'week', 1, 13], // 13.0
-    [1, 'year', 1, 0], // 0.083
-    [6, 'year', 1, 1], // 0.5 rounds up
-  ])('should count %i won every %s × %i as %i a month', (amount, interval, count, expected) => {
-    expect(monthlyAmount(amount, interval, count)).toBe(expected);
-  });
-
-  it('should stay exact for the largest plan price', () => {
-    expect(monthlyAmount(100_000_000, 'day', 1)).toBe(3_041_666_667); // 3,041,666,666.67
-  });
-});
 
 describe('reservation outcomes', () => {
   const reservation = (status: number) => ({ reserveId: 'r', orderId: 'o', receiptId: null, price: 1, taxFree: 0, status, executeAt: null, revokedAt: null, finishedAt: null });

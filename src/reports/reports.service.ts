@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { fromZonedParts } from '../billing-math';
+import { BillingInterval, fromZonedParts, monthlyAmount } from '../billing-math';
 import { Clock, EARLIEST_SUPPORTED_INSTANT, LATEST_SUPPORTED_INSTANT } from '../common/clock';
 import { InvalidInputError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
@@ -20,19 +20,11 @@ import { ReconciliationRunsService } from './reconciliation-runs.service';
 
 export type { Difference };
 
-/** Periods per month of each interval, as exact fractions [numerator, denominator]. */
-const PER_MONTH: Record<string, readonly [bigint, bigint]> = { day: [365n, 12n], week: [52n, 12n], month: [1n, 1n], year: [1n, 12n] };
-
 /**
- * Monthly value of a plan's price, in won: the basis of MRR. Integer arithmetic (BigInt), rounded half up once at the
- * end: 6,999 won every 2 weeks is 6,999 × 52 / 12 / 2 = 15,164.5 → 15,165.
+ * Monthly value of a plan's price, in won: the basis of MRR (billing-math's, in exact integers rounded half up once:
+ * 6,999 won every 2 weeks is 6,999 × 52 / 12 / 2 = 15,164.5 → 15,165).
  */
-export function monthlyAmount(amount: number, interval: string, count: number): number {
-  const [num, den] = PER_MONTH[interval] ?? PER_MONTH.month;
-  const n = BigInt(amount) * num;
-  const d = den * BigInt(Math.max(1, count));
-  return Number((2n * n + d) / (2n * d));
-}
+export { monthlyAmount };
 
 @Injectable()
 export class ReportsService {
@@ -118,7 +110,7 @@ export class ReportsService {
       `SELECT p.interval, p.interval_count, p.amount, count(*)::int AS n FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        WHERE s.status IN ('active', 'past_due') GROUP BY p.interval, p.interval_count, p.amount`,
     );
-    const mrr = plans.reduce((sum, p) => sum + monthlyAmount(Number(p.amount), p.interval, p.interval_count) * p.n, 0);
+    const mrr = plans.reduce((sum, p) => sum + monthlyAmount(Number(p.amount), p.interval as BillingInterval, p.interval_count) * p.n, 0);
     const byStatus: { status: string; n: number }[] = await this.db.query(`SELECT status, count(*)::int AS n FROM subscriptions GROUP BY status`);
     const [{ churned }] = await this.db.query(`SELECT count(*)::int AS churned FROM subscriptions WHERE status = 'canceled' AND ended_at >= $1 AND ended_at <= $2`, [from, to]);
     const recovered: { attempt: number; n: number; amount: string }[] = await this.db.query(
