@@ -18,7 +18,8 @@ export class ApiKeyEntity {
   @Column({ name: 'key_hash', type: 'char', length: 64, select: false })
   keyHash: string;
 
-  @Column({ name: 'key_prefix', type: 'varchar', length: 16 })
+  /** A short identifier holding no character of the key (apiKeyIdentifier). */
+  @Column({ name: 'key_prefix', type: 'varchar', length: 32 })
   keyPrefix: string;
 
   @Column({ name: 'created_at', type: 'timestamptz' })

@@ -11,6 +11,16 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+/**
+ * What is kept to tell keys apart in lists (`key_prefix`): the key's kind and the first 8 hex digits of its SHA-256
+ * hash, e.g. `bsk_admin_#3f9a0c12`. No character of the key itself is kept (a key from the settings may be as short
+ * as 24 characters, so even a few of them would be a real part of it).
+ */
+export function apiKeyIdentifier(key: string): string {
+  const kind = /^bsk_(admin|svc)_/.exec(key)?.[0] ?? '';
+  return `${kind}#${hashApiKey(key).slice(0, 8)}`;
+}
+
 export function generateApiKey(role: ApiKeyRole): string {
   return `${role === 'admin' ? 'bsk_admin' : 'bsk_svc'}_${randomBytes(24).toString('base64url')}`;
 }
@@ -28,7 +38,7 @@ export class ApiKeysService {
       name,
       role,
       keyHash: hashApiKey(key),
-      keyPrefix: key.slice(0, 12),
+      keyPrefix: apiKeyIdentifier(key),
       createdAt: this.clock.now(),
       revokedAt: null,
     });
@@ -78,7 +88,7 @@ export class ApiKeysService {
         if (!key) return;
         const exists = await repo.createQueryBuilder('k').where('k.key_hash = :h', { h: hashApiKey(key) }).getCount();
         if (exists === 0) {
-          await repo.save({ name: `${role} (from settings)`, role, keyHash: hashApiKey(key), keyPrefix: key.slice(0, 12), createdAt: this.clock.now(), revokedAt: null });
+          await repo.save({ name: `${role} (from settings)`, role, keyHash: hashApiKey(key), keyPrefix: apiKeyIdentifier(key), createdAt: this.clock.now(), revokedAt: null });
         }
       };
       await ensure(opts.adminKey, 'admin');
@@ -86,7 +96,7 @@ export class ApiKeysService {
       if (opts.generateWhenEmpty && (await repo.count()) === 0) {
         for (const role of ['admin', 'service'] as const) {
           const key = generateApiKey(role);
-          await repo.save({ name: `${role} (generated at first start)`, role, keyHash: hashApiKey(key), keyPrefix: key.slice(0, 12), createdAt: this.clock.now(), revokedAt: null });
+          await repo.save({ name: `${role} (generated at first start)`, role, keyHash: hashApiKey(key), keyPrefix: apiKeyIdentifier(key), createdAt: this.clock.now(), revokedAt: null });
           created[role] = key;
         }
       }

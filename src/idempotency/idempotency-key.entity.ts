@@ -29,6 +29,10 @@ export class IdempotencyKeyEntity {
   @Column({ name: 'response_body', type: 'jsonb', nullable: true })
   responseBody: unknown;
 
+  /** The answer carried a secret (shown once): it is stored without it, and a replay is refused with 409. */
+  @Column({ name: 'response_withheld', type: 'boolean', default: false })
+  responseWithheld: boolean;
+
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt: Date;
 
