@@ -293,7 +293,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       timeoutMs: int(env, 'OUTBOUND_WEBHOOK_TIMEOUT_MS', 5000, 100, 60_000),
     },
     docsEnabled: bool(env, 'DOCS_ENABLED', !production),
-    bootpayWebhookRatePerMinute: int(env, 'BOOTPAY_WEBHOOK_RATE_PER_MINUTE', 600, 0, 1_000_000),
+    bootpayWebhookRatePerMinute: int(env, 'BOOTPAY_WEBHOOK_RATE_PER_MINUTE', 6000, 0, 1_000_000),
     trustProxyHops: int(env, 'TRUST_PROXY_HOPS', 0, 0, 10),
   };
 }
