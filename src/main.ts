@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const lines = [
     '',
     `  API        ${base}/v1`,
-    `  Docs       ${base}/docs   (OpenAPI JSON: ${base}/docs/openapi.json)`,
+    config.docsEnabled ? `  Docs       ${base}/docs   (OpenAPI JSON: ${base}/docs/openapi.json)` : '  Docs       off (DOCS_ENABLED=false)',
     `  Health     ${base}/health`,
     `  Database   ${resolved.embeddedDatabase ? `embedded PostgreSQL in ${resolve(config.dataDir, 'postgres')}` : 'DATABASE_URL'}`,
     `  Bootpay    ${runtime.fakeBootpayUrl ? `fake Bootpay at ${runtime.fakeBootpayUrl} (control API: ${runtime.fakeBootpayUrl}/__fake/ledger)` : `Bootpay (${config.bootpay.mode})`}`,
