@@ -14,6 +14,7 @@
  */
 import fc from 'fast-check';
 import { createBillingKey, createCustomer, createPlan, createSubscription } from './utils/fixtures';
+import { OpenApiContract } from './utils/openapi-contract';
 import { bearer, startTestApp, T0, tableCounts, TestApp } from './utils/test-app';
 
 const RUNS = 40;
@@ -380,6 +381,8 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
   let t: TestApp;
   const F = {} as Fixtures;
   let fingerprintSql = '';
+  /** The served OpenAPI document: every answer the fuzzing gets must be one it lists, in the shape it gives. */
+  let contract: OpenApiContract;
 
   const keyFor = (role: Role) => (role === 'admin' ? `Bearer ${t.adminKey}` : role === 'service' ? `Bearer ${t.serviceKey}` : null);
 
@@ -395,6 +398,8 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     } catch {
       body = undefined;
     }
+    const drift = contract.check(r.method, r.path, res.status, body);
+    if (drift.length) throw new Error(`the answer is not in the OpenAPI document: ${describeReq(r)} -> ${res.status} ${textBody.slice(0, 200)}\n  ${drift.slice(0, 5).join('\n  ')}`);
     return { status: res.status, text: textBody, body };
   }
 
@@ -490,6 +495,7 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
 
   beforeAll(async () => {
     t = await startTestApp();
+    contract = new OpenApiContract((await t.http.get('/docs/openapi.json')).body);
     const endpoint = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'https://fuzz.example.com/hooks', description: 'fuzz' });
     if (endpoint.status !== 201) throw new Error(`webhook endpoint: ${endpoint.status} ${JSON.stringify(endpoint.body)}`);
     F.endpointId = endpoint.body.id;

@@ -1,0 +1,154 @@
+/**
+ * Issue 11: the OpenAPI document is the contract. Every operation lists its error answers with the error schema and
+ * the constraints the server enforces; every answer this walk through the API gets (and every answer the fuzzer in
+ * fuzz.e2e-spec.ts gets) is one the document lists, in the shape it gives.
+ */
+import { createBillingKey, createCustomer, createPlan } from './utils/fixtures';
+import { OpenApiContract } from './utils/openapi-contract';
+import { bearer, startTestApp, TestApp } from './utils/test-app';
+
+type Op = { parameters?: { in: string; name: string; schema?: { format?: string } }[]; requestBody?: { content: Record<string, { schema: { $ref?: string } }> }; responses: Record<string, { content?: Record<string, { schema?: unknown }> }>; security?: unknown[] };
+
+describe('Hardening: the OpenAPI document is the contract', () => {
+  let t: TestApp;
+  let contract: OpenApiContract;
+  let doc: { paths: Record<string, Record<string, Op>>; components: { schemas: Record<string, { additionalProperties?: unknown }> } };
+  const ops = () => Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method, op })));
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    doc = (await t.http.get('/docs/openapi.json')).body;
+    contract = new OpenApiContract(doc as never);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('should list the error answers of every operation, with the common error schema', () => {
+    const missing: string[] = [];
+    for (const { path, method, op } of ops()) {
+      const want = new Set<string>();
+      if (path !== '/health') want.add('400');
+      if ((op.security ?? []).length) ['401', '403'].forEach((s) => want.add(s));
+      if (path.includes('{')) want.add('404');
+      if (method !== 'get') ['409', '422'].forEach((s) => want.add(s));
+      for (const s of want) {
+        const schema = op.responses[s]?.content?.['application/json']?.schema as { $ref?: string } | undefined;
+        if (schema?.$ref !== '#/components/schemas/ErrorBody') missing.push(`${method.toUpperCase()} ${path} ${s}`);
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(doc.paths['/v1/subscriptions'].post.responses['402']).toBeDefined();
+    expect(doc.paths['/v1/webhooks/bootpay'].post.responses['429']).toBeDefined();
+    expect(doc.paths['/v1/webhooks/bootpay'].post.responses['503']).toBeDefined();
+  });
+
+  it('should give every answer a schema, UUID path ids, and bodies that refuse unknown fields', () => {
+    const problems: string[] = [];
+    for (const { path, method, op } of ops()) {
+      for (const [status, r] of Object.entries(op.responses)) {
+        if (status !== '204' && !r.content?.['application/json']?.schema) problems.push(`${method} ${path} ${status}: no schema`);
+      }
+      for (const p of op.parameters ?? []) if (p.in === 'path' && p.schema?.format !== 'uuid') problems.push(`${method} ${path}: path ${p.name} is not a uuid`);
+      const ref = op.requestBody?.content?.['application/json']?.schema?.$ref;
+      if (ref) {
+        const schema = doc.components.schemas[ref.replace('#/components/schemas/', '')];
+        if (schema.additionalProperties !== false) problems.push(`${method} ${path}: body ${ref} allows unknown fields`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('should find drift: an unlisted status or a body of another shape is reported', () => {
+    expect(contract.operation('GET', '/v1/customers/00000000-0000-4000-8000-000000000000')).toEqual({ template: '/v1/customers/{id}', method: 'GET' });
+    expect(contract.check('GET', '/v1/customers', 418, {})).toEqual([expect.stringContaining('418 is not listed')]);
+    expect(contract.check('GET', '/v1/customers', 401, { status_code: 401 })).toEqual(expect.arrayContaining([expect.stringContaining('has no code')]));
+    expect(contract.check('GET', '/v1/customers', 200, { data: 'x', has_more: false, next_cursor: null })).toEqual([expect.stringContaining('is not array')]);
+  });
+
+  it('should answer the way the document says through a walk over the API', async () => {
+    const S = bearer(t.serviceKey);
+    const A = bearer(t.adminKey);
+    const seen: string[] = [];
+    const problems: string[] = [];
+    const call = async (method: 'get' | 'post' | 'patch' | 'delete', path: string, auth?: Record<string, string>, body?: object) => {
+      let req = t.http[method](path);
+      if (auth) req = req.set(auth);
+      const res = body === undefined ? await req : await req.send(body);
+      seen.push(`${method.toUpperCase()} ${path} ${res.status}`);
+      problems.push(...contract.check(method, path, res.status, res.body));
+      return res;
+    };
+
+    await call('get', '/health');
+    await call('post', '/v1/customers', S, { external_id: 'contract-1', name: 'Contract' });
+    await call('post', '/v1/customers', S, { external_id: 'contract-1', name: 'Contract' });
+    const customer = await createCustomer(t);
+    await call('get', `/v1/customers/${customer.id}`, S);
+    await call('get', '/v1/customers?limit=1', S);
+    await call('patch', `/v1/customers/${customer.id}`, S, { name: 'Renamed' });
+    await call('get', '/v1/customers/00000000-0000-4000-8000-000000000000', S);
+    await call('get', '/v1/customers/not-a-uuid', S);
+    await call('get', '/v1/customers');
+    const key = await createBillingKey(t, customer.id);
+    await call('get', `/v1/customers/${customer.id}/billing-keys`, S);
+    await call('get', `/v1/billing-keys/${key.id}`, S);
+    await call('get', `/v1/billing-keys/${key.id}/reservations`, S);
+    await call('post', `/v1/customers/${customer.id}/billing-keys`, S, { pg: 'nicepay', card_no: '4111110000000054', card_pw: '12', card_expire_year: '30', card_expire_month: '12', card_identity_no: '900101' });
+    const plan = await createPlan(t);
+    const yearly = await call('post', '/v1/plans', S, { name: 'Contract yearly', amount: 110000, interval: 'year' });
+    await call('get', '/v1/plans', S);
+    await call('get', `/v1/plans/${plan.id}`, S);
+    await call('patch', `/v1/plans/${plan.id}`, A, { description: 'd' });
+    const sub = await call('post', '/v1/subscriptions', S, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id });
+    await call('post', '/v1/subscriptions', S, { customer_id: customer.id, plan_id: '00000000-0000-4000-8000-000000000000', billing_key_id: key.id });
+    await call('get', `/v1/subscriptions/${sub.body.id}`, S);
+    await call('get', `/v1/subscriptions?customer_id=${customer.id}`, S);
+    await call('get', `/v1/subscriptions/${sub.body.id}/events`, S);
+    await call('post', `/v1/subscriptions/${sub.body.id}/pause`, S, { reason: 'x' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/pause`, A, { reason: 'x' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/resume`, A, {});
+    await call('post', `/v1/subscriptions/${sub.body.id}/reactivate`, S, {});
+    await call('post', `/v1/subscriptions/${sub.body.id}/change-plan`, S, { plan_id: yearly.body.id, proration: 'period_end' });
+    const other = await createBillingKey(t, customer.id, { card_no: '5555444433331111' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/billing-key`, S, { billing_key_id: other.id });
+    await call('post', `/v1/subscriptions/${sub.body.id}/retry`, A, {});
+    await call('delete', `/v1/billing-keys/${key.id}`, S);
+    const payments = await call('get', `/v1/payments?subscription_id=${sub.body.id}`, S);
+    const paymentId = payments.body.data[0].id;
+    await call('get', `/v1/payments/${paymentId}`, S);
+    await call('post', `/v1/payments/${paymentId}/refunds`, A, { amount: 1000, reason: 'partial' });
+    await call('post', `/v1/payments/${paymentId}/refunds`, A, { amount: 100_000_000, reason: 'too much' });
+    await call('get', `/v1/payments/${paymentId}/refunds`, A);
+    await call('post', `/v1/subscriptions/${sub.body.id}/cancel`, S, { at_period_end: false, reason: 'done' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/cancel`, S, { at_period_end: false, reason: 'again' });
+    const run = await call('post', '/v1/charge-runs', A, { wait: true });
+    await call('get', '/v1/charge-runs', A);
+    await call('get', `/v1/charge-runs/${run.body.id}`, A);
+    const endpoint = await call('post', '/v1/webhook-endpoints', A, { url: 'https://hooks.example.com/contract' });
+    await call('get', '/v1/webhook-endpoints', A);
+    await call('get', `/v1/webhook-endpoints/${endpoint.body.id}`, A);
+    await call('patch', `/v1/webhook-endpoints/${endpoint.body.id}`, A, { description: 'x' });
+    await call('post', `/v1/webhook-endpoints/${endpoint.body.id}/rotate-secret`, A, {});
+    await call('get', `/v1/webhook-endpoints/${endpoint.body.id}/deliveries`, A);
+    await call('post', '/v1/webhook-deliveries/00000000-0000-4000-8000-000000000000/resend', A, {});
+    await call('get', '/v1/reports/reconciliation?date=2026-01-15', A);
+    await call('get', '/v1/reports/summary', A);
+    await call('get', '/v1/test/clock', S);
+    await call('post', '/v1/test/clock', A, { now: '2026-01-15T01:00:00.000Z' });
+    await call('post', '/v1/webhooks/bootpay', undefined, { receipt_id: 'unknown-receipt-000' });
+    await call('post', '/v1/webhooks/bootpay', undefined, { receipt_id: '!' });
+
+    // Operations the walk does not know (added since) are called too, with an empty body and an id of nothing.
+    const reached = () => new Set(seen.map((x) => { const [m, p] = x.split(' '); const op = contract.operation(m, p); return op ? `${op.method} ${op.template}` : x; }));
+    const done = reached();
+    for (const { path, method } of ops()) {
+      if (done.has(`${method.toUpperCase()} ${path}`)) continue;
+      const concrete = path.replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000');
+      await call(method as 'get', concrete, A, method === 'get' || method === 'delete' ? undefined : {});
+    }
+    expect(problems).toEqual([]);
+    const all = ops().map(({ path, method }) => `${method.toUpperCase()} ${path}`);
+    expect(all.filter((o) => !reached().has(o))).toEqual([]);
+  });
+});
