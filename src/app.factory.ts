@@ -54,8 +54,10 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
     });
     next();
   });
-  // Security headers (HSTS, nosniff, frame denial, a strict Content-Security-Policy, …) from a well-kept library.
-  app.use(helmet());
+  // Security headers (HSTS, nosniff, frame options, a strict Content-Security-Policy, …) from a well-kept library.
+  // Outside production the service (and /docs) is served over plain http: no upgrade of its requests to https there.
+  const production = runtime.config.nodeEnv === 'production';
+  app.use(helmet({ contentSecurityPolicy: { directives: { upgradeInsecureRequests: production ? [] : null } } }));
   // Only JSON bodies; anything else with a body is 415.
   app.use((req: Request, res: Response, next: NextFunction) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
