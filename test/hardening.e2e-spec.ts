@@ -35,6 +35,7 @@ describe('Hardening: no 5xx from input', () => {
     ['/v1/subscriptions', () => '/v1/subscriptions', 'service'],
     ['/v1/payments', () => '/v1/payments', 'service'],
     ['/v1/charge-runs', () => '/v1/charge-runs', 'admin'],
+    ['/v1/reports/reconciliation/runs', () => '/v1/reports/reconciliation/runs', 'admin'],
     ['/v1/webhook-endpoints', () => '/v1/webhook-endpoints', 'admin'],
   ];
   const cursorTimes = ['2024-02-30T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2023-02-29T12:00:00.000Z', '2026-04-31T00:00:00.000Z'];
@@ -42,8 +43,8 @@ describe('Hardening: no 5xx from input', () => {
   describe.each(lists)('GET %s', (_name, path, role) => {
     it.each(cursorTimes)('should answer 400 naming cursor for a cursor whose time is %s (was 500)', async (time) => {
       const id = '00000000-0000-4000-8000-000000000000';
-      // The list of charge runs writes its cursor as "<time>|<id>"; every other list as JSON.
-      const cursor = path() === '/v1/charge-runs' ? Buffer.from(`${time}|${id}`).toString('base64url') : b64({ t: time, id });
+      // The lists of runs write their cursor as "<time>|<id>"; every other list as JSON.
+      const cursor = path().endsWith('/runs') || path() === '/v1/charge-runs' ? Buffer.from(`${time}|${id}`).toString('base64url') : b64({ t: time, id });
       const res = await t.http.get(`${path()}?cursor=${cursor}`).set(bearer(role === 'admin' ? t.adminKey : t.serviceKey));
       expect(res.status).toBe(400);
       expect(res.body.details).toEqual([expect.objectContaining({ field: 'cursor' })]);
