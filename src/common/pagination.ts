@@ -8,7 +8,7 @@ import { isUuid } from './uuid.pipe';
 
 /** Every list endpoint takes `limit` and an opaque `cursor`, and answers `{data, has_more, next_cursor}`. */
 export class PageQueryDto {
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 100, default: 20 })
   @Optional()
   @Type(() => Number)
   @IsInt()
@@ -16,7 +16,7 @@ export class PageQueryDto {
   @Max(100)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'next_cursor of the previous page' })
+  @ApiPropertyOptional({ description: 'next_cursor of the previous page', pattern: '^[A-Za-z0-9_-]+$', maxLength: 200 })
   @Optional()
   @IsString()
   @MaxLength(200)

@@ -7,19 +7,31 @@ import { OUTBOUND_EVENT_TYPES } from './outbox.service';
 const EVENT_CHOICES = ['*', ...OUTBOUND_EVENT_TYPES];
 
 export class CreateWebhookEndpointDto {
-  @ApiProperty({ example: 'https://saas.example.com/hooks/billing' })
+  @ApiProperty({
+    example: 'https://saas.example.com/hooks/billing',
+    format: 'uri',
+    maxLength: 2000,
+    description: 'An http or https URL on a public address (loopback, private and link-local addresses are refused unless OUTBOUND_WEBHOOKS_ALLOW_PRIVATE)',
+  })
   @IsString()
   @MaxLength(2000)
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { message: 'url must be an http or https URL' })
   url: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ maxLength: 500 })
   @Optional()
   @IsString()
   @MaxLength(500)
   description?: string;
 
-  @ApiPropertyOptional({ example: ['*'], description: `Event types, or ["*"] for all: ${OUTBOUND_EVENT_TYPES.join(', ')}` })
+  @ApiPropertyOptional({
+    example: ['*'],
+    description: `Event types, or ["*"] for all: ${OUTBOUND_EVENT_TYPES.join(', ')}`,
+    isArray: true,
+    enum: EVENT_CHOICES,
+    minItems: 1,
+    maxItems: 20,
+  })
   @Optional()
   @IsArray()
   @ArrayMinSize(1)
@@ -29,20 +41,20 @@ export class CreateWebhookEndpointDto {
 }
 
 export class UpdateWebhookEndpointDto {
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ format: 'uri', maxLength: 2000, description: 'As in create: a public http or https URL' })
   @Optional()
   @IsString()
   @MaxLength(2000)
   @IsUrl({ protocols: ['http', 'https'], require_protocol: true, require_tld: false }, { message: 'url must be an http or https URL' })
   url?: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ maxLength: 500 })
   @Optional()
   @IsString()
   @MaxLength(500)
   description?: string;
 
-  @ApiPropertyOptional()
+  @ApiPropertyOptional({ isArray: true, enum: EVENT_CHOICES, minItems: 1, maxItems: 20 })
   @Optional()
   @IsArray()
   @ArrayMinSize(1)
