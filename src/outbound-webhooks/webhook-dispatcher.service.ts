@@ -55,6 +55,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   private readonly logger = new Logger(WebhookDispatcher.name);
   private timer?: NodeJS.Timeout;
   private claiming = false;
+  /** Claims of this instance go one at a time (a poll and a processDue() call may meet). */
+  private claimLock: Promise<void> = Promise.resolve();
   /** Endpoints with deliveries in flight from this instance. */
   private readonly busy = new Map<string, number>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -77,6 +79,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async tick(): Promise<void> {
+    if (this.claiming) return;
     try {
       await this.start();
     } catch (err) {
@@ -93,13 +96,17 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
 
   /** Claims due deliveries of endpoints not busy in this instance and starts sending them; does not wait for them. */
   private async start(limit = 100): Promise<{ count: number; done: Promise<void> }> {
-    if (this.claiming) return { count: 0, done: Promise.resolve() };
+    const previous = this.claimLock;
+    let release!: () => void;
+    this.claimLock = new Promise<void>((r) => (release = r));
     this.claiming = true;
     let claimed: Claimed[];
     try {
+      await previous;
       claimed = await this.claim(limit);
     } finally {
       this.claiming = false;
+      release();
     }
     if (!claimed.length) return { count: 0, done: Promise.resolve() };
     const events = new Map<string, { payload: { id: string; type: string; subscription_id: string | null }; seq: number }>();
