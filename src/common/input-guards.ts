@@ -10,7 +10,7 @@ const PROTOTYPE_NAMES = new Set([...Object.getOwnPropertyNames(Object.prototype)
 export function inspectInput(value: unknown, where: string, topLevelKeysAreFields = true): FieldError[] {
   const errors: FieldError[] = [];
   const walk = (v: unknown, path: string, depth: number, isTop: boolean) => {
-    if (errors.length >= 20 || depth > 16) return;
+    if (errors.length >= 20 || depth > MAX_JSON_DEPTH) return;
     if (typeof v === 'string') {
       if (v.includes('\u0000')) errors.push({ field: path || where, message: `${path || where} must not contain NUL characters` });
       return;
