@@ -2,11 +2,14 @@ import fc from 'fast-check';
 import {
   addDays,
   addInterval,
+  BILLING_INTERVALS,
   BillingInterval,
   daysInMonth,
   formatZoned,
   fromZonedParts,
   isValidTimeZone,
+  MAX_INTERVAL_COUNT,
+  MAX_INTERVAL_COUNTS,
   periodEnd,
   periodIndexAt,
   periodStart,
@@ -339,7 +342,7 @@ describe(periodStart.name, () => {
     const a = kst(2025, 1, 31, 10);
     const bad: Array<() => unknown> = [
       () => periodStart(a, 'month', 0, 1, SEOUL),
-      () => periodStart(a, 'month', 1001, 1, SEOUL),
+      () => periodStart(a, 'month', MAX_INTERVAL_COUNT + 1, 1, SEOUL),
       () => periodStart(a, 'month', 1.5, 1, SEOUL),
       () => periodStart(a, 'month', NaN, 1, SEOUL),
       () => periodStart(a, 'month', 1, -1, SEOUL),
@@ -542,7 +545,7 @@ describe(addInterval.name, () => {
     expect(addInterval(jan31, 'week', 1, SEOUL).toISOString()).toBe(kst(2025, 2, 7, 18, 45).toISOString());
     expect(addInterval(jan31, 'month', 0, SEOUL).getTime()).toBe(jan31.getTime());
     expect(() => addInterval(jan31, 'month', -1, SEOUL)).toThrow(RangeError);
-    expect(() => addInterval(jan31, 'month', 1001, SEOUL)).toThrow(RangeError);
+    expect(() => addInterval(jan31, 'month', MAX_INTERVAL_COUNT + 1, SEOUL)).toThrow(RangeError);
   });
 
   it('should equal the first period end of a subscription anchored at the date', () => {
@@ -575,5 +578,17 @@ describe(addDays.name, () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe('interval bounds shared with the API', () => {
+  it('computes periods for every count a plan may have (the largest of each unit, far from the anchor)', () => {
+    for (const interval of BILLING_INTERVALS) {
+      const count = MAX_INTERVAL_COUNTS[interval];
+      expect(count).toBeLessThanOrEqual(MAX_INTERVAL_COUNT);
+      const anchor = new Date('2026-01-31T01:00:00Z');
+      expect(periodStart(anchor, interval, count, 1, 'Asia/Seoul').getTime()).toBeGreaterThan(anchor.getTime());
+      expect(periodIndexAt(anchor, interval, count, new Date('2030-01-01T00:00:00Z'), 'Asia/Seoul')).toBe(0);
+    }
   });
 });

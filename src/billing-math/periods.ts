@@ -24,7 +24,13 @@ export const BILLING_INTERVALS: readonly BillingInterval[] = Object.freeze(['day
 /** The time zone the business bills in. Callers pass it explicitly. */
 export const BUSINESS_TIME_ZONE = 'Asia/Seoul';
 
-export const MAX_INTERVAL_COUNT = 1000;
+/**
+ * The longest billing interval per unit (about ten years): plans are refused above it (the API's one list), and the
+ * period arithmetic takes any count up to MAX_INTERVAL_COUNT, so that a plan the API accepted is always billable.
+ */
+export const MAX_INTERVAL_COUNTS: Readonly<Record<BillingInterval, number>> = Object.freeze({ day: 3650, week: 520, month: 120, year: 10 });
+/** The largest count the period arithmetic takes, in any unit: at least every count of MAX_INTERVAL_COUNTS. */
+export const MAX_INTERVAL_COUNT = Math.max(...Object.values(MAX_INTERVAL_COUNTS));
 
 /** Local wall-clock fields in some time zone. month is 1..12, day 1..31, hour 0..23. */
 export interface ZonedParts {

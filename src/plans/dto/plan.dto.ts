@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsInt, IsString, Max, MaxLength, Min, ValidateIf } from 'class-validator';
-import { BILLING_INTERVALS, BillingInterval } from '../../billing-math';
+import { BILLING_INTERVALS, BillingInterval, MAX_INTERVAL_COUNTS } from '../../billing-math';
 import { PageQueryDto } from '../../common/pagination';
 import { IsPlainText, Optional } from '../../common/validators';
 import type { ChargeMode } from '../plan.entity';
@@ -8,7 +8,8 @@ import type { ChargeMode } from '../plan.entity';
 export const MAX_AMOUNT = 100_000_000;
 
 /** The longest period a plan may have, per interval unit (10 years). */
-export const MAX_INTERVAL_COUNT: Record<BillingInterval, number> = { day: 3650, week: 520, month: 120, year: 10 };
+/** The same bounds as the billing math's (one list): a plan accepted here is always billable. */
+export const MAX_INTERVAL_COUNT: Readonly<Record<BillingInterval, number>> = MAX_INTERVAL_COUNTS;
 
 export class CreatePlanDto {
   @ApiProperty({ example: 'Pro monthly' })
