@@ -5,6 +5,7 @@ import { Reservations1763900300000 } from './1763900300000-Reservations';
 import { OutboundWebhooks1763900500000 } from './1763900500000-OutboundWebhooks';
 import { Refunds1763900400000 } from './1763900400000-Refunds';
 import { OperatorActors1763900600000 } from './1763900600000-OperatorActors';
+import { Ledger1763900610000 } from './1763900610000-Ledger';
 import { SecretsStaySecret1763900700000 } from './1763900700000-SecretsStaySecret';
 import { Operators1763900800000 } from './1763900800000-Operators';
 import { OperatorPasswordChange1763900810000 } from './1763900810000-OperatorPasswordChange';
@@ -14,6 +15,7 @@ import { Reconciliation1763901000000 } from './1763901000000-Reconciliation';
 export const MIGRATIONS = [
   Foundation1763900000000, Subscriptions1763900100000, ChargeRuns1763900200000, Reservations1763900300000, OutboundWebhooks1763900500000, Refunds1763900400000,
   OperatorActors1763900600000,
+  Ledger1763900610000,
   SecretsStaySecret1763900700000,
   Operators1763900800000,
   OperatorPasswordChange1763900810000,

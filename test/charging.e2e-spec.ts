@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { spawnChargeRun, waitUntil } from './utils/child-run';
-import { createPlan, createSubscription, customerWithKey, eventsOf, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
+import { ZERO_COUNTS, runCounts, createPlan, createSubscription, customerWithKey, eventsOf, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
 import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
 
 const SECOND = 1000;
@@ -19,8 +19,8 @@ const iso = (d: Date) => d.toISOString();
 const periodPrefix = (subId: string, periodStart: Date) => `s${subId.replace(/-/g, '')}-${Math.floor(periodStart.getTime() / 1000)}-`;
 const orderIdOf = (subId: string, periodStart: Date, attempt: number) => `${periodPrefix(subId, periodStart)}p${attempt}`;
 
-const ZERO = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0 };
-const counts = (c: Partial<typeof ZERO>) => ({ ...ZERO, ...c });
+const ZERO = ZERO_COUNTS;
+const counts = runCounts;
 
 /** Moves the clock to `when` and runs a charge run to its end there. */
 async function runAt(t: TestApp, when: Date) {
@@ -92,8 +92,8 @@ describe('Charging: renewals over six months', () => {
       subs.push({ id: sub.id, terms });
     }
 
-    // A second before the first renewal nothing is due.
-    expect((await runAt(t, plus(month(1), -SECOND))).counts).toEqual(ZERO);
+    // The business day before the first renewal nothing is due (renewals are due by business day).
+    expect((await runAt(t, plus(month(1), -DAY))).counts).toEqual(ZERO);
 
     const runIds: string[] = [];
     for (let m = 1; m <= 6; m++) {
@@ -295,7 +295,7 @@ describe('Charging: the retry ladder (default policy: +1, +3, +5, +7 days, then 
     await t.close();
   });
 
-  it('should retry at exactly +1, +3, +5 and +7 days, charge nothing an hour before, then cancel; a card that recovers mid-ladder is active again on its original anchor', async () => {
+  it('should retry at exactly +1, +3, +5 and +7 days, charge nothing the business day before, then cancel; a card that recovers mid-ladder is active again on its original anchor', async () => {
     const plan = await createPlan(t, { amount: 11000 });
     const failing = await subscribe(t, plan.id);
     const recovering = await subscribe(t, plan.id);
@@ -316,7 +316,7 @@ describe('Charging: the retry ladder (default policy: +1, +3, +5, +7 days, then 
       // The recovering card works again before its second retry.
       if (step.day === 3) t.fake.setKeyBehavior(recovering.key.bootpay_receipt_id, null);
       const retryAt = plus(F, step.day * DAY);
-      expect((await runAt(t, plus(retryAt, -HOUR))).counts).toEqual(ZERO);
+      expect((await runAt(t, plus(retryAt, -DAY))).counts).toEqual(ZERO);
       expect((await runAt(t, retryAt)).counts).toEqual(counts(step.expected));
       const sub = await getSubscription(t, failing.sub.id);
       expect(sub.dunning).toMatchObject({ attempts: i + 2, next_retry_at: step.failingNext && iso(step.failingNext), past_due_since: iso(F) });
@@ -354,7 +354,7 @@ describe('Charging: the retry ladder (default policy: +1, +3, +5, +7 days, then 
     ]);
 
     // The next renewal: only the recovered subscription, on its anchor, first attempt.
-    expect((await runAt(t, plus(month(2), -SECOND))).counts).toEqual(ZERO);
+    expect((await runAt(t, plus(month(2), -DAY))).counts).toEqual(ZERO);
     expect((await runAt(t, month(2))).counts).toEqual(counts({ due: 1, charged: 1 }));
     expect((await listPayments(t, recovering.sub.id)).at(-1)).toMatchObject({ order_id: orderIdOf(recovering.sub.id, month(2), 1), status: 'DONE' });
     expect(await listPayments(t, failing.sub.id)).toHaveLength(6);
@@ -424,10 +424,10 @@ describe('Charging: the retry ladder with DUNNING_FINAL_ACTION=unpaid and DUNNIN
     expect((await runAt(t, F)).counts).toEqual(counts({ due: 1, failed: 1 }));
     expect((await getSubscription(t, sub.id)).dunning).toMatchObject({ attempts: 1, next_retry_at: iso(plus(F, 2 * DAY)) });
     expect((await runAt(t, plus(F, DAY))).counts).toEqual(ZERO);
-    expect((await runAt(t, plus(F, 2 * DAY - HOUR))).counts).toEqual(ZERO);
+    expect((await runAt(t, plus(F, DAY))).counts).toEqual(ZERO);
     expect((await runAt(t, plus(F, 2 * DAY))).counts).toEqual(counts({ due: 1, failed: 1 }));
     expect((await getSubscription(t, sub.id)).dunning).toMatchObject({ attempts: 2, next_retry_at: iso(plus(F, 4 * DAY)) });
-    expect((await runAt(t, plus(F, 4 * DAY - HOUR))).counts).toEqual(ZERO);
+    expect((await runAt(t, plus(F, 3 * DAY))).counts).toEqual(ZERO);
     expect((await runAt(t, plus(F, 4 * DAY))).counts).toEqual(counts({ due: 1, failed: 1 }));
 
     expect(await getSubscription(t, sub.id)).toMatchObject({
@@ -445,8 +445,11 @@ describe('Charging: the retry ladder with DUNNING_FINAL_ACTION=unpaid and DUNNIN
     expect((await runAt(t, plus(F, 30 * DAY))).counts).toEqual(ZERO);
   });
 
-  it('should let only an admin retry an unpaid subscription now: a decline is only recorded, a success makes it active', async () => {
-    t.clock.set(plus(F, 31 * DAY));
+  it('should let only an admin retry an unpaid subscription now: a decline is only recorded, a success makes it active for a new period starting now', async () => {
+    // Long after the failed period ended: the retry pays for a new period that starts now (re-anchored), never for
+    // the period that is over (which would leave the subscription active with its paid period in the past).
+    const R = plus(F, 31 * DAY);
+    t.clock.set(R);
     const refused = await t.http.post(`/v1/subscriptions/${sub.id}/retry`).set(bearer(t.serviceKey)).send({});
     expect(refused.status).toBe(403);
     expect(await listPayments(t, sub.id)).toHaveLength(4);
@@ -454,21 +457,28 @@ describe('Charging: the retry ladder with DUNNING_FINAL_ACTION=unpaid and DUNNIN
     const declined = await t.http.post(`/v1/subscriptions/${sub.id}/retry`).set(bearer(t.adminKey)).send({});
     expect(declined.status).toBe(200);
     expect(declined.body).toMatchObject({ status: 'unpaid', next_charge_at: null, dunning: { attempts: 3, last_failure: { code: 'RC_CONFIRM_FAILED' } } });
-    expect((await listPayments(t, sub.id)).at(-1)).toMatchObject({ order_id: orderIdOf(sub.id, F, 4), status: 'ABORTED', charge_run_id: null });
+    expect((await listPayments(t, sub.id)).at(-1)).toMatchObject({ order_id: orderIdOf(sub.id, R, 1), status: 'ABORTED', charge_run_id: null });
 
     t.fake.setKeyBehavior(receiptId, null);
     const paid = await t.http.post(`/v1/subscriptions/${sub.id}/retry`).set(bearer(t.adminKey)).send({});
     expect(paid.status).toBe(200);
-    // The outstanding period is the one that failed: paid now, the next renewal stays on the anchor.
+    const nextMonth = new Date(R);
+    nextMonth.setUTCMonth(nextMonth.getUTCMonth() + 1);
     expect(paid.body).toMatchObject({
       status: 'active',
-      current_period_start: iso(F),
-      current_period_end: iso(month(2)),
-      next_charge_at: iso(month(2)),
+      anchor_at: iso(R),
+      current_period_start: iso(R),
+      current_period_end: iso(nextMonth),
+      next_charge_at: iso(nextMonth),
       dunning: { attempts: 0, next_retry_at: null, past_due_since: null, last_failure: null },
     });
-    expect((await listPayments(t, sub.id)).at(-1)).toMatchObject({ order_id: orderIdOf(sub.id, F, 5), status: 'DONE' });
-    expect(chargesAtFake(t, periodPrefix(sub.id, F)).map((c) => c.order_id)).toEqual([orderIdOf(sub.id, F, 5)]);
+    expect(new Date(paid.body.current_period_end).getTime()).toBeGreaterThan(R.getTime());
+    expect((await listPayments(t, sub.id)).at(-1)).toMatchObject({ order_id: orderIdOf(sub.id, R, 2), status: 'DONE' });
+    // The period that ended unpaid was never charged; the new one once.
+    expect(chargesAtFake(t, periodPrefix(sub.id, F))).toEqual([]);
+    expect(chargesAtFake(t, periodPrefix(sub.id, R)).map((c) => c.order_id)).toEqual([orderIdOf(sub.id, R, 2)]);
+    // The next run charges nothing: the paid period runs for a month.
+    expect((await runAt(t, plus(R, DAY))).counts).toEqual(ZERO);
     const { local, remote } = await ledgers(t, [sub.id]);
     expect(remote).toEqual(local);
   });
@@ -745,41 +755,44 @@ describe('Charging: a subscription changed while its renewal is at Bootpay', () 
     await t.close();
   });
 
-  it('should record the approval on top of a cancel scheduled meanwhile, keeping the cancel and one unbroken sequence of events', async () => {
+  it('should refuse a cancel at period end while the renewal is at Bootpay (409), and accept it once the renewal is settled, stating the new period', async () => {
     const plan = await createPlan(t, { amount: 11000 });
     const changed = await subscribe(t, plan.id);
     const untouched = await subscribe(t, plan.id);
     t.clock.set(month(1));
     t.fake.setFaults({ latency_ms: 1000 });
     const run = t.http.post('/v1/charge-runs').set(bearer(t.adminKey)).send({ wait: true }).then((r) => r);
-    // Both renewals are recorded and on their way to Bootpay when the SaaS backend schedules a cancel for one.
+    // Both renewals are recorded and on their way to Bootpay when the SaaS backend asks to cancel one at period end.
     await waitUntil(
       'both renewals are in flight',
       async () => (await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE status = 'IN_PROGRESS'`)).rows[0].n === 2,
       { intervalMs: 5 },
     );
+    // A 200 here would read as "no more charges" just before the renewal is charged: it is refused instead.
     const cancel = await t.http.post(`/v1/subscriptions/${changed.sub.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: true, reason: 'moving to annual' });
-    expect(cancel.status).toBe(200);
-    expect(await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE status = 'IN_PROGRESS'`)).toMatchObject({ rows: [{ n: 2 }] });
+    expect(cancel.status).toBe(409);
+    expect(cancel.body).toMatchObject({ code: 'charge_in_progress' });
 
     const done = await run;
     expect(done.body).toMatchObject({ status: 'completed', counts: counts({ due: 2, charged: 2 }) });
-    // Both are renewed; the one changed meanwhile keeps its scheduled cancel.
-    expect(await getSubscription(t, changed.sub.id)).toMatchObject({
-      status: 'active',
-      current_period_start: iso(month(1)),
-      current_period_end: iso(month(2)),
-      cancel_at_period_end: true,
-      cancel_reason: 'moving to annual',
-    });
+    expect(await getSubscription(t, changed.sub.id)).toMatchObject({ status: 'active', current_period_end: iso(month(2)), cancel_at_period_end: false });
+
+    // Once settled, the cancel is accepted and its answer states the period it ends with.
+    t.fake.setFaults({});
+    const again = await t.http.post(`/v1/subscriptions/${changed.sub.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: true, reason: 'moving to annual' });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ status: 'active', current_period_start: iso(month(1)), current_period_end: iso(month(2)), cancel_at_period_end: true, cancel_reason: 'moving to annual' });
     expect(await getSubscription(t, untouched.sub.id)).toMatchObject({ status: 'active', current_period_end: iso(month(2)), cancel_at_period_end: false });
-    // Its audit trail has both changes, numbered 1, 2, 3... with no number given twice.
+    // Its audit trail is numbered 1, 2, 3... with no number given twice.
     const events = await eventsOf(t, changed.sub.id);
-    expect(events.slice(-2).map((e) => e.type)).toEqual(['subscription.cancel_scheduled', 'payment.succeeded']);
+    expect(events.slice(-2).map((e) => e.type)).toEqual(['payment.succeeded', 'subscription.cancel_scheduled']);
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
     for (const id of [changed.sub.id, untouched.sub.id]) {
       expect(chargesAtFake(t, periodPrefix(id, month(1))).map((c) => c.order_id)).toEqual([orderIdOf(id, month(1), 1)]);
     }
+    // At the period's end, the run ends it and charges nothing.
+    expect((await runAt(t, month(2))).counts).toEqual(counts({ due: 2, charged: 1, canceled: 1 }));
+    expect(chargesAtFake(t, periodPrefix(changed.sub.id, month(2)))).toEqual([]);
   });
 });
 

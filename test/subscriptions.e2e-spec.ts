@@ -124,7 +124,7 @@ describe('Subscriptions', () => {
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
       expect(await paymentsOf(t, sub.id)).toHaveLength(0);
 
-      setClock(t, Date.parse(trialEnd) - 1000);
+      setClock(t, Date.parse(trialEnd) - DAY);
       await runCharges(t);
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
       expect((await getSubscription(t, sub.id)).status).toBe('trialing');
@@ -147,7 +147,7 @@ describe('Subscriptions', () => {
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
 
       await runCharges(t);
-      setClock(t, Date.parse(startIso) - 1);
+      setClock(t, Date.parse(startIso) - DAY);
       await runCharges(t);
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
       expect((await getSubscription(t, sub.id)).status).toBe('incomplete');
@@ -323,8 +323,8 @@ describe('Subscriptions', () => {
 
     /**
      * Follows a subscription whose first period (starts[0]) was charged at creation through every later period:
-     * a run a second before the due time charges nothing, the run at it charges exactly once, a second run at the
-     * same instant charges nothing. starts has one more entry than there are periods: the last period's end.
+     * a run on the business day before charges nothing (renewals are due by business day), the run at it charges
+     * exactly once, a second run at the same instant charges nothing. starts has one more entry than there are periods: the last period's end.
      */
     async function followPeriods(subId: string, starts: string[], amount: number) {
       const periods = starts.length - 1;
@@ -334,7 +334,7 @@ describe('Subscriptions', () => {
       for (let i = 1; i < periods; i++) {
         expect({ i, next: seoulTime(sub.next_charge_at) }).toEqual({ i, next: starts[i] });
         const due = Date.parse(sub.next_charge_at);
-        setClock(t, due - 1000);
+        setClock(t, due - DAY);
         const early = await runCharges(t);
         expect({ i, early: early.counts.due }).toEqual({ i, early: 0 });
         setClock(t, due);
@@ -529,7 +529,7 @@ describe('Subscriptions', () => {
       expect(twice.status).toBe(409);
       expect(twice.body.code).toBe('cancel_already_scheduled');
 
-      setClock(t, Date.parse(P1) - 1000);
+      setClock(t, Date.parse(P1) - DAY);
       await runCharges(t);
       expect((await getSubscription(t, sub.id)).status).toBe('active');
 

@@ -1,4 +1,6 @@
 import {
+  ZERO_COUNTS,
+  runCounts,
   bootpayWebhookBody,
   callFakeBootpay,
   createPlan,
@@ -22,8 +24,8 @@ const plus = (d: Date, ms: number) => new Date(d.getTime() + ms);
 const iso = (d: Date) => d.toISOString();
 const orderIdOf = (subId: string, start: Date, attempt: number) => `s${subId.replace(/-/g, '')}-${Math.floor(start.getTime() / 1000)}-p${attempt}`;
 
-const ZERO = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0 };
-const counts = (c: Partial<typeof ZERO>) => ({ ...ZERO, ...c });
+const ZERO = ZERO_COUNTS;
+const counts = runCounts;
 
 type Sub = { id: string; status: string };
 
@@ -201,21 +203,25 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
       const cancelled = held('PAYMENT_CANCELLED');
       expect([completed.status, partial.cancelled_price, cancelled.status]).toEqual([1, 4000, 20]);
 
-      // The full cancel first: the charge was approved and then fully refunded.
+      // The full cancel first: the charge was approved and then fully refunded. The payment records both; the
+      // subscription is not advanced by a charge that was given back (the period stays due), and finance is told.
       expect((await postBootpayWebhook(t, cancelled)).body).toEqual({ success: true });
       const settled = (await paymentDetails(t, sub.id)).find((p) => p.order_id === orderId)!;
       expect(settled).toMatchObject({ status: 'CANCELED', receipt_id: receiptId, amount: 11000, balance_amount: 0, approved_at: iso(month(1)), canceled_at: expect.any(String) });
-      expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(1)), current_period_end: iso(month(2)) });
+      expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(0)), current_period_end: iso(month(1)), next_charge_at: iso(month(1)) });
+      const flags = (await t.http.get(`/v1/finance-flags?subscription_id=${sub.id}`).set(bearer(t.adminKey))).body.data;
+      expect(flags).toEqual([expect.objectContaining({ kind: 'charge_not_applied', payment_id: settled.id })]);
       const after = await snapshot([sub.id]);
 
       // Then the older ones, and the cancel again: nothing moves.
       for (const body of [partial, completed, cancelled]) expect((await postBootpayWebhook(t, body)).body).toEqual({ success: true });
       expect(await snapshot([sub.id])).toEqual(after);
 
-      // No run re-sends it, and Bootpay holds exactly one charge for the period.
-      expect((await runAt(plus(month(1), 5 * MINUTE))).counts).toEqual(ZERO);
+      // The period is still owed: the next run charges it once, with a new order_id; the refunded one is never re-sent.
+      expect((await runAt(plus(month(1), 5 * MINUTE))).counts).toEqual(counts({ due: 1, charged: 1 }));
       expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id === orderId)).toEqual([expect.objectContaining({ receipt_id: receiptId, cancelled_price: 11000, status: 20 })]);
-      expect(ledgerChargesOf(t, sub.id)).toHaveLength(2);
+      expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id === orderIdOf(sub.id, month(1), 2))).toHaveLength(1);
+      expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(1)), current_period_end: iso(month(2)) });
     } finally {
       await t.fake.webhooksIdle();
       await sink.close();

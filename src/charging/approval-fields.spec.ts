@@ -1,6 +1,6 @@
 import { APPROVAL_FIELDS, applyApproval } from '../payments/new-payment';
 import { PaymentEntity } from '../payments/payment.entity';
-import { applyChargeSuccess, CHARGE_SUCCESS_FIELDS } from '../subscriptions/subscription-state';
+import { CHARGE_SUCCESS_FIELDS, periodAt, transition } from '../ledger/transitions';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 
 /**
@@ -22,17 +22,31 @@ describe('the fields an approval writes', () => {
       })
       .sort();
 
-  it('should list exactly the subscription fields applyChargeSuccess sets', () => {
+  it('should list exactly the subscription fields an approval sets (a re-anchoring one sets them all)', () => {
     const fields = [
       'id', 'customerId', 'planId', 'billingKeyId', 'status', 'anchorAt', 'periodIndex', 'currentPeriodStart', 'currentPeriodEnd', 'trialEnd',
       'nextChargeAt', 'cancelAtPeriodEnd', 'cancelReason', 'canceledAt', 'endedAt', 'pausedAt', 'pauseReason', 'resumeAt', 'pendingPlanId',
       'dunningAttempts', 'nextRetryAt', 'pastDueSince', 'lastFailureCode', 'lastFailureMessage', 'lockedBy', 'lockedUntil', 'metadata',
       'eventSeq', 'createdAt', 'updatedAt',
     ];
-    const sub = filled(new SubscriptionEntity(), fields);
-    const before = { ...sub } as Record<string, unknown>;
-    applyChargeSuccess(sub, { index: 7, start: new Date(2000), end: new Date(3000) }, new Date(4000));
-    expect(changed(before, { ...sub })).toEqual([...CHARGE_SUCCESS_FIELDS].sort());
+    const plan = { interval: 'month' as const, intervalCount: 1 };
+    const now = new Date('2026-06-01T00:00:00Z');
+    for (const reanchor of [true, false]) {
+      const sub = filled(new SubscriptionEntity(), fields);
+      Object.assign(sub, { status: 'unpaid', planId: 'plan', anchorAt: new Date('2026-01-01T00:00:00Z'), periodIndex: 2 });
+      const before = { ...sub } as Record<string, unknown>;
+      const period = reanchor ? periodAt(now, plan, 0, 'Asia/Seoul') : periodAt(sub.anchorAt, plan, 3, 'Asia/Seoul');
+      const t = transition(sub, { type: 'charge_approved', charge: { id: 'p', kind: 'period', planId: 'plan', periodIndex: period.index, periodStart: period.start, periodEnd: period.end } }, {
+        now,
+        tz: 'Asia/Seoul',
+        plan,
+        dunning: { retryDays: [1], finalAction: 'cancel' },
+      });
+      expect(t.ok).toBe(true);
+      const set = changed(before, { ...(t as { sub: SubscriptionEntity }).sub });
+      if (reanchor) expect(set).toEqual([...CHARGE_SUCCESS_FIELDS].sort());
+      else expect(CHARGE_SUCCESS_FIELDS).toEqual(expect.arrayContaining(set));
+    }
   });
 
   it('should list exactly the payment fields applyApproval sets', () => {

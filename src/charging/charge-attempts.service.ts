@@ -15,7 +15,7 @@ import {
   GatewayInvalidBillingKeyError,
   GatewayUnknownOutcomeError,
 } from '../gateway/gateway.errors';
-import type { GatewayReceipt } from '../gateway/gateway.types';
+import { GatewayReceipt, RECEIPT_STATUS, RESERVATION_STATUS } from '../gateway/gateway.types';
 import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { paymentView } from '../payments/payment-view';
 import { APPROVAL_FIELDS, applyApproval, newPayment } from '../payments/new-payment';
@@ -23,16 +23,9 @@ import type { PlanEntity } from '../plans/plan.entity';
 import { PlansService } from '../plans/plans.service';
 import { Runtime, RUNTIME } from '../runtime';
 import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
-import {
-  applyCancelNow,
-  applyChargeDecline,
-  applyChargeSuccess,
-  applyPlanChangeNow,
-  applyUnpaid,
-  CHARGE_SUCCESS_FIELDS,
-  nextPeriod,
-  snapshot,
-} from '../subscriptions/subscription-state';
+import { chargePeriod, CHARGE_SUCCESS_FIELDS, DeclinePolicy, Effect, snapshot, transition } from '../ledger/transitions';
+import { FinanceFlagsService } from '../ledger/finance-flags.service';
+import { RefundsService } from '../refunds/refunds.service';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { orderIdFor, orderIdPrefix } from './order-id';
 import { SecretBox } from '../common/secret-box';
@@ -52,29 +45,34 @@ export type ChargeOutcome =
   | { kind: 'succeeded'; receipt: GatewayReceipt | null }
   | { kind: 'declined'; failure: FailureView }
   | { kind: 'unknown'; reason: string }
-  | { kind: 'not_charged'; failure: FailureView };
+  | { kind: 'not_charged'; failure: FailureView }
+  /** A fault of this service (a billing key that cannot be decrypted, a setting): nothing was sent. Never a decline. */
+  | { kind: 'local_fault'; failure: FailureView };
 
-/**
- * What a decline does to the subscription: `dunning` (renewals: past_due, retries, final action), `end` (the first
- * charge at creation: the subscription ends), `record` (manual retries and prorated charges: only the failure is
- * noted on the subscription).
- */
-export type DeclinePolicy = 'dunning' | 'end' | 'record';
+export type { DeclinePolicy } from '../ledger/transitions';
 
 export interface SettleResult {
   payment: PaymentEntity;
   subscription: SubscriptionEntity;
   outcome: ChargeOutcome;
+  /** What must follow the commit (the transition's effects). */
+  effects: Effect[];
   /** A billing key that no live subscription uses any more and must be deleted at Bootpay (after commit). */
   retireBillingKeyId?: string;
 }
 
 export { orderIdFor } from './order-id';
 
-/** The outcome of an attempt whose billing key is gone (deleted, or unreadable): a hard decline, nothing sent. */
+/** The outcome of an attempt whose billing key was deleted: a hard decline, nothing sent. */
 const KEY_DELETED: ChargeOutcome = {
   kind: 'declined',
   failure: { code: 'billing_key_deleted', pg_code: null, message: 'The billing key was deleted', hard: true },
+};
+
+/** A stored billing key this instance cannot decrypt (another encryption key): a local fault, nothing sent. */
+const KEY_UNREADABLE: ChargeOutcome = {
+  kind: 'local_fault',
+  failure: { code: 'local_fault', pg_code: null, message: 'The billing key could not be decrypted with this instance\'s BILLING_KEY_ENCRYPTION_KEY; nothing was sent', hard: false },
 };
 
 /** A due subscription claimed by a charge run, with its attempt recorded and everything needed to send and settle it. */
@@ -114,21 +112,36 @@ export class ChargeAttemptsService {
     private readonly reservations: ReservationsService,
     private readonly box: SecretBox,
     private readonly plans: PlansService,
+    private readonly flags: FinanceFlagsService,
+    private readonly refunds: RefundsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
+  /** What follows a settled charge, after commit: the transition's effects (see {@link runEffects}). */
+  async afterSettle(result: Pick<SettleResult, 'subscription' | 'effects' | 'retireBillingKeyId'>): Promise<void> {
+    await this.runEffects(result.subscription.id, result.effects, result.retireBillingKeyId);
+  }
+
   /**
-   * What follows a settled charge, after commit: a subscription that ended has its reservations canceled and then,
-   * when no live subscription uses it, its billing key deleted; a paid reservation-mode subscription is topped up.
+   * Carries out a transition's effects after its commit. Each is safe to repeat and is retried by the charge run
+   * when it fails here (leftover reservations, pending key deletions, owed refunds, reservation top-ups), so a
+   * failure is logged with its context and does not undo the committed change. Reservations are canceled before a
+   * billing key is deleted (deleting a key at Bootpay does not cancel its reservations).
    */
-  async afterSettle(result: { subscription: SubscriptionEntity; retireBillingKeyId?: string; outcome: ChargeOutcome }): Promise<void> {
-    const sub = result.subscription;
-    if (sub.status === 'canceled') {
-      await this.reservations.cancelOutstanding(sub.id).catch(() => undefined);
-    } else if (result.outcome.kind === 'succeeded' && (await this.plans.terms(sub.planId))?.chargeMode === 'reservation') {
-      await this.reservations.topUp(sub.id).catch(() => undefined);
+  async runEffects(subscriptionId: string, effects: Effect[], retireBillingKeyId?: string): Promise<void> {
+    const attempt = async (what: string, run: () => Promise<unknown>) => {
+      try {
+        await run();
+      } catch (err) {
+        this.logger.warn({ message: `${what} failed after commit; the charge run retries it`, subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
+      }
+    };
+    if (effects.some((e) => e.kind === 'cancel_reservations')) await attempt('canceling reservations', () => this.reservations.cancelOutstanding(subscriptionId));
+    for (const e of effects) {
+      if (e.kind === 'refund_payment') await attempt('an owed refund', () => this.refunds.resolveUnknown({ paymentId: e.paymentId }));
     }
-    if (result.retireBillingKeyId) await this.billingKeys.destroyAtGatewayQuietly(result.retireBillingKeyId);
+    if (effects.some((e) => e.kind === 'top_up_reservations')) await attempt('registering reservations', () => this.reservations.topUp(subscriptionId));
+    if (retireBillingKeyId) await this.billingKeys.destroyAtGatewayQuietly(retireBillingKeyId);
   }
 
   /**
@@ -143,7 +156,7 @@ export class ChargeAttemptsService {
     plan: PlanEntity,
     opts: { chargeRunId?: string | null } = {},
   ): Promise<PaymentEntity | null> {
-    const period = nextPeriod(sub, plan, this.runtime.config.businessTimeZone);
+    const period = chargePeriod(sub, plan, this.clock.now(), this.runtime.config.businessTimeZone);
     const [{ n }] = await m.query(
       `SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`,
       [sub.id, period.start],
@@ -200,7 +213,7 @@ export class ChargeAttemptsService {
       // answers of the charges in flight are not kept waiting.
       if (rows.length % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
       const { subscription: sub, plan } = d;
-      const period = nextPeriod(sub, plan, tz);
+      const period = chargePeriod(sub, plan, now, tz);
       const payment = newPayment(
         {
           subscriptionId: sub.id,
@@ -295,15 +308,19 @@ export class ChargeAttemptsService {
     // Timestamps travel as epoch milliseconds and the time of the batch as one string: a JSON Date costs more than
     // everything else in an approval.
     const nowIso = now.toISOString();
+    const tz = this.runtime.config.businessTimeZone;
     for (const { claim, receipt } of items) {
       // The claim's own objects are updated: if the batch cannot record them, settle() starts again from the database.
-      const { payment, subscription: sub } = claim;
-      if (!claim.rowVersion || sub.status === 'canceled' || payment.kind !== 'period') continue;
+      const { payment, subscription: claimed } = claim;
+      if (!claim.rowVersion || payment.kind !== 'period' || (receipt && receiptMismatchOf(payment, receipt))) continue;
+      // The transition authority decides here too; anything but a plain approval takes the general way (settle).
+      const t = transition(claimed, { type: 'charge_approved', charge: payment }, { now, tz, plan: claim.plan, dunning: this.runtime.config.dunning });
+      if (!t.ok) continue;
+      const sub = t.sub;
+      claim.subscription = sub;
       applyApproval(payment, receipt, now);
-      const wasActive = sub.status === 'active';
-      const before = wasActive ? null : snapshot(sub);
+      const before = claimed.status === 'active' ? null : snapshot(claimed);
       const firstSequence = sub.eventSeq + 1;
-      applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
       approvalEvents(payment, sub, before).forEach((e, i) => {
         const sequence = firstSequence + i;
         sub.eventSeq = sequence;
@@ -377,11 +394,11 @@ export class ChargeAttemptsService {
     const ciphertext = claim.keyCiphertext;
     claim.keyCiphertext = null;
     let key: string;
+    if (!ciphertext) return KEY_DELETED;
     try {
-      if (!ciphertext) return KEY_DELETED;
       key = this.box.decrypt(ciphertext, claim.payment.billingKeyId);
     } catch {
-      return KEY_DELETED;
+      return KEY_UNREADABLE;
     }
     return this.charge(claim.payment, key);
   }
@@ -394,8 +411,11 @@ export class ChargeAttemptsService {
     let key: string;
     try {
       key = await this.billingKeys.reveal(payment.billingKeyId);
-    } catch {
-      return KEY_DELETED;
+    } catch (err) {
+      // A deleted key is a decline; anything else (decryption with another key, the database) is a local fault.
+      if (err instanceof ConflictError && err.code === 'billing_key_deleted') return KEY_DELETED;
+      this.logger.error({ message: 'billing key could not be read; nothing sent', payment_id: payment.id, error_name: err instanceof Error ? err.name : typeof err });
+      return KEY_UNREADABLE;
     }
     return this.charge(payment, key);
   }
@@ -430,8 +450,12 @@ export class ChargeAttemptsService {
   }
 
   /**
-   * Records an outcome: the payment row, the subscription's new state and the audit events, in one transaction.
-   * Settling is idempotent: a payment that is no longer open (settled by another worker or a webhook) is left alone.
+   * Records an outcome: the payment row, the subscription's new state (as the transition authority decides) and the
+   * audit events, in one transaction. Idempotent: a payment that is no longer open (settled by another worker or a
+   * webhook) is left alone, except that an approval Bootpay shows for a payment recorded as not charged is money
+   * that moved: it is recorded, and applied only if the subscription still waits for it (else refunded).
+   * A receipt that does not fit its payment (price, tax-free part, status, payment id, card) is never applied: the
+   * attempt is aborted and finance is told.
    */
   async settle(
     paymentId: string,
@@ -453,91 +477,316 @@ export class ChargeAttemptsService {
         .setLock('pessimistic_write')
         .where('p.id = :id', { id: paymentId })
         .getOneOrFail();
-      if (!OPEN_PAYMENT_STATUSES.includes(payment.status)) return { payment, subscription: sub, outcome };
+      const open = OPEN_PAYMENT_STATUSES.includes(payment.status);
+      const lateApproval = payment.status === 'ABORTED' && outcome.kind === 'succeeded' && outcome.receipt !== null;
+      const unchanged: SettleResult = { payment, subscription: sub, outcome, effects: [] };
+      if (!open && !lateApproval) return unchanged;
       const now = this.clock.now();
-      const before = snapshot(sub);
-      let retireBillingKeyId: string | undefined;
       payment.updatedAt = now;
 
       switch (outcome.kind) {
         case 'succeeded': {
-          applyApproval(payment, outcome.receipt, now);
-          await m.getRepository(PaymentEntity).save(payment);
-          const wasActive = sub.status === 'active';
-          if (payment.kind === 'proration') {
-            if (sub.status !== 'canceled' && sub.planId !== payment.planId) {
-              const fromPlanId = sub.planId;
-              applyPlanChangeNow(sub, payment.planId, now);
-              await m.getRepository(SubscriptionEntity).save(sub);
-              await this.events.record(m, sub, 'subscription.plan_changed', actor, { before, after: snapshot(sub), data: { from_plan_id: fromPlanId, to_plan_id: payment.planId, proration_payment_id: payment.id } });
-            }
-          } else if (sub.status !== 'canceled') {
-            applyChargeSuccess(sub, { index: payment.periodIndex, start: payment.periodStart, end: payment.periodEnd }, now);
+          const receipt = outcome.receipt;
+          if (receipt && receipt.status === RECEIPT_STATUS.CANCELLED && !(await this.receiptMismatch(m, payment, { ...receipt, status: RECEIPT_STATUS.COMPLETED }))) {
+            // Approved and then fully refunded at Bootpay before this service learnt of the approval: the payment
+            // records both, the subscription is not advanced by it (the period stays due), and finance is told.
+            applyApproval(payment, receipt, now);
+            Object.assign(payment, {
+              balanceAmount: payment.amount - receipt.cancelledPrice,
+              refundedTaxFree: receipt.cancelledTaxFree,
+              status: 'CANCELED',
+              canceledAt: receipt.cancelledAt ?? now,
+              notApplied: 'refunded_before_settled',
+            });
+            await m.getRepository(PaymentEntity).save(payment);
+            await this.events.record(m, sub, 'payment.not_applied', actor, { reason: 'approved and fully refunded at Bootpay before it was settled here', data: { payment_id: payment.id, code: 'refunded_before_settled' } });
+            await this.flags.raise(m, {
+              kind: 'charge_not_applied',
+              subscriptionId: sub.id,
+              paymentId: payment.id,
+              message: `Payment ${payment.id} was approved and fully refunded at Bootpay (receipt ${receipt.receiptId}) before it was settled here; the period was not applied and stays due`,
+            });
+            return { payment, subscription: sub, outcome, effects: [] };
           }
-          await m.getRepository(SubscriptionEntity).save(sub);
-          for (const e of approvalEvents(payment, sub, wasActive ? null : before)) await this.events.record(m, sub, e.type, actor, e.opts);
-          break;
+          if (outcome.receipt) {
+            const mismatch = await this.receiptMismatch(m, payment, outcome.receipt);
+            if (mismatch) {
+              await this.flags.raise(m, {
+                kind: 'receipt_mismatch',
+                subscriptionId: sub.id,
+                paymentId: payment.id,
+                message: `Bootpay's receipt ${outcome.receipt.receiptId} does not fit payment ${payment.id}: ${mismatch}`,
+                data: { receipt_id: outcome.receipt.receiptId, price: outcome.receipt.price, tax_free: outcome.receipt.taxFree, status: outcome.receipt.status },
+              });
+              if (open) {
+                this.abort(payment, { code: 'receipt_mismatch', pg_code: null, message: `Bootpay's receipt does not fit this payment: ${mismatch}`, hard: false });
+                await m.getRepository(PaymentEntity).save(payment);
+                await this.events.record(m, sub, 'payment.failed', actor, {
+                  data: { payment_id: payment.id, failure: { code: 'receipt_mismatch', message: mismatch }, attempt: payment.attempt, charged: null },
+                  object: { ...paymentView(payment) },
+                });
+              }
+              this.logger.warn({ message: 'receipt does not fit its payment; not applied', payment_id: payment.id, receipt_id: outcome.receipt.receiptId, mismatch });
+              return unchanged;
+            }
+          }
+          payment.failureCode = null;
+          payment.failurePgCode = null;
+          payment.failureMessage = null;
+          payment.failureHard = null;
+          applyApproval(payment, outcome.receipt, now);
+          const before = snapshot(sub);
+          const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId));
+          // Money moved either way: the payment is recorded as approved; one the subscription refused is marked not
+          // applied (it does not count as its period's payment, and is refunded).
+          payment.notApplied = t.ok ? null : t.code.slice(0, 64);
+          await m.getRepository(PaymentEntity).save(payment);
+          // The payment is a fact (recorded first, with the sequence it takes); then the subscription meets it.
+          await this.events.record(m, sub, 'payment.succeeded', actor, approvalEvents(payment, sub, null)[0].opts);
+          if (t.ok) {
+            t.sub.eventSeq = sub.eventSeq;
+            await m.getRepository(SubscriptionEntity).save(t.sub);
+            for (const e of t.events) await this.events.record(m, t.sub, e.type, actor, { reason: e.reason, data: e.data, before, after: snapshot(t.sub) });
+            return { payment, subscription: t.sub, outcome, effects: t.effects };
+          }
+          await this.refuseApproval(m, sub, payment, t, actor);
+          return { payment, subscription: sub, outcome, effects: t.effects };
         }
         case 'declined':
-        case 'not_charged': {
-          payment.status = 'ABORTED';
-          payment.failureCode = outcome.failure.code.slice(0, 64);
-          payment.failurePgCode = outcome.failure.pg_code?.slice(0, 64) ?? null;
-          payment.failureMessage = outcome.failure.message.slice(0, 500);
-          payment.failureHard = outcome.kind === 'declined' ? outcome.failure.hard : false;
+        case 'not_charged':
+        case 'local_fault': {
+          this.abort(payment, outcome.failure, outcome.kind === 'declined' ? outcome.failure.hard : false);
           await m.getRepository(PaymentEntity).save(payment);
           await this.events.record(m, sub, 'payment.failed', actor, {
             data: { payment_id: payment.id, failure: outcome.failure, attempt: payment.attempt, charged: false },
             object: { ...paymentView(payment) },
           });
-          if (outcome.kind === 'not_charged') break; // Bootpay never saw a card decision: the subscription stays due.
-          if (opts.onDecline === 'record' || payment.kind === 'proration') {
-            sub.lastFailureCode = payment.failureCode;
-            sub.lastFailureMessage = payment.failureMessage;
-            sub.updatedAt = now;
-            await m.getRepository(SubscriptionEntity).save(sub);
-            break;
+          // Bootpay never saw a card decision (or nothing was sent): the subscription stays as it was, still due.
+          if (outcome.kind !== 'declined') return { payment, subscription: sub, outcome, effects: [] };
+          const before = snapshot(sub);
+          const t = transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId));
+          if (!t.ok) return unchanged;
+          await m.getRepository(SubscriptionEntity).save(t.sub);
+          for (const e of t.events) await this.events.record(m, t.sub, e.type, actor, { reason: e.reason, data: e.data, before, after: snapshot(t.sub) });
+          let retireBillingKeyId: string | undefined;
+          if (t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId))) {
+            retireBillingKeyId = t.sub.billingKeyId;
           }
-          // Without a policy: a subscription that never started (incomplete) ends; any other enters dunning.
-          if ((opts.onDecline ?? (sub.status === 'incomplete' ? 'end' : 'dunning')) === 'end') {
-            applyCancelNow(sub, 'first payment failed', now);
-            sub.lastFailureCode = payment.failureCode;
-            sub.lastFailureMessage = payment.failureMessage;
-            await m.getRepository(SubscriptionEntity).save(sub);
-            await this.events.record(m, sub, 'subscription.canceled', actor, { reason: 'first payment failed', before, after: snapshot(sub) });
-            break;
-          }
-          const decision = applyChargeDecline(sub, outcome.failure, now, this.runtime.config.dunning);
-          if (decision.action === 'final') {
-            if (decision.finalAction === 'cancel') {
-              applyCancelNow(sub, outcome.failure.hard ? `hard decline: ${outcome.failure.code}` : 'dunning exhausted', now);
-              await m.getRepository(SubscriptionEntity).save(sub);
-              await this.events.record(m, sub, 'subscription.canceled', actor, { reason: sub.cancelReason, before, after: snapshot(sub) });
-              retireBillingKeyId = (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) ? sub.billingKeyId : undefined;
-            } else {
-              applyUnpaid(sub, now);
-              await m.getRepository(SubscriptionEntity).save(sub);
-              await this.events.record(m, sub, 'subscription.unpaid', actor, { before, after: snapshot(sub) });
-            }
-          } else {
-            await m.getRepository(SubscriptionEntity).save(sub);
-            if (before.status !== 'past_due') {
-              await this.events.record(m, sub, 'subscription.past_due', actor, { before, after: snapshot(sub) });
-            }
-          }
-          break;
+          return { payment, subscription: t.sub, outcome, effects: t.effects, retireBillingKeyId };
         }
         case 'unknown': {
           payment.status = 'UNKNOWN';
           await m.getRepository(PaymentEntity).save(payment);
-          break;
+          return { payment, subscription: sub, outcome, effects: [] };
         }
       }
-      return { payment, subscription: sub, outcome, retireBillingKeyId };
     });
     await this.afterSettle(result);
     return result;
   }
+
+  /**
+   * An approval the subscription refused (see the transition table): the money is owed back. A full refund is
+   * recorded now, in this transaction, and sent after commit (the run retries it until Bootpay answers); finance
+   * is told either way.
+   */
+  private async refuseApproval(m: EntityManager, sub: SubscriptionEntity, payment: PaymentEntity, t: { code: string; message: string }, actor: EventActor): Promise<void> {
+    await this.events.record(m, sub, 'payment.not_applied', actor, { reason: t.message, data: { payment_id: payment.id, code: t.code } });
+    const refund = payment.receiptId
+      ? await this.refunds.recordOwed(m, payment, { amount: payment.balanceAmount, taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree, reason: `not applied: ${t.message}` })
+      : null;
+    await this.flags.raise(m, {
+      kind: refund ? 'charge_not_applied' : 'refund_needed',
+      subscriptionId: sub.id,
+      paymentId: payment.id,
+      message: refund
+        ? `${t.message}; refunded in full (refund ${refund.id})`
+        : `${t.message}; not refunded automatically (${payment.receiptId ? 'another refund of the payment is in flight' : "Bootpay's receipt is not known yet"})`,
+      data: { code: t.code, amount: payment.amount, refund_id: refund?.id ?? null },
+    });
+    this.logger.warn({ message: 'approved charge not applied to its subscription', payment_id: payment.id, subscription_id: sub.id, code: t.code, refunded: Boolean(refund) });
+  }
+
+  private abort(payment: PaymentEntity, failure: FailureView, hard = false): void {
+    payment.status = 'ABORTED';
+    payment.failureCode = failure.code.slice(0, 64);
+    payment.failurePgCode = failure.pg_code?.slice(0, 64) ?? null;
+    payment.failureMessage = failure.message.slice(0, 500);
+    payment.failureHard = hard;
+  }
+
+  /** Why Bootpay's receipt does not fit the payment it names, or null when it does. */
+  private async receiptMismatch(m: EntityManager, payment: PaymentEntity, receipt: GatewayReceipt): Promise<string | null> {
+    const mismatch = receiptMismatchOf(payment, receipt);
+    if (mismatch) return mismatch;
+    if (receipt.cardNoMasked) {
+      const [key] = await m.query(`SELECT card_no_masked FROM billing_keys WHERE id = $1`, [payment.billingKeyId]);
+      if (key?.card_no_masked && !sameMaskedCard(key.card_no_masked, receipt.cardNoMasked)) return `card ${receipt.cardNoMasked} is not the billing key's card`;
+    }
+    return null;
+  }
+
+  /** What the transition authority needs besides the subscription: time, time zone, plan terms, dunning policy. */
+  private async context(planId: string) {
+    const terms = await this.plans.terms(planId);
+    if (!terms) throw new Error(`plan ${planId} not found`);
+    return { now: this.clock.now(), tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning };
+  }
+
+  /**
+   * Settles what can be settled of a subscription's open payments before an action changes it, by asking Bootpay:
+   * reservations whose execution time has come are looked up (an executed one is applied from its receipt), and a
+   * reservation whose registration was never confirmed is withdrawn without sending anything (if Bootpay executes it
+   * anyway, its receipt arrives as a late approval and is refunded when the subscription no longer owes it). With
+   * `resend`, attempts left without an answer are resolved by re-sending the same order_id (never a second charge).
+   * What is still open afterwards makes the action a 409 (see assertNoOpenAttempt).
+   */
+  async resolveOpenFor(subscriptionId: string, opts: { resend?: boolean } = {}): Promise<void> {
+    const now = this.clock.now();
+    const staleBefore = new Date(now.getTime() - Math.max(60_000, 2 * this.runtime.gateway.chargeTimeoutMs));
+    const rows = await this.db
+      .getRepository(PaymentEntity)
+      .createQueryBuilder('p')
+      .where('p.subscription_id = :id', { id: subscriptionId })
+      .andWhere(`((p.status = 'READY' AND p.reserve_execute_at <= :now) OR (p.status IN ('IN_PROGRESS', 'UNKNOWN') AND p.updated_at <= :stale))`, { now, stale: staleBefore })
+      .getMany();
+    for (const p of rows) {
+      try {
+        if (p.status === 'READY') await this.resolveReservation(p, { sendUnconfirmed: false });
+        else if (opts.resend) await this.settle(p.id, await this.send(p));
+      } catch (err) {
+        this.logger.warn({ message: 'open payment not resolved before an action', payment_id: p.id, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+
+  /**
+   * A reservation whose execution time has come: Bootpay's reservation lookup says what happened, and its receipt
+   * settles the payment. An unconfirmed one (no reserve_id: its registration had no answer) cannot be looked up:
+   * with `sendUnconfirmed` (the charge run, for a subscription that still owes the period) the same order_id is sent,
+   * which Bootpay refuses as a duplicate if the reservation executed; otherwise it is withdrawn unsent.
+   * Answers whether the payment left READY.
+   */
+  async resolveReservation(p: PaymentEntity, opts: { sendUnconfirmed: boolean }): Promise<boolean> {
+    if (!p.reserveId) {
+      const [sub] = await this.db.query(`SELECT status FROM subscriptions WHERE id = $1`, [p.subscriptionId]);
+      if (opts.sendUnconfirmed && sub && ['incomplete', 'trialing', 'active', 'past_due', 'unpaid'].includes(sub.status)) {
+        const outcome = await this.send(p);
+        await this.settle(p.id, outcome);
+        return outcome.kind !== 'unknown';
+      }
+      await this.reservations.withdrawUnconfirmed(p.id);
+      return true;
+    }
+    const r = await this.gateway.lookupReservation(p.reserveId);
+    if (r.receiptId) {
+      await this.applyReceipt(await this.gateway.getReceipt(r.receiptId));
+      return true;
+    }
+    if (r.status === RESERVATION_STATUS.REVOKED) {
+      await this.db.query(
+        `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_revoked', failure_message = 'The reservation was revoked at Bootpay', failure_hard = false, updated_at = $2 WHERE id = $1 AND status = 'READY'`,
+        [p.id, this.clock.now()],
+      );
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Applies what Bootpay says about a receipt (from its webhook, a reservation lookup or a receipt lookup) to the
+   * payment with its order_id: an open attempt is settled from it; an approved one gets the receipt details a
+   * duplicate-order answer could not give; cancellations made at Bootpay set the payment's refunded figures.
+   */
+  async applyReceipt(receipt: GatewayReceipt): Promise<'settled' | 'updated' | 'unchanged' | 'unmatched'> {
+    const payment = await this.db.getRepository(PaymentEntity).findOneBy({ orderId: receipt.orderId });
+    if (!payment) {
+      this.logger.warn({ message: 'receipt matches no payment', receipt_id: receipt.receiptId });
+      return 'unmatched';
+    }
+    const approvedOrCancelled = receipt.status === RECEIPT_STATUS.COMPLETED || receipt.status === RECEIPT_STATUS.CANCELLED;
+    if (OPEN_PAYMENT_STATUSES.includes(payment.status) || (payment.status === 'ABORTED' && approvedOrCancelled && receipt.status === RECEIPT_STATUS.COMPLETED)) {
+      if (approvedOrCancelled) {
+        const settled = await this.settle(payment.id, { kind: 'succeeded', receipt });
+        if (settled.payment.status === 'DONE' && receipt.cancelledPrice > 0) await this.applyCancellation(payment.id, receipt);
+        return 'settled';
+      }
+      if (receipt.status === RECEIPT_STATUS.APPROVAL_FAILED || receipt.status === RECEIPT_STATUS.FAILED_MIDWAY) {
+        if (payment.status === 'ABORTED') return 'unchanged';
+        await this.settle(payment.id, {
+          kind: 'declined',
+          failure: { code: 'PAYMENT_REQUEST_FAILED', pg_code: null, message: receipt.statusLocale || 'the reserved payment failed', hard: false },
+        });
+        return 'settled';
+      }
+      return 'unchanged';
+    }
+    if (!['DONE', 'PARTIAL_CANCELED', 'CANCELED'].includes(payment.status)) return 'unchanged';
+    // Already approved: a receipt for it must be the one approved (a different receipt with its order_id is
+    // finance's to look at), and it fills in what a duplicate-order resolution could not know.
+    if (payment.receiptId && payment.receiptId !== receipt.receiptId) {
+      await this.db.transaction((m) =>
+        this.flags.raise(m, { kind: 'receipt_mismatch', subscriptionId: payment.subscriptionId, paymentId: payment.id, message: `Bootpay's receipt ${receipt.receiptId} carries the order_id of payment ${payment.id}, approved with receipt ${payment.receiptId}` }),
+      );
+      return 'unchanged';
+    }
+    let changed = false;
+    if (!payment.receiptId && receipt.status !== RECEIPT_STATUS.APPROVAL_FAILED) {
+      const mismatch = await this.receiptMismatch(this.db.manager, payment, { ...receipt, status: RECEIPT_STATUS.COMPLETED });
+      if (mismatch) {
+        await this.db.transaction((m) =>
+          this.flags.raise(m, { kind: 'receipt_mismatch', subscriptionId: payment.subscriptionId, paymentId: payment.id, message: `Bootpay's receipt ${receipt.receiptId} does not fit approved payment ${payment.id}: ${mismatch}` }),
+        );
+        return 'unchanged';
+      }
+      await this.db.query(
+        `UPDATE payments SET receipt_id = $2, card_company = $3, card_no_masked = $4, receipt_url = $5, updated_at = $6 WHERE id = $1 AND receipt_id IS NULL`,
+        [payment.id, receipt.receiptId, receipt.cardCompany, receipt.cardNoMasked, receipt.receiptUrl, this.clock.now()],
+      );
+      changed = true;
+    }
+    if (receipt.cancelledPrice > 0) changed = (await this.applyCancellation(payment.id, receipt)) || changed;
+    return changed ? 'updated' : 'unchanged';
+  }
+
+  /**
+   * Sets the payment's balance from Bootpay's cumulative cancelled amount: only from the receipt it was approved
+   * with, never above what was paid, and never lowering it twice (the same guards as a refund's settlement).
+   */
+  private async applyCancellation(paymentId: string, receipt: GatewayReceipt): Promise<boolean> {
+    const rows = returnedRows<{ id: string }>(
+      await this.db.query(
+        `UPDATE payments SET balance_amount = amount - $2::bigint, refunded_tax_free = $3::bigint,
+           status = CASE WHEN amount - $2::bigint = 0 THEN 'CANCELED' ELSE 'PARTIAL_CANCELED' END,
+           canceled_at = COALESCE($5, canceled_at, $4), updated_at = $4
+         WHERE id = $1 AND receipt_id = $6 AND status IN ('DONE', 'PARTIAL_CANCELED')
+           AND amount - balance_amount < $2::bigint AND $2::bigint <= amount AND $3::bigint <= tax_free_amount
+         RETURNING id`,
+        [paymentId, receipt.cancelledPrice, receipt.cancelledTaxFree, this.clock.now(), receipt.cancelledAt, receipt.receiptId],
+      ),
+    );
+    return rows.length > 0;
+  }
+}
+
+/** Why a receipt does not fit the payment it names (order, status, price, tax-free part, payment id), or null. */
+export function receiptMismatchOf(payment: Pick<PaymentEntity, 'id' | 'orderId' | 'amount' | 'taxFreeAmount'>, receipt: GatewayReceipt): string | null {
+  if (receipt.orderId !== payment.orderId) return `order_id ${receipt.orderId} is not ${payment.orderId}`;
+  if (receipt.status !== RECEIPT_STATUS.COMPLETED) return `status ${receipt.status} (${receipt.statusLocale || 'not approved'}) is not approved`;
+  if (receipt.price !== payment.amount) return `price ${receipt.price} is not ${payment.amount}`;
+  if (receipt.taxFree !== payment.taxFreeAmount) return `tax_free ${receipt.taxFree} is not ${payment.taxFreeAmount}`;
+  const paymentIdOfReceipt = receipt.metadata && typeof receipt.metadata === 'object' ? (receipt.metadata as Record<string, unknown>).payment_id : undefined;
+  if (paymentIdOfReceipt !== undefined && paymentIdOfReceipt !== payment.id) return `metadata.payment_id ${String(paymentIdOfReceipt)} is not ${payment.id}`;
+  return null;
+}
+
+/** Masked card numbers compare on the digits both show (`457973******1234` and `4579-73**-****-1234`). */
+function sameMaskedCard(a: string, b: string): boolean {
+  const x = a.replace(/[^0-9*]/g, '');
+  const y = b.replace(/[^0-9*]/g, '');
+  if (x.length !== y.length) return true; // different masking conventions: nothing to compare
+  for (let i = 0; i < x.length; i++) if (x[i] !== '*' && y[i] !== '*' && x[i] !== y[i]) return false;
+  return true;
 }
 
 /**

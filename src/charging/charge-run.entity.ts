@@ -21,6 +21,8 @@ export class ChargeRunEntity {
   @Column({ type: 'integer' }) resolved: number;
   @Column({ type: 'integer' }) canceled: number;
   @Column({ type: 'integer' }) resumed: number;
+  @Column({ name: 'local_faults', type: 'integer' }) localFaults: number;
+  @Column({ name: 'task_failures', type: 'integer' }) taskFailures: number;
   @Column({ type: 'varchar', length: 500, nullable: true }) error: string | null;
   @Column({ name: 'started_at', type: 'timestamptz' }) startedAt: Date;
   @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt: Date | null;

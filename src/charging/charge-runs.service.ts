@@ -13,7 +13,8 @@ import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../runtime';
 import { SubscriptionEventsService } from '../subscriptions/subscription-events.service';
-import { applyCancelNow, applyPlanChangeNow, snapshot } from '../subscriptions/subscription-state';
+import { dueBefore, snapshot, transition } from '../ledger/transitions';
+import { PlansService } from '../plans/plans.service';
 import { SubscriptionEntity } from '../subscriptions/subscription.entity';
 import { SubscriptionsService } from '../subscriptions/subscriptions.service';
 import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from './charge-attempts.service';
@@ -21,9 +22,6 @@ import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
 import { ChargeSettler } from './charge-settler';
 import { drainBatches, RateLimiter, runPool } from './concurrency';
 import { ReservationsService } from './reservations.service';
-import { BootpayGateway } from '../gateway/bootpay.gateway';
-import { RESERVATION_STATUS } from '../gateway/gateway.types';
-import { BootpayWebhookService } from '../webhooks/bootpay-webhook.service';
 import { RefundsService } from '../refunds/refunds.service';
 
 export interface RunCounters {
@@ -35,6 +33,10 @@ export interface RunCounters {
   resolved: number;
   canceled: number;
   resumed: number;
+  /** Charges not sent because of a fault of this instance (never a decline): the run is marked failed. */
+  localFaults: number;
+  /** Chores of the run that failed (logged; the run went on). */
+  taskFailures: number;
 }
 
 /**
@@ -77,8 +79,7 @@ export class ChargeRunsService {
     private readonly billingKeys: BillingKeysService,
     private readonly events: SubscriptionEventsService,
     private readonly reservations: ReservationsService,
-    private readonly gateway: BootpayGateway,
-    private readonly webhooks: BootpayWebhookService,
+    private readonly plansService: PlansService,
     private readonly refunds: RefundsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
@@ -101,26 +102,28 @@ export class ChargeRunsService {
   }
 
   async execute(run: ChargeRunEntity, onProgress?: ProgressListener): Promise<ChargeRunEntity> {
-    const c: RunCounters = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0 };
+    const c: RunCounters = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0, localFaults: 0, taskFailures: 0 };
     const save = async (extra: Record<string, unknown> = {}) => {
       await this.db.query(
         `UPDATE charge_runs SET due = $2, charged = $3, failed = $4, unknown = $5, skipped = $6, resolved = $7, canceled = $8, resumed = $9,
+           local_faults = $13, task_failures = $14,
            heartbeat_at = clock_timestamp(), status = COALESCE($10, status), finished_at = COALESCE($11, finished_at), error = COALESCE($12, error)
          WHERE id = $1`,
-        [run.id, c.due, c.charged, c.failed, c.unknown, c.skipped, c.resolved, c.canceled, c.resumed, extra.status ?? null, extra.finishedAt ?? null, extra.error ?? null],
+        [run.id, c.due, c.charged, c.failed, c.unknown, c.skipped, c.resolved, c.canceled, c.resumed, extra.status ?? null, extra.finishedAt ?? null, extra.error ?? null, c.localFaults, c.taskFailures],
       );
       onProgress?.({ ...c });
     };
     try {
-      await this.markInterruptedRuns();
-      await this.resumeDuePauses(run.asOf, c);
-      await this.resolveOpenAttempts(run.asOf, c);
-      await this.resolveDueReservations(run.asOf, c);
-      // Refunds whose answer was lost are settled the same way: the same cancel_id is sent again.
-      await this.refunds.resolveUnknown();
+      // The run's chores are separate tasks: one that fails is logged and counted, and never stops the charging.
+      await this.task(c, 'mark interrupted runs', () => this.markInterruptedRuns());
+      await this.task(c, 'resume due pauses', () => this.resumeDuePauses(run.asOf, c));
+      await this.task(c, 'resolve open attempts', () => this.resolveOpenAttempts(run.asOf, c));
+      await this.task(c, 'resolve due reservations', () => this.resolveDueReservations(run.asOf, c));
+      // Refunds whose answer was lost (and refunds owed but not sent yet) are settled with their own cancel_id.
+      await this.task(c, 'resolve refunds', () => this.refunds.resolveUnknown());
       await save();
-      await this.cancelLeftoverReservations();
-      await this.billingKeys.retryPendingDeletions();
+      await this.task(c, 'cancel leftover reservations', () => this.cancelLeftoverReservations());
+      await this.task(c, 'retry billing key deletions', () => this.billingKeys.retryPendingDeletions());
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
       const cursor: ClaimCursor = { after: null, swept: false };
@@ -154,9 +157,17 @@ export class ChargeRunsService {
         await settler.drain();
       }
       await save();
-      await this.topUpReservations();
-      await save({ status: 'completed', finishedAt: this.clock.now() });
-      this.logger.log({ message: 'charge run completed', run_id: run.id, ...c });
+      await this.task(c, 'top up reservations', () => this.topUpReservations());
+      if (c.localFaults > 0) {
+        // A fault of this instance (a billing key it cannot decrypt: another BILLING_KEY_ENCRYPTION_KEY) is not a
+        // decline: nothing was sent, the subscriptions are as they were, and the run says so by failing.
+        const error = `${c.localFaults} charge(s) not sent because of a local fault (a billing key could not be decrypted: is BILLING_KEY_ENCRYPTION_KEY the one the keys were stored with?); the subscriptions were left as they were`;
+        this.logger.error({ message: 'charge run failed on local faults', run_id: run.id, ...c });
+        await save({ status: 'failed', finishedAt: this.clock.now(), error });
+      } else {
+        await save({ status: 'completed', finishedAt: this.clock.now() });
+        this.logger.log({ message: 'charge run completed', run_id: run.id, ...c });
+      }
     } catch (err) {
       this.logger.error({ message: 'charge run failed', run_id: run.id, error: err instanceof Error ? err.message : String(err) });
       await save({ status: 'failed', finishedAt: this.clock.now(), error: (err instanceof Error ? err.message : String(err)).slice(0, 500) });
@@ -173,6 +184,16 @@ export class ChargeRunsService {
     }
   }
 
+  /** Runs one chore of the run; a failure is logged and counted (task_failures) and the run goes on. */
+  private async task(c: RunCounters, name: string, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      c.taskFailures++;
+      this.logger.error({ message: 'charge run task failed; the run goes on', task: name, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   /** Counts a recorded outcome; one that could not be recorded stays open, is resolved by the next run, and counts as unknown. */
   private count(c: RunCounters, outcome: ChargeOutcome, err?: unknown, paymentId?: string): void {
     if (err !== undefined) {
@@ -180,6 +201,7 @@ export class ChargeRunsService {
       this.logger.error({ message: 'could not record a charge outcome', payment_id: paymentId, error: err instanceof Error ? err.message : String(err) });
     } else if (outcome.kind === 'succeeded') c.charged++;
     else if (outcome.kind === 'unknown') c.unknown++;
+    else if (outcome.kind === 'local_fault') c.localFaults++;
     else if (outcome.kind === 'declined') c.failed++;
     else c.skipped++;
   }
@@ -206,7 +228,8 @@ export class ChargeRunsService {
         .addSelect('s.xmin::text', 'row_version')
         .addSelect('b.billing_key_ciphertext', 'key_ciphertext')
         .leftJoin('billing_keys', 'b', 'b.id = s.billing_key_id')
-        .where('s.next_charge_at <= :asOf', { asOf: run.asOf })
+        // Due by business day: everything due before the end of the run's business date (see dueBefore).
+        .where('s.next_charge_at < :dueBefore', { dueBefore: dueBefore(run.asOf, this.runtime.config.businessTimeZone) })
         .andWhere(`s.status IN ('incomplete', 'trialing', 'active', 'past_due')`)
         // Not while an attempt is open or a reservation covers the period, and once per run at most. One probe of
         // the subscription's payments (by subscription_id), whatever the planner believes about the table's size.
@@ -229,25 +252,27 @@ export class ChargeRunsService {
       const due: DueSubscription[] = [];
       const charges: ClaimedCharge[] = [];
       const now = this.clock.now();
-      for (const sub of subs) {
+      for (const claimed of subs) {
         c.due++;
-        const before = snapshot(sub);
-        if (sub.cancelAtPeriodEnd && (sub.status === 'active' || sub.status === 'trialing')) {
-          applyCancelNow(sub, sub.cancelReason, now);
-          await m.getRepository(SubscriptionEntity).save(sub);
-          await this.events.record(m, sub, 'subscription.canceled', 'system', { reason: sub.cancelReason, before, after: snapshot(sub), data: { at_period_end: true } });
-          if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
-          ended.push(sub.id);
-          c.canceled++;
-          continue;
-        }
+        let sub = claimed;
         let rowVersion: string | null = extra.get(sub.id)?.row_version ?? null;
-        if (sub.pendingPlanId && (sub.status === 'active' || sub.status === 'trialing')) {
-          const from = sub.planId;
-          applyPlanChangeNow(sub, sub.pendingPlanId, now);
-          await m.getRepository(SubscriptionEntity).save(sub);
-          await this.events.record(m, sub, 'subscription.plan_changed', 'system', { before, after: snapshot(sub), data: { from_plan_id: from, to_plan_id: sub.planId, proration: 'period_end' } });
-          rowVersion = null; // changed in this transaction: its outcome is settled the general way
+        if (sub.cancelAtPeriodEnd || sub.pendingPlanId) {
+          // The period ends: a cancel at period end takes effect instead of the charge; a pending plan applies first.
+          const terms = await this.plansService.terms(sub.planId);
+          const t = terms && transition(sub, { type: 'period_end' }, { now, tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
+          if (t && t.ok) {
+            const before = snapshot(sub);
+            sub = t.sub;
+            await m.getRepository(SubscriptionEntity).save(sub);
+            for (const e of t.events) await this.events.record(m, sub, e.type, 'system', { reason: e.reason, before, after: snapshot(sub), data: e.data });
+            rowVersion = null; // changed in this transaction: its outcome is settled the general way
+            if (sub.status === 'canceled') {
+              if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
+              ended.push(sub.id);
+              c.canceled++;
+              continue;
+            }
+          }
         }
         let plan = plans.get(sub.planId);
         if (!plan) {
@@ -326,23 +351,7 @@ export class ChargeRunsService {
       .getMany();
     for (const p of rows) {
       try {
-        if (!p.reserveId) {
-          const outcome = await this.attempts.send(p);
-          await this.settleCounting(() => this.attempts.settle(p.id, outcome), p.id, outcome, c);
-          if (outcome.kind !== 'unknown') c.resolved++;
-          continue;
-        }
-        const r = await this.gateway.lookupReservation(p.reserveId);
-        if (r.receiptId) {
-          await this.webhooks.apply(await this.gateway.getReceipt(r.receiptId));
-          c.resolved++;
-        } else if (r.status === RESERVATION_STATUS.REVOKED) {
-          await this.db.query(
-            `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_revoked', failure_message = 'The reservation was revoked at Bootpay', failure_hard = false, updated_at = $2 WHERE id = $1 AND status = 'READY'`,
-            [p.id, this.clock.now()],
-          );
-          c.resolved++;
-        }
+        if (await this.attempts.resolveReservation(p, { sendUnconfirmed: true })) c.resolved++;
       } catch (err) {
         this.logger.warn({ message: 'reservation not resolved yet', payment_id: p.id, error: err instanceof Error ? err.message : String(err) });
       }
@@ -412,7 +421,18 @@ export class ChargeRunsService {
       scheduled_for: r.scheduledFor?.toISOString() ?? null,
       requested_by: r.requestedBy,
       as_of: r.asOf.toISOString(),
-      counts: { due: r.due, charged: r.charged, failed: r.failed, unknown: r.unknown, skipped: r.skipped, resolved: r.resolved, canceled: r.canceled, resumed: r.resumed },
+      counts: {
+        due: r.due,
+        charged: r.charged,
+        failed: r.failed,
+        unknown: r.unknown,
+        skipped: r.skipped,
+        resolved: r.resolved,
+        canceled: r.canceled,
+        resumed: r.resumed,
+        local_faults: r.localFaults,
+        task_failures: r.taskFailures,
+      },
       error: r.error,
       started_at: r.startedAt.toISOString(),
       finished_at: r.finishedAt?.toISOString() ?? null,

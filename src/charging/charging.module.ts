@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BillingKeysModule } from '../billing-keys/billing-keys.module';
 import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
-import { WebhooksModule } from '../webhooks/webhooks.module';
+import { PlansModule } from '../plans/plans.module';
 import { RefundsModule } from '../refunds/refunds.module';
 import { ReservationsController } from './reservations.controller';
 import { ChargeRunCron } from './charge-run.cron';
@@ -9,7 +9,7 @@ import { ChargeRunsController } from './charge-runs.controller';
 import { ChargeRunsService } from './charge-runs.service';
 
 @Module({
-  imports: [SubscriptionsModule, BillingKeysModule, WebhooksModule, RefundsModule],
+  imports: [SubscriptionsModule, BillingKeysModule, PlansModule, RefundsModule],
   controllers: [ChargeRunsController, ReservationsController],
   providers: [ChargeRunsService, ChargeRunCron],
   exports: [ChargeRunsService],

@@ -64,13 +64,14 @@ export class ReservationsService {
         if (sub.cancelAtPeriodEnd && sub.currentPeriodEnd && period.start.getTime() >= sub.currentPeriodEnd.getTime()) break;
         const [{ taken, attempts, failed }] = await m.query(
           `SELECT count(*) FILTER (WHERE status <> 'ABORTED')::int AS taken, count(*)::int AS attempts,
-                  count(*) FILTER (WHERE status = 'ABORTED' AND failure_code IS DISTINCT FROM 'reservation_canceled')::int AS failed
+                  count(*) FILTER (WHERE status = 'ABORTED' AND failure_code IS DISTINCT FROM 'reservation_canceled' AND failure_code IS DISTINCT FROM 'reservation_unconfirmed')::int AS failed
            FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`,
           [sub.id, period.start],
         );
         if (taken > 0) continue;
         // A period whose reservation or charge failed is left to the run (dunning); one whose reservation we canceled
-        // ourselves (pause, plan change, key swap) is reserved again, as a new attempt with its own order_id.
+        // ourselves (pause, plan change, key swap, or withdrawn unconfirmed) is reserved again, as a new attempt with its
+        // own order_id.
         if (failed > 0) break;
         const attempt = attempts + 1;
         const payment = newPayment(
@@ -154,7 +155,11 @@ export class ReservationsService {
     let left = 0;
     for (const r of rows) {
       if (!r.reserve_id) {
-        left++;
+        // Never confirmed by Bootpay (its registration had no answer): nothing to cancel there, and nothing may be
+        // sent for it any more. If Bootpay executes it anyway, its receipt is a late approval, refunded when the
+        // subscription does not owe it (the ledger's transition table).
+        await this.withdrawUnconfirmed(r.id);
+        canceled++;
         continue;
       }
       try {
@@ -178,6 +183,16 @@ export class ReservationsService {
       canceled++;
     }
     return { canceled, left };
+  }
+
+  /** A reservation whose registration was never confirmed, withdrawn without sending anything. */
+  async withdrawUnconfirmed(paymentId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_unconfirmed',
+         failure_message = 'The reservation was never confirmed by Bootpay and was withdrawn; a late execution is refunded', failure_hard = false, updated_at = $2
+       WHERE id = $1 AND status = 'READY' AND reserve_id IS NULL`,
+      [paymentId, this.clock.now()],
+    );
   }
 
   /** GET /v1/billing-keys/:id/reservations: the key's budget and its outstanding reservations. */

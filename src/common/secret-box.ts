@@ -38,4 +38,9 @@ export class SecretBox {
   fingerprint(plain: string): string {
     return createHmac('sha256', this.macKey).update(plain).digest('hex');
   }
+
+  /** A fingerprint of the master key itself (not of a secret), kept to recognise a start with another key. */
+  keyFingerprint(): string {
+    return createHmac('sha256', this.macKey).update('encryption-key-fingerprint').digest('hex');
+  }
 }

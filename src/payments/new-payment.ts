@@ -24,6 +24,7 @@ export function newPayment(init: NewPayment, now: Date): PaymentEntity {
     failureMessage: null,
     failureHard: null,
     chargeRunId: null,
+    notApplied: null,
     requestedAt: now,
     approvedAt: null,
     canceledAt: null,

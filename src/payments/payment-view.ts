@@ -27,6 +27,7 @@ export function paymentView(p: PaymentEntity): PaymentResponseDto {
     card: p.cardNoMasked || p.cardCompany ? { company: p.cardCompany, number_masked: p.cardNoMasked } : null,
     receipt_url: p.receiptUrl,
     charge_run_id: p.chargeRunId,
+    not_applied: p.notApplied,
     requested_at: p.requestedAt.toISOString(),
     approved_at: p.approvedAt?.toISOString() ?? null,
     canceled_at: p.canceledAt?.toISOString() ?? null,

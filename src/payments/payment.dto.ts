@@ -47,6 +47,7 @@ export class PaymentResponseDto {
   @ApiProperty({ nullable: true, type: Object }) card: { company: string | null; number_masked: string | null } | null;
   @ApiProperty({ nullable: true, type: String }) receipt_url: string | null;
   @ApiProperty({ nullable: true, type: String }) charge_run_id: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'Why an approved payment was not applied to its subscription (it is refunded); null when applied' }) not_applied: string | null;
   @ApiProperty() requested_at: string;
   @ApiProperty({ nullable: true, type: String }) approved_at: string | null;
   @ApiProperty({ nullable: true, type: String }) canceled_at: string | null;

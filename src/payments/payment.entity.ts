@@ -41,6 +41,11 @@ export class PaymentEntity {
   @Column({ name: 'failure_message', type: 'varchar', length: 500, nullable: true }) failureMessage: string | null;
   @Column({ name: 'failure_hard', type: 'boolean', nullable: true }) failureHard: boolean | null;
   @Column({ name: 'charge_run_id', type: 'uuid', nullable: true }) chargeRunId: string | null;
+  /**
+   * Why an approved payment was not applied to its subscription (it met a state that refused it: paused, ended, a
+   * period already paid or replaced): such a payment is refunded and does not count as its period's payment.
+   */
+  @Column({ name: 'not_applied', type: 'varchar', length: 64, nullable: true }) notApplied: string | null;
   @Column({ name: 'requested_at', type: 'timestamptz' }) requestedAt: Date;
   @Column({ name: 'approved_at', type: 'timestamptz', nullable: true }) approvedAt: Date | null;
   @Column({ name: 'canceled_at', type: 'timestamptz', nullable: true }) canceledAt: Date | null;

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { RefundablePayment, refundSplit } from '../billing-math';
+import { RefundablePayment, refundSplit, vatOf } from '../billing-math';
 import { Clock } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
@@ -588,7 +588,7 @@ export class RefundsService {
       failureMessage: null,
       requestedByApiKeyId: actor === 'system' ? null : actor.apiKeyId,
       requestedByName: actor === 'system' ? 'system' : actor.name.slice(0, 100),
-      attempts: 0,
+      attempts: 1,
       lastAttemptAt: now,
       lockedUntil: null,
       createdAt: now,
@@ -599,7 +599,7 @@ export class RefundsService {
       await m.query(
         `INSERT INTO refunds (id, payment_id, subscription_id, amount, tax_free_amount, vat, reason, status, cancel_id, requested_by_api_key_id,
            requested_by_name, attempts, last_attempt_at, locked_until, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 0, $11, NULL, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 1, $11, NULL, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
         [id, refund.paymentId, refund.subscriptionId, refund.amount, refund.taxFreeAmount, refund.vat, refund.reason, refund.cancelId, refund.requestedByApiKeyId, refund.requestedByName, now],
       ),
     );

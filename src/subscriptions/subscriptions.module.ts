@@ -7,11 +7,14 @@ import { ReservationsService } from '../charging/reservations.service';
 import { SubscriptionEventsService } from './subscription-events.service';
 import { SubscriptionsController } from './subscriptions.controller';
 import { SubscriptionsService } from './subscriptions.service';
+import { FinanceFlagsService } from '../ledger/finance-flags.service';
+import { FinanceFlagsController } from '../ledger/finance-flags.controller';
+import { EncryptionKeyCheck } from '../ledger/encryption-key.check';
 
 @Module({
   imports: [BillingKeysModule, RefundsModule, PlansModule],
-  controllers: [SubscriptionsController],
-  providers: [SubscriptionsService, SubscriptionEventsService, ChargeAttemptsService, ReservationsService],
-  exports: [SubscriptionsService, SubscriptionEventsService, ChargeAttemptsService, ReservationsService],
+  controllers: [SubscriptionsController, FinanceFlagsController],
+  providers: [SubscriptionsService, SubscriptionEventsService, ChargeAttemptsService, ReservationsService, FinanceFlagsService, EncryptionKeyCheck],
+  exports: [SubscriptionsService, SubscriptionEventsService, ChargeAttemptsService, ReservationsService, FinanceFlagsService],
 })
 export class SubscriptionsModule {}

@@ -5,6 +5,7 @@ import type { Actor } from '../auth/auth.decorators';
 import { addDays, prorationForPlanChange, unusedRefund } from '../billing-math';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from '../charging/charge-attempts.service';
+import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from '../ledger/transitions';
 import { ReservationsService } from '../charging/reservations.service';
 import { RefundsService } from '../refunds/refunds.service';
 import { Clock } from '../common/clock';
@@ -29,7 +30,6 @@ import { auditRow, outboundOf, SubscriptionEventsService } from './subscription-
 import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
 import { preparedQuery } from '../database/prepared';
 import { randomUUID } from 'node:crypto';
-import { ALLOWED_FROM, applyCancelNow, applyPlanChangeNow, snapshot } from './subscription-state';
 import { SubscriptionEntity } from './subscription.entity';
 import { subscriptionView } from './subscription-view';
 
@@ -146,15 +146,9 @@ export class SubscriptionsService {
       return this.get(sub.id);
     }
     const settled = await this.sendAndSettle(payment, { actor, onDecline: 'end' });
-    if (settled.outcome.kind === 'not_charged') {
+    if (settled.outcome.kind === 'not_charged' || settled.outcome.kind === 'local_fault') {
       // Bootpay could not be asked at all: end the subscription rather than leave one the caller was told failed.
-      await this.db.transaction(async (m) => {
-        const s = await this.lock(m, sub.id);
-        const before = snapshot(s);
-        applyCancelNow(s, 'first payment could not be made', this.clock.now());
-        await m.getRepository(SubscriptionEntity).save(s);
-        await this.events.record(m, s, 'subscription.canceled', actor, { reason: s.cancelReason, before, after: snapshot(s) });
-      });
+      await this.db.transaction(async (m) => this.apply(m, await this.lock(m, sub.id), { type: 'cancel_now', reason: 'first payment could not be made' }, actor));
       throw new DomainError('gateway_unavailable', 'gateway_unavailable', 'Bootpay could not be reached; no charge was made and no subscription was started', [], {
         subscription_id: sub.id,
       });
@@ -227,34 +221,20 @@ export class SubscriptionsService {
     if (dto.refund_unused && dto.at_period_end) {
       throw new InvalidInputError([{ field: 'refund_unused', message: 'refund_unused goes with an immediate cancel (at_period_end false)' }]);
     }
-    let retireKey: string | undefined;
+    await this.charges.resolveOpenFor(id);
     let refund: { paymentId: string; amount: number; taxFree: number } | null = null;
-    await this.db.transaction(async (m) => {
+    const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      const before = snapshot(sub);
       const now = this.clock.now();
-      if (dto.at_period_end) {
-        this.assertFrom(sub, 'cancel_at_period_end', 'cancel at period end');
-        if (sub.cancelAtPeriodEnd) throw new ConflictError('cancel_already_scheduled', 'This subscription is already set to cancel at the end of its period');
-        sub.cancelAtPeriodEnd = true;
-        sub.cancelReason = dto.reason;
-        sub.canceledAt = now;
-        sub.updatedAt = now;
-        await m.getRepository(SubscriptionEntity).save(sub);
-        await this.events.record(m, sub, 'subscription.cancel_scheduled', actor, { reason: dto.reason, before, after: snapshot(sub) });
-        return;
-      }
-      this.assertFrom(sub, 'cancel_now', 'cancel');
+      // A cancel must not race a charge: the customer would read "no more charges" and then be charged.
       await this.assertNoOpenAttempt(m, sub);
+      if (dto.at_period_end) {
+        return this.apply(m, sub, { type: 'cancel_at_period_end', reason: dto.reason, renewalPaidAhead: await this.renewalPaidAhead(m, sub, now) }, actor);
+      }
       if (dto.refund_unused) refund = await this.unusedPartOfPaidPeriod(m, sub, now);
-      applyCancelNow(sub, dto.reason, now);
-      await m.getRepository(SubscriptionEntity).save(sub);
-      await this.events.record(m, sub, 'subscription.canceled', actor, { reason: dto.reason, before, after: snapshot(sub), data: refund ? { refund_unused: refund } : null });
-      if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retireKey = sub.billingKeyId;
+      return this.apply(m, sub, { type: 'cancel_now', reason: dto.reason }, actor, { data: refund ? { refund_unused: refund } : undefined });
     });
-    // Reservations go first: deleting a key at Bootpay does not cancel its reservations.
-    await this.reservations.cancelOutstanding(id);
-    if (retireKey) await this.billingKeys.destroyAtGatewayQuietly(retireKey);
+    await this.charges.runEffects(id, done.effects, done.retire);
     // The refund runs after the cancel is committed (a cancel never waits on, or fails with, a refund); its outcome is
     // on the payment's refunds and in the audit trail.
     const unused = refund as { paymentId: string; amount: number; taxFree: number } | null;
@@ -262,6 +242,23 @@ export class SubscriptionsService {
       await this.refunds.refund(unused.paymentId, { amount: unused.amount, taxFreeAmount: unused.taxFree, reason: `unused part of the period: ${dto.reason}` }, actor);
     }
     return this.get(id);
+  }
+
+  /**
+   * The renewal of the coming period, when the due day's run already charged it before the current period ended
+   * (see "Due by business day" in the README): a cancel at period end then refunds it and ends at the old end.
+   */
+  private async renewalPaidAhead(m: EntityManager, sub: SubscriptionEntity, now: Date): Promise<{ paymentId: string; previousPeriodStart: Date } | undefined> {
+    if (!sub.currentPeriodStart || sub.currentPeriodStart.getTime() <= now.getTime()) return undefined;
+    const [p] = await m.query(
+      `SELECT id FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2 AND status IN ('DONE', 'PARTIAL_CANCELED') ORDER BY created_at DESC LIMIT 1`,
+      [sub.id, sub.currentPeriodStart],
+    );
+    if (!p) return undefined;
+    const terms = await this.plans.terms(sub.planId);
+    const previousPeriodStart =
+      terms && sub.periodIndex >= 1 ? periodAt(sub.anchorAt, terms, sub.periodIndex - 1, this.tz).start : (sub.trialEnd && sub.trialEnd.getTime() === sub.currentPeriodStart.getTime() ? sub.createdAt : sub.currentPeriodStart);
+    return { paymentId: p.id, previousPeriodStart };
   }
 
   /** The prorated unused part of the current paid period, in whole won (see billing-math unusedRefund). */
@@ -285,19 +282,8 @@ export class SubscriptionsService {
   }
 
   async reactivate(id: string, reason: string | undefined, actor: Actor): Promise<SubscriptionResponseDto> {
-    await this.db.transaction(async (m) => {
-      const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'reactivate', 'reactivate');
-      if (!sub.cancelAtPeriodEnd) throw new ConflictError('nothing_to_reactivate', 'Only a subscription set to cancel at the end of its period can be reactivated');
-      const before = snapshot(sub);
-      sub.cancelAtPeriodEnd = false;
-      sub.canceledAt = null;
-      sub.cancelReason = null;
-      sub.updatedAt = this.clock.now();
-      await m.getRepository(SubscriptionEntity).save(sub);
-      await this.events.record(m, sub, 'subscription.reactivated', actor, { reason, before, after: snapshot(sub) });
-    });
-    await this.reservations.topUp(id);
+    const done = await this.db.transaction(async (m) => this.apply(m, await this.lock(m, id), { type: 'reactivate' }, actor, { reason }));
+    await this.charges.runEffects(id, done.effects);
     return this.get(id);
   }
 
@@ -310,59 +296,43 @@ export class SubscriptionsService {
         throw new InvalidInputError([{ field: 'resume_at', message: 'resume_at must be a date-time in the future' }]);
       }
     }
-    await this.db.transaction(async (m) => {
+    await this.charges.resolveOpenFor(id);
+    const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'pause', 'pause');
       await this.assertNoOpenAttempt(m, sub);
-      const before = snapshot(sub);
-      sub.status = 'paused';
-      sub.pausedAt = now;
-      sub.pauseReason = dto.reason;
-      sub.resumeAt = resumeAt;
-      sub.nextChargeAt = null;
-      sub.nextRetryAt = null;
-      sub.updatedAt = now;
-      await m.getRepository(SubscriptionEntity).save(sub);
-      await this.events.record(m, sub, 'subscription.paused', actor, { reason: dto.reason, before, after: snapshot(sub) });
+      return this.apply(m, sub, { type: 'pause', reason: dto.reason, resumeAt }, actor);
     });
-    await this.reservations.cancelOutstanding(id);
+    await this.charges.runEffects(id, done.effects);
     return this.get(id);
   }
 
   /**
    * Resumes a paused subscription. Time already paid for is not charged again: resumed inside the period (or trial)
    * that was running when it was paused, it simply goes on, and the next charge is at that period's end. Resumed
-   * after it ended, a new period starts on the resume date and is charged at once (a decline makes it past_due).
-   * Also called by the charge run when resume_at has come.
+   * after it ended, a cancel at period end takes effect (nothing is charged); otherwise a new period starts on the
+   * resume date, on the plan that was to apply from the period's end, and is charged at once (a decline makes it
+   * past_due). Also called by the charge run when resume_at has come.
    */
   async resume(id: string, reason: string | undefined, actor: Actor | 'system'): Promise<SubscriptionResponseDto> {
-    const opened = await this.db.transaction(async (m) => {
+    await this.charges.resolveOpenFor(id, { resend: true });
+    const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'resume', 'resume');
-      const before = snapshot(sub);
-      const now = this.clock.now();
-      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
-      const common = { pausedAt: null, pauseReason: null, resumeAt: null, dunningAttempts: 0, nextRetryAt: null, pastDueSince: null, updatedAt: now };
-      const inPaidTime = sub.currentPeriodEnd !== null && now.getTime() < sub.currentPeriodEnd.getTime();
-      if (inPaidTime) {
-        const inTrial = sub.periodIndex === -1 && sub.trialEnd !== null && sub.trialEnd.getTime() === sub.currentPeriodEnd!.getTime();
-        Object.assign(sub, common, { status: inTrial ? 'trialing' : 'active', nextChargeAt: sub.currentPeriodEnd });
-      } else {
-        Object.assign(sub, common, { status: 'active', anchorAt: now, periodIndex: -1, nextChargeAt: now });
-      }
-      await m.getRepository(SubscriptionEntity).save(sub);
-      await this.events.record(m, sub, 'subscription.resumed', actor, { reason: reason ?? null, before, after: snapshot(sub) });
-      return inPaidTime ? null : this.charges.open(m, sub, plan);
+      await this.assertNoOpenAttempt(m, sub);
+      const applied = await this.apply(m, sub, { type: 'resume' }, actor, { reason });
+      if (!applied.effects.some((e) => e.kind === 'charge_now')) return { ...applied, payment: null };
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: applied.sub.planId });
+      return { ...applied, payment: await this.charges.open(m, applied.sub, plan) };
     });
-    if (opened) await this.sendAndSettle(opened, { actor, onDecline: 'dunning' });
-    else await this.reservations.topUp(id);
+    await this.charges.runEffects(id, done.effects, done.retire);
+    if (done.payment) await this.sendAndSettle(done.payment, { actor, onDecline: 'dunning' });
     return this.get(id);
   }
 
   async changePlan(id: string, dto: ChangePlanDto, actor: Actor): Promise<SubscriptionResponseDto> {
+    await this.charges.resolveOpenFor(id, { resend: true });
     const prorationPayment = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'change_plan', 'change the plan of');
+      if (!ALLOWED_FROM.change_plan.includes(sub.status as never)) return this.apply(m, sub, { type: 'change_plan', planId: dto.plan_id }, actor).then(() => null);
       const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
       if (!plan || !plan.active) {
         throw new DomainError('unprocessable', 'invalid_reference', 'plan_id: no active plan has this id', [{ field: 'plan_id', message: 'no active plan has this id' }]);
@@ -373,20 +343,13 @@ export class SubscriptionsService {
       const now = this.clock.now();
       const oldPlan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
 
-      if (dto.proration === 'period_end' || sub.status === 'trialing') {
-        if (dto.proration === 'period_end') {
-          sub.pendingPlanId = plan.id;
-          sub.updatedAt = now;
-          await m.getRepository(SubscriptionEntity).save(sub);
-          await this.events.record(m, sub, 'subscription.plan_change_scheduled', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id } });
-          return null;
-        }
+      if (dto.proration === 'period_end') {
+        await this.apply(m, sub, { type: 'change_plan_at_period_end', planId: plan.id }, actor, { reason: dto.reason });
+        return null;
+      }
+      if (sub.status === 'trialing') {
         // In a trial nothing was paid: the new plan simply applies from the trial's end.
-        sub.planId = plan.id;
-        sub.pendingPlanId = null;
-        sub.updatedAt = now;
-        await m.getRepository(SubscriptionEntity).save(sub);
-        await this.events.record(m, sub, 'subscription.plan_changed', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration: null } });
+        await this.apply(m, sub, { type: 'change_plan', planId: plan.id }, actor, { reason: dto.reason, data: { proration: null } });
         return null;
       }
 
@@ -407,9 +370,7 @@ export class SubscriptionsService {
       if (p.net <= 0) {
         // Nothing to charge: the change applies now. A downgrade's credit is recorded on the event, not refunded
         // automatically (refunds are an admin action).
-        applyPlanChangeNow(sub, plan.id, now);
-        await m.getRepository(SubscriptionEntity).save(sub);
-        await this.events.record(m, sub, 'subscription.plan_changed', actor, { reason: dto.reason, before, after: snapshot(sub), data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
+        await this.apply(m, sub, { type: 'change_plan', planId: plan.id }, actor, { reason: dto.reason, data: { proration } });
         return null;
       }
       // Something to charge: the change applies when (and only if) the prorated charge succeeds (see settle).
@@ -455,42 +416,83 @@ export class SubscriptionsService {
   }
 
   async swapBillingKey(id: string, dto: SwapBillingKeyDto, actor: Actor): Promise<SubscriptionResponseDto> {
-    const payment = await this.db.transaction(async (m) => {
+    await this.charges.resolveOpenFor(id, { resend: true });
+    const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'swap_billing_key', 'change the billing key of');
       const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
-      const err = !key ? 'no billing key has this id' : key.customer_id !== sub.customerId ? "the billing key belongs to another customer" : key.status !== 'active' ? 'the billing key is deleted' : null;
-      if (err) throw new DomainError('unprocessable', 'invalid_reference', `billing_key_id: ${err}`, [{ field: 'billing_key_id', message: err }]);
-      if (dto.billing_key_id === sub.billingKeyId) throw new ConflictError('same_billing_key', 'The subscription already uses this billing key');
+      const err = !key ? 'no billing key has this id' : key.customer_id !== sub.customerId ? 'the billing key belongs to another customer' : key.status !== 'active' ? 'the billing key is deleted' : null;
+      if (err && ALLOWED_FROM.swap_billing_key.includes(sub.status as never)) {
+        throw new DomainError('unprocessable', 'invalid_reference', `billing_key_id: ${err}`, [{ field: 'billing_key_id', message: err }]);
+      }
       await this.assertNoOpenAttempt(m, sub);
-      const before = snapshot(sub);
-      sub.billingKeyId = dto.billing_key_id;
-      sub.updatedAt = this.clock.now();
-      await m.getRepository(SubscriptionEntity).save(sub);
-      await this.events.record(m, sub, 'subscription.billing_key_changed', actor, { reason: dto.reason, before, after: snapshot(sub) });
-      if (sub.status !== 'past_due') return null;
+      const applied = await this.apply(m, sub, { type: 'swap_billing_key', billingKeyId: dto.billing_key_id }, actor, { reason: dto.reason });
+      if (!applied.effects.some((e) => e.kind === 'charge_now')) return { ...applied, payment: null };
       // past_due: the outstanding period is charged at once with the new key.
-      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
-      return this.charges.open(m, sub, plan);
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: applied.sub.planId });
+      return { ...applied, payment: await this.charges.open(m, applied.sub, plan) };
     });
-    await this.reservations.cancelOutstanding(id);
-    if (payment) await this.sendAndSettle(payment, { actor, onDecline: 'dunning' });
+    await this.charges.runEffects(id, done.effects);
+    if (done.payment) await this.sendAndSettle(done.payment, { actor, onDecline: 'dunning' });
     await this.reservations.topUp(id);
     return this.get(id);
   }
 
-  /** Admin: charge a past_due or unpaid subscription's outstanding period now. */
+  /**
+   * Admin: charge a past_due or unpaid subscription now. It pays for the outstanding period while that period is
+   * still running; when it has already ended, for a new period starting now (see chargePeriod), so the subscription
+   * is never left active with its paid period over.
+   */
   async retryNow(id: string, actor: Actor): Promise<SubscriptionResponseDto> {
+    await this.charges.resolveOpenFor(id, { resend: true });
     const payment = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      this.assertFrom(sub, 'retry', 'retry');
       await this.assertNoOpenAttempt(m, sub);
-      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
-      await this.events.record(m, sub, 'subscription.retry_requested', actor, { before: snapshot(sub) });
-      return this.charges.open(m, sub, plan);
+      const applied = await this.apply(m, sub, { type: 'retry' }, actor);
+      const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: applied.sub.planId });
+      return this.charges.open(m, applied.sub, plan);
     });
     await this.sendAndSettle(payment, { actor, onDecline: 'record' });
     return this.get(id);
+  }
+
+  /**
+   * Asks the transition authority for `event` under the subscription's row lock, and writes its answer with its
+   * audit events; a refusal is a 409 naming the reason and the statuses the action is allowed from. The effects
+   * are carried out by the caller after commit (ChargeAttemptsService.runEffects).
+   */
+  private async apply(
+    m: EntityManager,
+    sub: SubscriptionEntity,
+    event: SubscriptionEvent,
+    actor: Actor | 'system',
+    opts: { reason?: string | null; data?: Record<string, unknown> } = {},
+  ): Promise<{ sub: SubscriptionEntity; effects: Effect[]; retire?: string }> {
+    const terms = await this.plans.terms(sub.planId);
+    if (!terms) throw new Error(`plan ${sub.planId} not found`);
+    const before = snapshot(sub);
+    const t = transition(sub, event, { now: this.clock.now(), tz: this.tz, plan: terms, dunning: this.runtime.config.dunning });
+    if (!t.ok) {
+      throw new ConflictError(t.code, t.message, t.code === 'invalid_transition' ? { current_status: sub.status, allowed_from: t.allowedFrom } : {});
+    }
+    await m.getRepository(SubscriptionEntity).save(t.sub);
+    for (const e of t.events) {
+      await this.events.record(m, t.sub, e.type, actor, {
+        reason: e.reason ?? opts.reason ?? null,
+        before,
+        after: snapshot(t.sub),
+        data: e.data || opts.data ? { ...(e.data ?? {}), ...(opts.data ?? {}) } : null,
+      });
+    }
+    let retire: string | undefined;
+    if (t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId))) retire = t.sub.billingKeyId;
+    for (const e of t.effects) {
+      if (e.kind !== 'refund_payment') continue;
+      // A refund the change owes is recorded with it (sent after commit, retried by the run until Bootpay answers).
+      const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: e.paymentId }).getOneOrFail();
+      const refund = await this.refunds.recordOwed(m, payment, { amount: payment.balanceAmount, taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree, reason: e.reason }, actor);
+      if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${payment.id} is in flight; try again once it is settled`);
+    }
+    return { sub: t.sub, effects: t.effects, retire };
   }
 
   // ------------------------------------------------------------------ helpers
@@ -506,18 +508,13 @@ export class SubscriptionsService {
     return sub;
   }
 
-  private assertFrom(sub: SubscriptionEntity, action: keyof typeof ALLOWED_FROM, verb: string): void {
-    const allowed = ALLOWED_FROM[action];
-    if (!allowed.includes(sub.status)) {
-      throw new ConflictError('invalid_transition', `Cannot ${verb} a ${sub.status} subscription; allowed from: ${allowed.join(', ')}`, {
-        current_status: sub.status,
-        allowed_from: allowed,
-      });
-    }
-  }
-
   private async assertNoOpenAttempt(m: EntityManager, sub: SubscriptionEntity): Promise<void> {
-    const [open] = await m.query(`SELECT id, status FROM payments WHERE subscription_id = $1 AND status = ANY($2) LIMIT 1`, [sub.id, IN_FLIGHT_PAYMENT_STATUSES]);
+    // In flight: an attempt sent or being sent, or a reservation whose execution time has come (Bootpay may have
+    // charged it): either must be settled before the subscription may change.
+    const [open] = await m.query(
+      `SELECT id, status FROM payments WHERE subscription_id = $1 AND (status = ANY($2) OR (status = 'READY' AND reserve_execute_at <= $3)) LIMIT 1`,
+      [sub.id, IN_FLIGHT_PAYMENT_STATUSES, this.clock.now()],
+    );
     if (open) {
       throw new ConflictError('charge_in_progress', `A charge for this subscription is in progress (payment ${open.id}, ${open.status}); try again once it is settled`, { payment_id: open.id });
     }

@@ -47,50 +47,8 @@ export class BootpayWebhookService {
     return this.apply(receipt);
   }
 
-  /** Applies what Bootpay says about a receipt to the matching payment. */
+  /** Applies what Bootpay says about a receipt to the matching payment: the ledger decides (ChargeAttemptsService.applyReceipt). */
   async apply(receipt: GatewayReceipt): Promise<WebhookResult> {
-    const payment = await this.db.getRepository(PaymentEntity).findOneBy({ orderId: receipt.orderId });
-    if (!payment) {
-      this.logger.warn({ message: 'webhook receipt matches no payment', receipt_id: receipt.receiptId });
-      return 'unmatched';
-    }
-    if (OPEN_PAYMENT_STATUSES.includes(payment.status)) {
-      if (receipt.status === RECEIPT_STATUS.COMPLETED || receipt.status === RECEIPT_STATUS.CANCELLED) {
-        await this.attempts.settle(payment.id, { kind: 'succeeded', receipt });
-        if (receipt.cancelledPrice > 0) await this.applyCancellation(payment.id, receipt);
-        return 'settled';
-      }
-      if (receipt.status === RECEIPT_STATUS.APPROVAL_FAILED || receipt.status === RECEIPT_STATUS.FAILED_MIDWAY) {
-        await this.attempts.settle(payment.id, {
-          kind: 'declined',
-          failure: { code: 'PAYMENT_REQUEST_FAILED', pg_code: null, message: receipt.statusLocale || 'the reserved payment failed', hard: false },
-        });
-        return 'settled';
-      }
-      return 'unchanged';
-    }
-    // Already settled: fill in what a duplicate-order resolution could not know, and cancellations made at Bootpay.
-    let changed = false;
-    if (payment.status === 'DONE' && !payment.receiptId && receipt.status !== RECEIPT_STATUS.APPROVAL_FAILED) {
-      await this.db.query(
-        `UPDATE payments SET receipt_id = $2, card_company = $3, card_no_masked = $4, receipt_url = $5, updated_at = $6 WHERE id = $1 AND receipt_id IS NULL`,
-        [payment.id, receipt.receiptId, receipt.cardCompany, receipt.cardNoMasked, receipt.receiptUrl, this.clock.now()],
-      );
-      changed = true;
-    }
-    if (receipt.cancelledPrice > 0) changed = (await this.applyCancellation(payment.id, receipt)) || changed;
-    return changed ? 'updated' : 'unchanged';
-  }
-
-  /** Sets the payment's balance from Bootpay's cumulative cancelled amount (never lowers it twice). */
-  private async applyCancellation(paymentId: string, receipt: GatewayReceipt): Promise<boolean> {
-    const rows = returnedRows<{ id: string }>(await this.db.query(
-      `UPDATE payments SET balance_amount = amount - $2::bigint, refunded_tax_free = $3::bigint,
-         status = CASE WHEN amount - $2::bigint = 0 THEN 'CANCELED' ELSE 'PARTIAL_CANCELED' END,
-         canceled_at = COALESCE(canceled_at, $4), updated_at = $4
-       WHERE id = $1 AND status IN ('DONE', 'PARTIAL_CANCELED') AND amount - balance_amount < $2::bigint RETURNING id`,
-      [paymentId, receipt.cancelledPrice, receipt.cancelledTaxFree, this.clock.now()],
-    ));
-    return rows.length > 0;
+    return this.attempts.applyReceipt(receipt);
   }
 }

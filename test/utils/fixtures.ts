@@ -323,3 +323,8 @@ export async function startWebhookSink(): Promise<WebhookSink> {
       }),
   };
 }
+
+/** A charge run's counts, all zero: tests compare whole count objects against it. */
+export const ZERO_COUNTS = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0, local_faults: 0, task_failures: 0 };
+/** A charge run's counts with these set and the rest zero. */
+export const runCounts = (c: Partial<typeof ZERO_COUNTS>) => ({ ...ZERO_COUNTS, ...c });

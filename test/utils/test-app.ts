@@ -67,7 +67,7 @@ export async function createTestDatabase(): Promise<{ url: string; drop(): Promi
  * The real application (same createApp as main.ts) on its own database, with the real Bootpay SDK talking over
  * HTTP to a fake Bootpay on an ephemeral port, and a test clock shared by both.
  */
-export async function startTestApp(opts: { env?: Record<string, string>; now?: Date; databaseUrl?: string } = {}): Promise<TestApp> {
+export async function startTestApp(opts: { env?: Record<string, string>; now?: Date; databaseUrl?: string; encryptionKey?: Buffer } = {}): Promise<TestApp> {
   const database = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => undefined } : await createTestDatabase();
   const clock = new TestClock();
   clock.set(opts.now ?? T0);
@@ -83,7 +83,7 @@ export async function startTestApp(opts: { env?: Record<string, string>; now?: D
     OUTBOUND_WEBHOOK_POLL_MS: '0',
     ...opts.env,
   });
-  const encryptionKey = randomBytes(32);
+  const encryptionKey = opts.encryptionKey ?? randomBytes(32);
   const runtime: Runtime = {
     config,
     databaseUrl: database.url,

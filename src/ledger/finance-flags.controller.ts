@@ -1,0 +1,47 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { IsBoolean, IsOptional, IsString, IsUUID, MaxLength, MinLength } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
+import { UuidPipe } from '../common/uuid.pipe';
+import { FinanceFlagsService, FinanceFlagView } from './finance-flags.service';
+
+export class ListFinanceFlagsQueryDto {
+  /** true: only open flags; false: only resolved ones; absent: all. */
+  @IsOptional()
+  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsBoolean()
+  open?: boolean;
+
+  @IsOptional()
+  @IsUUID()
+  subscription_id?: string;
+}
+
+export class ResolveFinanceFlagDto {
+  @IsString()
+  @MinLength(1)
+  @MaxLength(500)
+  resolution: string;
+}
+
+/** Items for finance: money that moved and was not applied, receipts that do not fit their payment. */
+@ApiTags('finance-flags')
+@ApiBearerAuth()
+@Controller('v1/finance-flags')
+export class FinanceFlagsController {
+  constructor(private readonly flags: FinanceFlagsService) {}
+
+  @Get()
+  @Roles('admin')
+  list(@Query() q: ListFinanceFlagsQueryDto): Promise<{ data: FinanceFlagView[] }> {
+    return this.flags.list({ open: q.open, subscriptionId: q.subscription_id });
+  }
+
+  @Post(':id/resolve')
+  @HttpCode(200)
+  @Roles('admin')
+  resolve(@Param('id', UuidPipe) id: string, @Body() dto: ResolveFinanceFlagDto, @CurrentActor() actor: Actor): Promise<FinanceFlagView> {
+    return this.flags.resolve(id, dto.resolution, actor.name);
+  }
+}

@@ -1,0 +1,107 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { Clock } from '../common/clock';
+import { returnedRows } from '../common/db-errors';
+import { InvalidInputError, NotFoundError } from '../common/errors';
+
+/** What finance must look at: money that moved and was not applied, or a receipt that does not fit its payment. */
+export type FinanceFlagKind =
+  /** An approval the subscription refused (late, stale, after a pause or cancel): refunded automatically. */
+  | 'charge_not_applied'
+  /** Bootpay's receipt differs from the payment it names (price, tax-free part, status, card or payment id). */
+  | 'receipt_mismatch'
+  /** An automatic refund could not be recorded (another refund of the payment was in flight). */
+  | 'refund_needed';
+
+export interface FinanceFlagInput {
+  kind: FinanceFlagKind;
+  subscriptionId: string | null;
+  paymentId: string | null;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export interface FinanceFlagView {
+  id: string;
+  kind: string;
+  subscription_id: string | null;
+  payment_id: string | null;
+  message: string;
+  data: Record<string, unknown> | null;
+  created_at: string;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  resolution: string | null;
+}
+
+interface Row {
+  id: string;
+  kind: string;
+  subscription_id: string | null;
+  payment_id: string | null;
+  message: string;
+  data: Record<string, unknown> | null;
+  created_at: Date;
+  resolved_at: Date | null;
+  resolved_by: string | null;
+  resolution: string | null;
+}
+
+/** Items for finance, written by the ledger in the transaction of the change that raised them. */
+@Injectable()
+export class FinanceFlagsService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Raises a flag in the caller's transaction; the same kind for the same payment is raised once. */
+  async raise(m: EntityManager, flag: FinanceFlagInput): Promise<void> {
+    await m.query(
+      `INSERT INTO finance_flags (kind, subscription_id, payment_id, message, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT DO NOTHING`,
+      [flag.kind, flag.subscriptionId, flag.paymentId, flag.message.slice(0, 500), flag.data ? JSON.stringify(flag.data) : null, this.clock.now()],
+    );
+  }
+
+  async list(q: { open?: boolean; subscriptionId?: string; limit?: number }): Promise<{ data: FinanceFlagView[] }> {
+    const rows: Row[] = await this.db.query(
+      `SELECT * FROM finance_flags
+       WHERE ($1::boolean IS NULL OR (resolved_at IS NULL) = $1) AND ($2::uuid IS NULL OR subscription_id = $2)
+       ORDER BY created_at DESC, id LIMIT $3`,
+      [q.open ?? null, q.subscriptionId ?? null, q.limit ?? 100],
+    );
+    return { data: rows.map(view) };
+  }
+
+  async resolve(id: string, resolution: string, by: string): Promise<FinanceFlagView> {
+    if (typeof resolution !== 'string' || !resolution.trim() || resolution.length > 500) {
+      throw new InvalidInputError([{ field: 'resolution', message: 'resolution must be non-blank text of at most 500 characters' }]);
+    }
+    const rows = returnedRows<Row>(
+      await this.db.query(
+        `UPDATE finance_flags SET resolved_at = COALESCE(resolved_at, $2), resolved_by = COALESCE(resolved_by, $3), resolution = COALESCE(resolution, $4)
+         WHERE id = $1 RETURNING *`,
+        [id, this.clock.now(), by.slice(0, 100), resolution],
+      ),
+    );
+    if (!rows.length) throw new NotFoundError('Finance flag', id);
+    return view(rows[0]);
+  }
+}
+
+function view(r: Row): FinanceFlagView {
+  return {
+    id: r.id,
+    kind: r.kind,
+    subscription_id: r.subscription_id,
+    payment_id: r.payment_id,
+    message: r.message,
+    data: r.data,
+    created_at: new Date(r.created_at).toISOString(),
+    resolved_at: r.resolved_at ? new Date(r.resolved_at).toISOString() : null,
+    resolved_by: r.resolved_by,
+    resolution: r.resolution,
+  };
+}
