@@ -16,7 +16,13 @@ import { Runtime } from './runtime';
 export async function createApp(runtime: Runtime): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule.forRoot(runtime), { logger: runtime.logger, bodyParser: false, abortOnError: false });
   configureApp(app, runtime);
-  await app.init();
+  try {
+    await app.init();
+  } catch (err) {
+    // A refused start (a setting checked at start, such as the encryption key) leaves no pool or timer behind.
+    await app.close().catch((closeErr: unknown) => runtime.logger.error(`closing after a failed start: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`));
+    throw err;
+  }
   return app;
 }
 

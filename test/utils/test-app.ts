@@ -101,7 +101,15 @@ export async function startTestApp(opts: { env?: Record<string, string>; now?: D
     logger: new JsonLogger('debug', (line) => logs.push(line), () => clock.now()),
     fakeBootpayUrl: fake.url,
   };
-  const app = await createApp(runtime);
+  let app: INestApplication;
+  try {
+    app = await createApp(runtime);
+  } catch (err) {
+    // A start the service refuses (a test of that) leaves nothing running.
+    await fake.stop();
+    await database.drop();
+    throw err;
+  }
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   // Bootpay's webhooks (feedback_url) come to this app, as they would in a deployment with PUBLIC_BASE_URL.
