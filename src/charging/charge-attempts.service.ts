@@ -541,14 +541,14 @@ export class ChargeAttemptsService {
           // applied (it does not count as its period's payment, and is refunded).
           payment.notApplied = t.ok ? null : t.code.slice(0, 64);
           await m.getRepository(PaymentEntity).save(payment);
-          // The payment is a fact (recorded first, with the sequence it takes); then the subscription meets it.
-          await this.events.record(m, sub, 'payment.succeeded', actor, approvalEvents(payment, sub, null)[0].opts);
           if (t.ok) {
-            t.sub.eventSeq = sub.eventSeq;
+            // The subscription is written first, so every event of this change tells it as it now stands.
             await m.getRepository(SubscriptionEntity).save(t.sub);
+            await this.events.record(m, t.sub, 'payment.succeeded', actor, approvalEvents(payment, t.sub, null)[0].opts);
             for (const e of t.events) await this.events.record(m, t.sub, e.type, actor, { reason: e.reason, data: e.data, before, after: snapshot(t.sub) });
             return { payment, subscription: t.sub, outcome, effects: t.effects };
           }
+          await this.events.record(m, sub, 'payment.succeeded', actor, approvalEvents(payment, sub, null)[0].opts);
           await this.refuseApproval(m, sub, payment, t, actor);
           return { payment, subscription: sub, outcome, effects: t.effects };
         }
@@ -557,16 +557,17 @@ export class ChargeAttemptsService {
         case 'local_fault': {
           this.abort(payment, outcome.failure, outcome.kind === 'declined' ? outcome.failure.hard : false);
           await m.getRepository(PaymentEntity).save(payment);
-          await this.events.record(m, sub, 'payment.failed', actor, {
-            data: { payment_id: payment.id, failure: outcome.failure, attempt: payment.attempt, charged: false },
-            object: { ...paymentView(payment) },
-          });
+          const failed = { data: { payment_id: payment.id, failure: outcome.failure, attempt: payment.attempt, charged: false }, object: { ...paymentView(payment) } };
           // Bootpay never saw a card decision (or nothing was sent): the subscription stays as it was, still due.
-          if (outcome.kind !== 'declined') return { payment, subscription: sub, outcome, effects: [] };
+          const t = outcome.kind === 'declined' ? transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId)) : null;
+          if (!t || !t.ok) {
+            await this.events.record(m, sub, 'payment.failed', actor, failed);
+            return { payment, subscription: sub, outcome, effects: [] };
+          }
           const before = snapshot(sub);
-          const t = transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId));
-          if (!t.ok) return unchanged;
+          // The subscription is written first, so every event of this change tells it as it now stands.
           await m.getRepository(SubscriptionEntity).save(t.sub);
+          await this.events.record(m, t.sub, 'payment.failed', actor, failed);
           for (const e of t.events) await this.events.record(m, t.sub, e.type, actor, { reason: e.reason, data: e.data, before, after: snapshot(t.sub) });
           let retireBillingKeyId: string | undefined;
           if (t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId))) {

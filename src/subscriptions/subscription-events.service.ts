@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, EntityManager, EntitySubscriberInterface, In, QueryRunner, TransactionCommitEvent, TransactionRollbackEvent } from 'typeorm';
+import { EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
@@ -54,70 +53,13 @@ export function outboundOf(sub: SubscriptionEntity, type: string, opts: EventDet
     : { type, subscriptionId: sub.id, sequence, object: subscription };
 }
 
-/** An outbound event written in a transaction: its subscription, sequence, and the payment a refund event carries. */
-interface WrittenEvent {
-  subscriptionId: string;
-  sequence: number;
-  asObject: boolean;
-  paymentId: string | null;
-}
-
-/** The outbound events written in a transaction, by its query runner and event id. */
-const written = new WeakMap<QueryRunner, Map<string, WrittenEvent>>();
-
-/**
- * Sends the subscription as its transaction commits it. An event is written when the change is recorded, but the
- * caller may change the subscription further before committing (a payment is recorded, then the renewal it pays
- * for): just before COMMIT, the subscription of every event written in the transaction (data.object or
- * data.subscription), and a refund event's payment (data.payment), are replaced with what stands then, versioned with
- * the event's sequence.
- */
-class CommittedSubscriptionSnapshots implements EntitySubscriberInterface {
-  async beforeTransactionCommit(event: TransactionCommitEvent): Promise<void> {
-    const pending = written.get(event.queryRunner);
-    if (!pending?.size) return;
-    written.delete(event.queryRunner);
-    const ids = [...new Set([...pending.values()].map((p) => p.subscriptionId))];
-    const subs = await event.manager.getRepository(SubscriptionEntity).findBy({ id: In(ids) });
-    const views = new Map<string, Record<string, unknown>>(subs.map((sub) => [sub.id, { ...subscriptionView(sub) }]));
-    const paymentIds = [...new Set([...pending.values()].flatMap((p) => (p.paymentId ? [p.paymentId] : [])))];
-    if (paymentIds.length) {
-      const payments = await event.manager.getRepository(PaymentEntity).findBy({ id: In(paymentIds) });
-      for (const p of payments) views.set(p.id, { ...paymentView(p) });
-    }
-    const rows = [...pending.entries()].flatMap(([id, p]) => [
-      ...(views.has(p.subscriptionId) ? [{ id, path: p.asObject ? 'object' : 'subscription', value: { ...views.get(p.subscriptionId), version: p.sequence } }] : []),
-      ...(p.paymentId && views.has(p.paymentId) ? [{ id, path: 'payment', value: { ...views.get(p.paymentId), version: p.sequence } }] : []),
-    ]);
-    if (!rows.length) return;
-    // One path at a time, so an event with two objects gets both.
-    for (const path of ['object', 'subscription', 'payment']) {
-      const mine = rows.filter((r) => r.path === path);
-      if (!mine.length) continue;
-      await event.manager.query(
-        `UPDATE webhook_events w SET payload = jsonb_set(w.payload, ARRAY['data', $2::text], r.value)
-         FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, value jsonb) WHERE w.id = r.id`,
-        [JSON.stringify(mine), path],
-      );
-    }
-  }
-
-  afterTransactionRollback(event: TransactionRollbackEvent): void {
-    written.delete(event.queryRunner);
-  }
-}
-
 /** Writes the audit trail in the caller's transaction, so an event exists exactly when its change does. */
 @Injectable()
 export class SubscriptionEventsService {
   constructor(
     private readonly clock: Clock,
     private readonly outbox: OutboxService,
-    @InjectDataSource() db: DataSource,
-  ) {
-    // One per data source, however many modules provide this service.
-    if (!db.subscribers.some((x) => x instanceof CommittedSubscriptionSnapshots)) db.subscribers.push(new CommittedSubscriptionSnapshots());
-  }
+  ) {}
 
   /**
    * Records an event of `sub` (the subscription after the change). An event the SaaS backend receives takes the
@@ -156,12 +98,7 @@ export class SubscriptionEventsService {
         const payment = await m.getRepository(PaymentEntity).findOneBy({ id: paymentId });
         if (payment) outbound.payment = { ...paymentView(payment) };
       }
-      const eventId = await this.outbox.enqueue(m, outbound);
-      if (m.queryRunner?.isTransactionActive) {
-        const mine = written.get(m.queryRunner) ?? new Map<string, WrittenEvent>();
-        written.set(m.queryRunner, mine);
-        mine.set(eventId, { subscriptionId: sub.id, sequence, asObject: !opts.object, paymentId: outbound.payment ? (outbound.payment.id as string) : null });
-      }
+      await this.outbox.enqueue(m, outbound);
     }
     return saved;
   }
