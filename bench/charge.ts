@@ -22,12 +22,12 @@
 import 'reflect-metadata';
 import { dirname, join } from 'node:path';
 import { createApp } from '../src/app.factory';
-import { ChargeAttemptsService } from '../src/charging/charge-attempts.service';
+import { ChargeAttemptsService } from '../src/ledger/charge-attempts.service';
 import { ChargeRunsService } from '../src/charging/charge-runs.service';
 import { runPool } from '../src/charging/concurrency';
 import { BootpayGateway } from '../src/gateway/bootpay.gateway';
 import { PlanEntity } from '../src/plans/plan.entity';
-import { SubscriptionEntity } from '../src/subscriptions/subscription.entity';
+import { SubscriptionEntity } from '../src/ledger/subscription.entity';
 import type { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { loadavg } from 'node:os';

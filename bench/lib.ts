@@ -14,7 +14,7 @@ import { Client } from 'pg';
 import { SecretBox } from '../src/common/secret-box';
 import { startEmbeddedPostgres } from '../src/database/embedded-postgres';
 import { runMigrations } from '../src/database/database';
-import { nextPeriod, PlanTerms } from '../src/subscriptions/subscription-state';
+import { nextPeriod, PlanTerms } from '../src/ledger/transitions';
 
 /** dist/bench/<file>.js → the repository root. */
 export const ROOT = resolve(__dirname, '..', '..');

@@ -6,7 +6,7 @@
 import { SystemClock } from '../src/common/clock';
 import { JsonLogger } from '../src/common/json-logger';
 import { loadConfig } from '../src/config/config';
-import { Runtime } from '../src/runtime';
+import { Runtime } from '../src/config/runtime';
 import { FAKE_CREDENTIALS } from './lib';
 
 export interface BenchRuntimeOptions {

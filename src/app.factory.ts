@@ -10,7 +10,7 @@ import { errorBody, GlobalExceptionFilter, lowLevelErrorBody } from './common/ex
 import { createValidationPipe } from './common/validation';
 import { inspectInput, MAX_JSON_DEPTH, nestedDeeperThan } from './common/input-guards';
 import { completeOpenApiDocument } from './common/openapi';
-import { Runtime } from './runtime';
+import { Runtime } from './config/runtime';
 
 /** Builds the Nest application; main.ts, the CLI and the tests all go through here. */
 export async function createApp(runtime: Runtime): Promise<INestApplication> {

@@ -8,7 +8,7 @@ import { CustomersModule } from './customers/customers.module';
 import { dataSourceOptions } from './database/database';
 import { HealthModule } from './health/health.module';
 import { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
-import { Runtime } from './runtime';
+import { Runtime } from './config/runtime';
 import { TestClockModule } from './test-clock/test-clock.module';
 import { PlansModule } from './plans/plans.module';
 import { SubscriptionsModule } from './subscriptions/subscriptions.module';

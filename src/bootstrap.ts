@@ -7,7 +7,7 @@ import { Clock, SystemClock, TestClock } from './common/clock';
 import { JsonLogger } from './common/json-logger';
 import { startEmbeddedPostgres } from './database/embedded-postgres';
 import { DEFAULT_FAKE_CREDENTIALS, FakeBootpayServer } from './fake-bootpay/fake-bootpay.server';
-import { Runtime } from './runtime';
+import { Runtime } from './config/runtime';
 import type { INestApplication } from '@nestjs/common';
 import { OperatorsService } from './operators/operators.service';
 

@@ -9,7 +9,7 @@ import { JsonLogger } from './common/json-logger';
 import { runMigrations } from './database/database';
 import { ChargeRunsService } from './charging/charge-runs.service';
 import { DataSource } from 'typeorm';
-import { chargeRunExitCode, failureSummary, runFailures } from './charge-run-report';
+import { chargeRunExitCode, failureSummary, runFailures } from './charging/charge-run-report';
 import { ReconciliationRunsService } from './reports/reconciliation-runs.service';
 import { OPERATOR_COMMANDS, OPERATORS_USAGE, runOperatorsCommand } from './operators/operators.cli';
 

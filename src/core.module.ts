@@ -2,7 +2,7 @@ import { DynamicModule, Global, Module } from '@nestjs/common';
 import { Clock } from './common/clock';
 import { SecretBox } from './common/secret-box';
 import { BootpayGateway, BOOTPAY_GATEWAY_CONFIG } from './gateway/bootpay.gateway';
-import { Runtime, RUNTIME } from './runtime';
+import { Runtime, RUNTIME } from './config/runtime';
 
 /** Process-wide providers: the runtime settings, the clock, the secret box and the one Bootpay gateway. */
 @Global()

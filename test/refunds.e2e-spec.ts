@@ -1,5 +1,5 @@
 import { BootpayGateway } from '../src/gateway/bootpay.gateway';
-import { RefundsService } from '../src/refunds/refunds.service';
+import { RefundsService } from '../src/ledger/refunds.service';
 import { createPlan, createSubscription, customerWithKey } from './utils/fixtures';
 import { bearer, startTestApp, tableCounts, TestApp } from './utils/test-app';
 

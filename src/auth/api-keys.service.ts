@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { createHash, randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
-import { DatabaseLock } from '../database/locks';
+import { DatabaseLock } from '../common/locks';
 import { ApiKeyEntity, ApiKeyRole } from './api-key.entity';
 import type { Actor } from './auth.decorators';
 

@@ -6,10 +6,9 @@ import { Clock } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { OutboxService } from '../outbound-webhooks/outbox.service';
 import { ConflictError, InvalidInputError, NotFoundError } from '../common/errors';
-import { toDomainError } from '../common/gateway-errors';
+import { toDomainError } from '../gateway/domain-errors';
 import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { SecretBox } from '../common/secret-box';
-import { LIVE_STATUSES } from '../subscriptions/subscription-state';
 import { CustomersService } from '../customers/customers.service';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import type { BillingKeyInfo } from '../gateway/gateway.types';
@@ -17,9 +16,6 @@ import { BillingKeyEntity } from './billing-key.entity';
 import { BillingKeyResponseDto, CreateBillingKeyDto } from './dto/billing-key.dto';
 
 const CARD_FIELDS = ['pg', 'card_no', 'card_pw', 'card_expire_year', 'card_expire_month', 'card_identity_no'] as const;
-
-/** Subscription statuses that still use their billing key: every one but canceled. */
-export const LIVE_SUBSCRIPTION_STATUSES = LIVE_STATUSES;
 
 @Injectable()
 export class BillingKeysService {
@@ -143,8 +139,9 @@ export class BillingKeysService {
       const [locked] = await m.query(`SELECT status FROM billing_keys WHERE id = $1 FOR UPDATE`, [id]);
       if (!locked || locked.status === 'deleted') return false; // 'deleting' is tried again below
       const [{ count }] = await m.query(
-        `SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status = ANY($2)`,
-        [id, LIVE_SUBSCRIPTION_STATUSES],
+        // Live: any status but canceled (the ledger's LIVE_STATUSES).
+        `SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status <> 'canceled'`,
+        [id],
       );
       if (count > 0) {
         throw new ConflictError('billing_key_in_use', `Billing key ${id} is used by ${count} live subscription(s); cancel them or swap their key first`);
@@ -166,8 +163,8 @@ export class BillingKeysService {
     const [row] = await m.query(`SELECT status FROM billing_keys WHERE id = $1 FOR UPDATE`, [id]);
     if (!row || row.status !== 'active') return false;
     const [{ count }] = await m.query(
-      `SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status = ANY($2)`,
-      [id, LIVE_SUBSCRIPTION_STATUSES],
+      `SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status <> 'canceled'`,
+      [id],
     );
     if (count > 0) return false;
     await m.query(`UPDATE billing_keys SET status = 'deleting', updated_at = $2 WHERE id = $1`, [id, this.clock.now()]);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CronJob } from 'cron';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { ChargeRunsService } from './charge-runs.service';
 
 /**

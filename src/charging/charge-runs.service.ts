@@ -11,18 +11,18 @@ import { InvalidInputError, NotFoundError } from '../common/errors';
 import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
-import { Runtime, RUNTIME } from '../runtime';
-import { SubscriptionEventsService } from '../subscriptions/subscription-events.service';
+import { Runtime, RUNTIME } from '../config/runtime';
+import { SubscriptionEventsService } from '../ledger/subscription-events.service';
 import { dueBefore, snapshot, transition } from '../ledger/transitions';
 import { PlansService } from '../plans/plans.service';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
-import { SubscriptionsService } from '../subscriptions/subscriptions.service';
-import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from './charge-attempts.service';
+import { SubscriptionEntity } from '../ledger/subscription.entity';
+import { SubscriptionsService } from '../ledger/subscriptions.service';
+import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from '../ledger/charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
 import { ChargeSettler } from './charge-settler';
 import { drainBatches, RateLimiter, runPool } from './concurrency';
-import { ReservationsService } from './reservations.service';
-import { RefundsService } from '../refunds/refunds.service';
+import { ReservationsService } from '../ledger/reservations.service';
+import { RefundsService } from '../ledger/refunds.service';
 
 export interface RunCounters {
   due: number;

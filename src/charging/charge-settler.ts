@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { ChargeAttemptsService, ChargeOutcome, ClaimedCharge } from './charge-attempts.service';
+import type { ChargeAttemptsService, ChargeOutcome, ClaimedCharge } from '../ledger/charge-attempts.service';
 import { runPool } from './concurrency';
 
 interface Item {

@@ -1,15 +1,14 @@
 import { Module } from '@nestjs/common';
 import { BillingKeysModule } from '../billing-keys/billing-keys.module';
-import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
+import { LedgerModule } from '../ledger/ledger.module';
 import { PlansModule } from '../plans/plans.module';
-import { RefundsModule } from '../refunds/refunds.module';
 import { ReservationsController } from './reservations.controller';
 import { ChargeRunCron } from './charge-run.cron';
 import { ChargeRunsController } from './charge-runs.controller';
 import { ChargeRunsService } from './charge-runs.service';
 
 @Module({
-  imports: [SubscriptionsModule, BillingKeysModule, PlansModule, RefundsModule],
+  imports: [LedgerModule, BillingKeysModule, PlansModule],
   controllers: [ChargeRunsController, ReservationsController],
   providers: [ChargeRunsService, ChargeRunCron],
   exports: [ChargeRunsService],

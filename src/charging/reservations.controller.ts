@@ -1,7 +1,7 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { UuidPipe } from '../common/uuid.pipe';
-import { ReservationsService } from './reservations.service';
+import { ReservationsService } from '../ledger/reservations.service';
 
 @ApiTags('billing-keys')
 @ApiBearerAuth()

@@ -4,7 +4,7 @@ import type { Response } from 'express';
 import { randomBytes } from 'node:crypto';
 import { Public } from '../auth/auth.decorators';
 import { OperatorsService } from '../operators/operators.service';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { CONSOLE_CSS, htmxScript } from './assets';
 import { ConsoleExceptionFilter } from './console-exception.filter';
 import { ConsoleOpen, ConsoleRequest, ConsoleSessionGuard, PasswordChangeAllowed, readCookie, sameToken, SESSION_COOKIE, sessionCookie } from './console-session.guard';

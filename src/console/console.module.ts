@@ -3,8 +3,7 @@ import express, { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { ChargingModule } from '../charging/charging.module';
 import { OperatorsModule } from '../operators/operators.module';
-import { RefundsModule } from '../refunds/refunds.module';
-import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
+import { LedgerModule } from '../ledger/ledger.module';
 import { ConsoleAuthController } from './console-auth.controller';
 import { ConsoleController } from './console.controller';
 import { ConsoleQueryService } from './console-query.service';
@@ -54,7 +53,7 @@ function consoleMiddleware(req: Request, res: Response, next: NextFunction): voi
 
 /** The finance console at /console: server-rendered pages, its own session guard, operators instead of API keys. */
 @Module({
-  imports: [OperatorsModule, SubscriptionsModule, RefundsModule, ChargingModule],
+  imports: [OperatorsModule, LedgerModule, ChargingModule],
   controllers: [ConsoleAuthController, ConsoleController],
   providers: [ConsoleQueryService, ConsoleSessionGuard],
 })

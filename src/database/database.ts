@@ -1,7 +1,7 @@
 import { DataSource, DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import { ENTITIES } from './entities';
-import { DatabaseLock } from './locks';
+import { DatabaseLock } from '../common/locks';
 
 export function dataSourceOptions(url: string, poolSize = 20): DataSourceOptions {
   return {

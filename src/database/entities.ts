@@ -6,9 +6,9 @@ import { PaymentEntity } from '../payments/payment.entity';
 import { ChargeRunEntity } from '../charging/charge-run.entity';
 import { WebhookDeliveryEntity, WebhookEndpointEntity, WebhookEventEntity } from '../outbound-webhooks/webhook.entities';
 import { PlanEntity } from '../plans/plan.entity';
-import { RefundEntity } from '../refunds/refund.entity';
-import { SubscriptionEventEntity } from '../subscriptions/subscription-event.entity';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
+import { RefundEntity } from '../ledger/refund.entity';
+import { SubscriptionEventEntity } from '../ledger/subscription-event.entity';
+import { SubscriptionEntity } from '../ledger/subscription.entity';
 
 /** Every entity, listed explicitly (no globbing: the same list works from ts and from dist). */
 export const ENTITIES = [ApiKeyEntity, CustomerEntity, BillingKeyEntity, IdempotencyKeyEntity, PlanEntity, SubscriptionEntity, SubscriptionEventEntity, PaymentEntity, ChargeRunEntity, WebhookEndpointEntity, WebhookEventEntity, WebhookDeliveryEntity, RefundEntity];

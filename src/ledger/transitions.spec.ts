@@ -1,4 +1,4 @@
-import { SubscriptionEntity, SubscriptionStatus } from '../subscriptions/subscription.entity';
+import { SubscriptionEntity, SubscriptionStatus } from './subscription.entity';
 import { chargePeriod, dueBefore, nextPeriod, periodAt, SUBSCRIPTION_STATUSES, SubscriptionEvent, transition, TransitionContext } from './transitions';
 
 const TZ = 'Asia/Seoul';

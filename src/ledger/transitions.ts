@@ -1,5 +1,7 @@
 import { addDays, BillingInterval, fromZonedParts, periodStart, zonedParts } from '../billing-math';
-import type { SubscriptionEntity, SubscriptionStatus } from '../subscriptions/subscription.entity';
+import { LIVE_STATUSES, SubscriptionEntity, SubscriptionStatus } from './subscription.entity';
+
+export { LIVE_STATUSES };
 
 /**
  * The one transition authority of a subscription: `transition(subscription, event, context)` answers the new state,
@@ -14,7 +16,6 @@ import type { SubscriptionEntity, SubscriptionStatus } from '../subscriptions/su
  * refused: when money moved for it, the ledger refunds it and flags it for finance; it is never applied blindly.
  */
 
-export const LIVE_STATUSES: SubscriptionStatus[] = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'];
 export const SUBSCRIPTION_STATUSES: SubscriptionStatus[] = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid', 'canceled'];
 
 /** The statuses each event may start from (the rest of the table is in {@link transition}). */

@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
 import { SecretBox } from '../common/secret-box';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { PrivateAddressError } from './address-guard';
 import { postWebhook } from './webhook-http';
 import { sign, SIGNATURE_HEADER } from './webhook-signature';

@@ -6,7 +6,7 @@ import { Clock } from '../common/clock';
 import { ConflictError, InvalidInputError, NotFoundError } from '../common/errors';
 import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { SecretBox } from '../common/secret-box';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { privateTargetOf } from './address-guard';
 import { CreateWebhookEndpointDto, ListDeliveriesQueryDto, UpdateWebhookEndpointDto } from './webhook-endpoints.dto';
 import { WebhookDeliveryEntity, WebhookEndpointEntity, WebhookEventEntity } from './webhook.entities';

@@ -4,8 +4,8 @@ import type { Response } from 'express';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { Page, PageQueryDto } from '../common/pagination';
 import { UuidPipe } from '../common/uuid.pipe';
-import { CreateRefundDto, RefundResponseDto } from './refund.dto';
-import { RefundsService } from './refunds.service';
+import { CreateRefundDto, RefundResponseDto } from '../ledger/dto/refund.dto';
+import { RefundsService } from '../ledger/refunds.service';
 
 @ApiTags('refunds')
 @ApiBearerAuth()

@@ -8,7 +8,7 @@ import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { isUuid } from '../common/uuid.pipe';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import { OutboxService } from '../outbound-webhooks/outbox.service';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import {
   checkPayment,
   checkReservation,

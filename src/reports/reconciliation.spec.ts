@@ -1,4 +1,4 @@
-import { chargeRunExitCode, RunFailure } from '../charge-run-report';
+import { chargeRunExitCode, RunFailure } from '../charging/charge-run-report';
 import { RESERVATION_STATUS } from '../gateway/gateway.types';
 import { bootpayReservationOutcome, localReservationOutcome, mapLimited } from './reconciliation';
 

@@ -5,7 +5,7 @@ import { BillingInterval, fromZonedParts, monthlyAmount } from '../billing-math'
 import { Clock, EARLIEST_SUPPORTED_INSTANT, LATEST_SUPPORTED_INSTANT } from '../common/clock';
 import { InvalidInputError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import {
   checkPayment,
   checkReservation,

@@ -13,8 +13,8 @@ import {
   ReasonDto,
   SubscriptionResponseDto,
   SwapBillingKeyDto,
-} from './dto/subscription.dto';
-import { SubscriptionsService } from './subscriptions.service';
+} from '../ledger/dto/subscription.dto';
+import { SubscriptionsService } from '../ledger/subscriptions.service';
 
 @ApiTags('subscriptions')
 @ApiBearerAuth()

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { Public } from '../auth/auth.decorators';
 import { errorBody } from '../common/exception.filter';
 import { RateLimiter } from '../common/rate-limiter';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { BootpayWebhookService } from './bootpay-webhook.service';
 
 @ApiTags('webhooks')

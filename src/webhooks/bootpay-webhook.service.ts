@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { ChargeAttemptsService } from '../charging/charge-attempts.service';
+import { ChargeAttemptsService } from '../ledger/charge-attempts.service';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
 import { DomainError } from '../common/errors';

@@ -1,10 +1,10 @@
 import { Module } from '@nestjs/common';
-import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
+import { LedgerModule } from '../ledger/ledger.module';
 import { BootpayWebhookController } from './bootpay-webhook.controller';
 import { BootpayWebhookService } from './bootpay-webhook.service';
 
 @Module({
-  imports: [SubscriptionsModule],
+  imports: [LedgerModule],
   controllers: [BootpayWebhookController],
   providers: [BootpayWebhookService],
   exports: [BootpayWebhookService],

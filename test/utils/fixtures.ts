@@ -147,7 +147,7 @@ import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { createApp } from '../../src/app.factory';
 import { JsonLogger } from '../../src/common/json-logger';
-import type { Runtime } from '../../src/runtime';
+import type { Runtime } from '../../src/config/runtime';
 
 /**
  * A second instance of the service on the SAME database, talking to the SAME fake Bootpay with the SAME clock as `t`

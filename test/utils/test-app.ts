@@ -12,7 +12,7 @@ import { TestClock } from '../../src/common/clock';
 import { JsonLogger } from '../../src/common/json-logger';
 import { loadConfig } from '../../src/config/config';
 import { FakeBootpayServer } from '../../src/fake-bootpay/fake-bootpay.server';
-import { Runtime } from '../../src/runtime';
+import { Runtime } from '../../src/config/runtime';
 
 export interface TestApp {
   app: INestApplication;

@@ -1,4 +1,4 @@
-import type { SubscriptionResponseDto } from '../../subscriptions/dto/subscription.dto';
+import type { SubscriptionResponseDto } from '../../ledger/dto/subscription.dto';
 import type { ConsoleQueryService, EventRow, Paged, PaymentRow, RefundRow, SubscriptionRow } from '../console-query.service';
 import { badge, EVENT_LABEL, html, kst, label, PAYMENT_STATUS_LABEL, REFUND_STATUS_LABEL, SafeHtml, SUBSCRIPTION_STATUS_LABEL, won } from '../html';
 import { csrfField, page, PageContext } from '../layout';

@@ -12,12 +12,12 @@ import {
   GatewayUnknownOutcomeError,
 } from '../gateway/gateway.errors';
 import { PaymentEntity } from '../payments/payment.entity';
-import { newPayment } from '../payments/new-payment';
+import { newPayment } from './new-payment';
 import { PlanEntity } from '../plans/plan.entity';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import { orderIdFor } from './order-id';
-import { periodAt } from '../subscriptions/subscription-state';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
+import { periodAt } from './transitions';
+import { SubscriptionEntity } from './subscription.entity';
 
 /** Bootpay allows at most this many outstanding reservations per billing key. */
 export const RESERVATIONS_PER_KEY = 10;

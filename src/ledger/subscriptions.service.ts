@@ -4,18 +4,18 @@ import { DataSource, EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
 import { addDays, prorationForPlanChange, unusedRefund } from '../billing-math';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
-import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from '../charging/charge-attempts.service';
-import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from '../ledger/transitions';
-import { ReservationsService } from '../charging/reservations.service';
-import { RefundsService } from '../refunds/refunds.service';
+import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from './charge-attempts.service';
+import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from './transitions';
+import { ReservationsService } from './reservations.service';
+import { RefundsService } from './refunds.service';
 import { Clock } from '../common/clock';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
 import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { IN_FLIGHT_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
-import { newPayment } from '../payments/new-payment';
+import { newPayment } from './new-payment';
 import { PlanEntity } from '../plans/plan.entity';
 import { PlansService, PlanTerms } from '../plans/plans.service';
-import { Runtime, RUNTIME } from '../runtime';
+import { Runtime, RUNTIME } from '../config/runtime';
 import {
   CancelSubscriptionDto,
   ChangePlanDto,
@@ -28,7 +28,7 @@ import {
 import { SubscriptionEventEntity } from './subscription-event.entity';
 import { auditRow, outboundOf, SubscriptionEventsService } from './subscription-events.service';
 import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
-import { preparedQuery } from '../database/prepared';
+import { preparedQuery } from '../common/prepared';
 import { randomUUID } from 'node:crypto';
 import { SubscriptionEntity } from './subscription.entity';
 import { subscriptionView } from './subscription-view';

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, IsString, Max, MaxLength, Min, ValidateIf } from 'class-validator';
-import { IsPlainText } from '../common/validators';
-import { REFUND_STATUSES, RefundStatus } from './refund.entity';
+import { IsPlainText } from '../../common/validators';
+import { REFUND_STATUSES, RefundStatus } from '../refund.entity';
 
 /** The largest amount a plan (and so a payment) may have. */
 export const MAX_AMOUNT = 100_000_000;

@@ -2,10 +2,10 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returnedRows } from '../common/db-errors';
-import { preparedQuery } from '../database/prepared';
+import { preparedQuery } from '../common/prepared';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
-import { failureOf, FailureView } from '../common/gateway-errors';
+import { failureOf, FailureView } from '../gateway/domain-errors';
 import { ConflictError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import {
@@ -18,15 +18,15 @@ import {
 import { GatewayReceipt, RECEIPT_STATUS, RESERVATION_STATUS } from '../gateway/gateway.types';
 import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { paymentView } from '../payments/payment-view';
-import { APPROVAL_FIELDS, applyApproval, newPayment } from '../payments/new-payment';
+import { APPROVAL_FIELDS, applyApproval, newPayment } from './new-payment';
 import type { PlanEntity } from '../plans/plan.entity';
 import { PlansService } from '../plans/plans.service';
-import { Runtime, RUNTIME } from '../runtime';
-import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
-import { chargePeriod, CHARGE_SUCCESS_FIELDS, DeclinePolicy, Effect, snapshot, transition } from '../ledger/transitions';
-import { FinanceFlagsService } from '../ledger/finance-flags.service';
-import { RefundsService } from '../refunds/refunds.service';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
+import { Runtime, RUNTIME } from '../config/runtime';
+import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from './subscription-events.service';
+import { chargePeriod, CHARGE_SUCCESS_FIELDS, DeclinePolicy, Effect, snapshot, transition } from './transitions';
+import { FinanceFlagsService } from './finance-flags.service';
+import { RefundsService } from './refunds.service';
+import { SubscriptionEntity } from './subscription.entity';
 import { orderIdFor, orderIdPrefix } from './order-id';
 import { SecretBox } from '../common/secret-box';
 import { deliveriesFromCte, outboxRow } from '../outbound-webhooks/outbox.service';
@@ -49,7 +49,7 @@ export type ChargeOutcome =
   /** A fault of this service (a billing key that cannot be decrypted, a setting): nothing was sent. Never a decline. */
   | { kind: 'local_fault'; failure: FailureView };
 
-export type { DeclinePolicy } from '../ledger/transitions';
+export type { DeclinePolicy } from './transitions';
 
 export interface SettleResult {
   payment: PaymentEntity;

@@ -1,7 +1,7 @@
-import { APPROVAL_FIELDS, applyApproval } from '../payments/new-payment';
+import { APPROVAL_FIELDS, applyApproval } from './new-payment';
 import { PaymentEntity } from '../payments/payment.entity';
-import { CHARGE_SUCCESS_FIELDS, periodAt, transition } from '../ledger/transitions';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
+import { CHARGE_SUCCESS_FIELDS, periodAt, transition } from './transitions';
+import { SubscriptionEntity } from './subscription.entity';
 
 /**
  * The charge run records an approval by writing the fields these lists name, from memory, in one statement; the

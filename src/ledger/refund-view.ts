@@ -1,4 +1,4 @@
-import type { RefundResponseDto } from './refund.dto';
+import type { RefundResponseDto } from './dto/refund.dto';
 import type { RefundEntity } from './refund.entity';
 
 /** A refund as the API (and the refund.succeeded webhook) shows it. */

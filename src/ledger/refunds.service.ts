@@ -23,10 +23,10 @@ import {
 } from '../gateway/gateway.errors';
 import type { GatewayReceipt } from '../gateway/gateway.types';
 import { PaymentEntity, PaymentStatus } from '../payments/payment.entity';
-import { Runtime, RUNTIME } from '../runtime';
-import { EventActor, SubscriptionEventsService } from '../subscriptions/subscription-events.service';
-import { SubscriptionEntity } from '../subscriptions/subscription.entity';
-import { MAX_AMOUNT, RefundResponseDto } from './refund.dto';
+import { Runtime, RUNTIME } from '../config/runtime';
+import { EventActor, SubscriptionEventsService } from './subscription-events.service';
+import { SubscriptionEntity } from './subscription.entity';
+import { MAX_AMOUNT, RefundResponseDto } from './dto/refund.dto';
 import { cancelIdFor, IN_FLIGHT_REFUND_STATUSES, RefundEntity } from './refund.entity';
 import { refundView } from './refund-view';
 

@@ -6,8 +6,8 @@ import {
   GatewayNotFoundError,
   GatewayUnavailableError,
   GatewayUnknownOutcomeError,
-} from '../gateway/gateway.errors';
-import { DomainError } from './errors';
+} from './gateway.errors';
+import { DomainError } from '../common/errors';
 
 /** The failure as the API shows it (payments, 402 bodies, webhooks). */
 export interface FailureView {

@@ -1,7 +1,7 @@
-import type { AppConfig } from './config/config';
-import type { Clock } from './common/clock';
-import type { JsonLogger } from './common/json-logger';
-import type { GatewayConfig } from './gateway/gateway.types';
+import type { AppConfig } from './config';
+import type { Clock } from '../common/clock';
+import type { JsonLogger } from '../common/json-logger';
+import type { GatewayConfig } from '../gateway/gateway.types';
 
 /**
  * Everything resolved before Nest starts: the database URL (given or embedded), the encryption key (given or

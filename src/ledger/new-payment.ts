@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { vatOf } from '../billing-math';
 import type { GatewayReceipt } from '../gateway/gateway.types';
-import { PaymentEntity } from './payment.entity';
+import { PaymentEntity } from '../payments/payment.entity';
 
 export type NewPayment = Pick<
   PaymentEntity,

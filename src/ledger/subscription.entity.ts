@@ -2,6 +2,9 @@ import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
 
 export type SubscriptionStatus = 'incomplete' | 'trialing' | 'active' | 'past_due' | 'paused' | 'canceled' | 'unpaid';
 
+/** Every status but canceled: the subscription still holds its billing key and may be charged again. */
+export const LIVE_STATUSES: SubscriptionStatus[] = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'];
+
 @Entity({ name: 'subscriptions' })
 export class SubscriptionEntity {
   @PrimaryGeneratedColumn('uuid') id: string;
