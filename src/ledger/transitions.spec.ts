@@ -122,6 +122,18 @@ const events: Record<string, { event: (s: SubscriptionEntity) => SubscriptionEve
     event: () => ({ type: 'retry' }),
     expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'refused:invalid_transition', past_due: 'past_due', unpaid: 'unpaid', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
   },
+  'consent missing, cancel (trial end or price increase)': {
+    event: () => ({ type: 'consent_missing', kind: 'trial_conversion', action: 'cancel' }),
+    expected: { incomplete: 'refused:invalid_transition', trialing: 'canceled', active: 'canceled', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+  },
+  'consent missing, pause': {
+    event: () => ({ type: 'consent_missing', kind: 'price_increase', action: 'pause', changeId: 'mig' }),
+    expected: { incomplete: 'refused:invalid_transition', trialing: 'paused', active: 'paused', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+  },
+  'plan migration at renewal': {
+    event: () => ({ type: 'migrate_plan', planId: 'plan-b', migrationId: 'mig', consentId: 'con' }),
+    expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+  },
   'period end (nothing scheduled)': {
     event: () => ({ type: 'period_end' }),
     expected: { incomplete: 'refused:invalid_transition', trialing: 'trialing', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
@@ -200,6 +212,29 @@ describe('transition: what late and stale events meet', () => {
     const t = transition(s, { type: 'cancel_at_period_end', reason: 'bye', renewalPaidAhead: { paymentId: 'renewal', previousPeriodStart: p1.start } }, { ...ctx, now: early });
     expect(t.ok && [t.sub.periodIndex, t.sub.currentPeriodStart, t.sub.currentPeriodEnd, t.sub.cancelAtPeriodEnd]).toEqual([1, p1.start, p2.start, true]);
     expect(t.effects).toContainEqual({ kind: 'refund_payment', paymentId: 'renewal', reason: expect.any(String) });
+  });
+});
+
+describe('transition: consent before a paid conversion or a price increase', () => {
+  it('a trial ending without consent ends when the trial did, charges nothing and retires the key', () => {
+    const s = sub('trialing');
+    const t = transition(s, { type: 'consent_missing', kind: 'trial_conversion', action: 'cancel' }, ctx);
+    expect(t.ok && [t.sub.status, t.sub.endedAt, t.sub.nextChargeAt, t.sub.cancelReason]).toEqual(['canceled', ANCHOR, null, 'no consent to the paid conversion']);
+    expect(t.ok && t.events).toEqual([{ type: 'subscription.canceled', reason: 'no consent to the paid conversion', data: { consent_missing: 'trial_conversion', change_id: null } }]);
+    expect(t.effects.map((e) => e.kind)).toEqual(['cancel_reservations', 'retire_billing_key']);
+  });
+
+  it('a price increase without consent pauses when the action is pause, with nothing left to charge', () => {
+    const t = transition(sub('active'), { type: 'consent_missing', kind: 'price_increase', action: 'pause', changeId: 'mig' }, ctx);
+    expect(t.ok && [t.sub.status, t.sub.nextChargeAt, t.sub.planId]).toEqual(['paused', null, 'plan-a']);
+    expect(t.ok && t.events.map((e) => e.type)).toEqual(['subscription.paused']);
+  });
+
+  it('a migration switches the plan at the period end: the next charge is the new plan’s first period, from the old end', () => {
+    const s = sub('active');
+    const t = transition(s, { type: 'migrate_plan', planId: 'plan-b', migrationId: 'mig', consentId: 'con' }, ctx);
+    expect(t.ok && [t.sub.planId, t.sub.anchorAt, t.sub.periodIndex, t.sub.nextChargeAt]).toEqual(['plan-b', s.currentPeriodEnd, -1, s.currentPeriodEnd]);
+    expect(t.ok && t.events[0].data).toMatchObject({ migration_id: 'mig', consent_id: 'con', to_plan_id: 'plan-b' });
   });
 });
 

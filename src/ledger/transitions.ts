@@ -32,6 +32,8 @@ export const ALLOWED_FROM = {
   swap_billing_key: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'],
   retry: ['past_due', 'unpaid'],
   period_end: ['trialing', 'active'],
+  consent_missing: ['trialing', 'active'],
+  migrate_plan: ['active'],
 } as const satisfies Record<string, readonly SubscriptionStatus[]>;
 
 export type TransitionAction = keyof typeof ALLOWED_FROM;
@@ -119,13 +121,26 @@ export type SubscriptionEvent =
   | { type: 'reactivate' }
   | { type: 'pause'; reason: string; resumeAt: Date | null }
   | { type: 'resume' }
-  /** A plan change that applies now (no charge, or its prorated charge was approved: see charge_approved). */
-  | { type: 'change_plan'; planId: string; reanchorAt?: Date | null }
+  /**
+   * A plan change that applies now without a charge (a prorated one applies with its approval: see charge_approved).
+   * `reanchor`: plans of different intervals: a new period of the new plan starts then (paid: by the credit).
+   */
+  | { type: 'change_plan'; planId: string; reanchor?: { start: Date; end: Date; paid: boolean } | null }
   | { type: 'change_plan_at_period_end'; planId: string }
   | { type: 'swap_billing_key'; billingKeyId: string }
   | { type: 'retry' }
   /** The charge run reached a due subscription that is set to cancel at its period's end or has a pending plan. */
-  | { type: 'period_end' };
+  | { type: 'period_end' }
+  /**
+   * The charge run reached a paid conversion (a trial's end) or a price increase (a plan migration) for which no valid
+   * consent was recorded (전자상거래법 제13조 제6항): nothing is charged; the subscription ends at the end of the time it
+   * had (`cancel`) or is paused (`pause`).
+   */
+  | { type: 'consent_missing'; kind: ConsentKind; action: 'cancel' | 'pause'; changeId?: string | null }
+  /** The charge run reached the renewal at which a plan migration moves the subscription to its new plan. */
+  | { type: 'migrate_plan'; planId: string; migrationId: string; consentId?: string | null };
+
+export type ConsentKind = 'trial_conversion' | 'price_increase';
 
 export type Effect =
   /** Cancel the subscription's outstanding Bootpay reservations (after commit). */
@@ -172,6 +187,8 @@ const VERBS: Record<TransitionAction, string> = {
   swap_billing_key: 'change the billing key of',
   retry: 'retry',
   period_end: 'end the period of',
+  consent_missing: 'end without consent',
+  migrate_plan: 'migrate the plan of',
 };
 
 function refuse(sub: SubscriptionEntity, action: TransitionAction, code = 'invalid_transition', message?: string, effects: Effect[] = []): Transition {
@@ -316,7 +333,7 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
         sub.planId = event.planId;
         sub.pendingPlanId = null;
       } else {
-        applyPlanChangeNow(sub, event.planId, now, event.reanchorAt ?? null);
+        applyPlanChangeNow(sub, event.planId, now, event.reanchor ?? null);
       }
       return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: event.planId } }], [{ kind: 'cancel_reservations' }, { kind: 'top_up_reservations' }]);
     }
@@ -357,6 +374,40 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
       }
       return ok([]);
     }
+
+    case 'consent_missing': {
+      if (!allowed(sub, 'consent_missing')) return refuse(sub, 'consent_missing');
+      const reason = event.kind === 'trial_conversion' ? 'no consent to the paid conversion' : 'no consent to the price increase';
+      const data = { consent_missing: event.kind, change_id: event.changeId ?? null };
+      if (event.action === 'pause') {
+        sub.status = 'paused';
+        sub.pausedAt = now;
+        sub.pauseReason = reason;
+        sub.resumeAt = null;
+        sub.nextChargeAt = null;
+        sub.nextRetryAt = null;
+        return ok([{ type: 'subscription.paused', reason, data }], [{ kind: 'cancel_reservations' }]);
+      }
+      // It ended, for the record, when the time it had (the trial, or the period paid at the old price) did.
+      const end = sub.currentPeriodEnd;
+      applyCancelNow(sub, reason, now);
+      if (end) sub.endedAt = end;
+      return ok([{ type: 'subscription.canceled', reason, data }], [{ kind: 'cancel_reservations' }, { kind: 'retire_billing_key' }]);
+    }
+
+    case 'migrate_plan': {
+      if (!allowed(sub, 'migrate_plan')) return refuse(sub, 'migrate_plan');
+      if (event.planId === sub.planId) return refuse(sub, 'migrate_plan', 'same_plan', 'The subscription is already on this plan');
+      const from = sub.planId;
+      // The period paid at the old price keeps its end; the new plan's periods run from there.
+      applyPlanChangeNow(sub, event.planId, now, null);
+      return ok([
+        {
+          type: 'subscription.plan_changed',
+          data: { from_plan_id: from, to_plan_id: event.planId, proration: 'period_end', migration_id: event.migrationId, consent_id: event.consentId ?? null },
+        },
+      ]);
+    }
   }
 }
 
@@ -379,12 +430,18 @@ function approve(
   }
   const now = ctx.now;
   if (charge.kind === 'proration') {
-    const samePeriod = sub.currentPeriodStart?.getTime() === charge.periodStart.getTime() && sub.currentPeriodEnd?.getTime() === charge.periodEnd.getTime();
-    if (sub.status !== 'active' || !samePeriod) return refund('stale_proration', 'A prorated charge for a period the subscription is no longer in is not applied');
+    // Index -1: it paid the new plan for the rest of the current period; index 0: a new period of the new plan that
+    // starts inside the current one (a re-anchored change between different intervals).
+    const reanchor = charge.periodIndex === 0;
+    const start = sub.currentPeriodStart?.getTime() ?? NaN;
+    const end = sub.currentPeriodEnd?.getTime() ?? NaN;
+    const fits = reanchor
+      ? charge.periodStart.getTime() >= start && charge.periodStart.getTime() < end
+      : charge.periodStart.getTime() === start && charge.periodEnd.getTime() === end;
+    if (sub.status !== 'active' || !fits) return refund('stale_proration', 'A prorated charge for a period the subscription is no longer in is not applied');
     if (sub.planId === charge.planId) return refund('stale_proration', 'The subscription is already on the plan this prorated charge was for');
     const from = sub.planId;
-    // A prorated charge whose period index is 0 paid for a new period of the new plan (a re-anchored change).
-    applyPlanChangeNow(sub, charge.planId, now, charge.periodIndex === 0 && charge.periodStart.getTime() !== sub.currentPeriodStart?.getTime() ? charge.periodStart : null);
+    applyPlanChangeNow(sub, charge.planId, now, reanchor ? { start: charge.periodStart, end: charge.periodEnd, paid: true } : null);
     return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: charge.planId, proration_payment_id: charge.id } }], [{ kind: 'top_up_reservations' }]);
   }
   if (charge.planId !== sub.planId) return refund('plan_changed', 'A charge for a plan the subscription has left is not applied');
@@ -481,16 +538,24 @@ function applyCancelNow(sub: SubscriptionEntity, reason: string | null, now: Dat
 
 /**
  * A plan change that applies now. Inside a paid period without re-anchoring, the period keeps its end and from
- * that end the new plan's own periods run (the subscription is re-anchored there). With `reanchorAt` (plans of
+ * that end the new plan's own periods run (the subscription is re-anchored there). With `reanchor` (plans of
  * different intervals: the new plan's price paid for a new period starting then), the new period starts then.
  */
-function applyPlanChangeNow(sub: SubscriptionEntity, planId: string, now: Date, reanchorAt: Date | null): void {
+function applyPlanChangeNow(sub: SubscriptionEntity, planId: string, now: Date, reanchor: { start: Date; end: Date; paid: boolean } | null): void {
   sub.planId = planId;
   sub.pendingPlanId = null;
-  if (reanchorAt) {
-    sub.anchorAt = reanchorAt;
-    sub.periodIndex = -1;
-    sub.nextChargeAt = reanchorAt;
+  if (reanchor) {
+    sub.anchorAt = reanchor.start;
+    if (reanchor.paid) {
+      // The new period is paid (by the prorated charge, or by the credit): it runs now, the next charge at its end.
+      sub.periodIndex = 0;
+      sub.currentPeriodStart = reanchor.start;
+      sub.currentPeriodEnd = reanchor.end;
+      sub.nextChargeAt = reanchor.end;
+    } else {
+      sub.periodIndex = -1;
+      sub.nextChargeAt = reanchor.start;
+    }
   } else if (sub.currentPeriodEnd) {
     sub.anchorAt = sub.currentPeriodEnd;
     sub.periodIndex = -1;
