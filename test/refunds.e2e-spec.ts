@@ -492,9 +492,17 @@ describe('Cancel with refund_unused', () => {
     const { customer, key } = await customerWithKey(t);
     const sub = await createSubscription(t, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id });
     t.clock.advance(10 * 24 * 60 * 60 * 1000); // 10 of 30 days used
-    const res = await t.http
+    // Refunding is a finance decision: the SaaS backend's service key may not ask for it, and nothing changes.
+    const refused = await t.http
       .post(`/v1/subscriptions/${sub.id}/cancel`)
       .set(bearer(t.serviceKey))
+      .send({ at_period_end: false, reason: 'moving away', refund_unused: true });
+    expect(refused.status).toBe(403);
+    expect(refused.body.code).toBe('refund_requires_admin');
+    expect((await t.http.get(`/v1/subscriptions/${sub.id}`).set(bearer(t.serviceKey))).body.status).toBe('active');
+    const res = await t.http
+      .post(`/v1/subscriptions/${sub.id}/cancel`)
+      .set(bearer(t.adminKey))
       .send({ at_period_end: false, reason: 'moving away', refund_unused: true });
     expect(res.status).toBe(200);
     expect(res.body.status).toBe('canceled');

@@ -187,7 +187,7 @@ describe('A webhook consumer applying the README rule ends with the API state', 
     receiver.ctl.down = true;
     t.clock.set(new Date(subB.trial_end as string));
     await runCharges(t);
-    await ok(subscriptionAction(t, subD.id, 'cancel', { at_period_end: false, reason: 'moved', refund_unused: true }));
+    await ok(subscriptionAction(t, subD.id, 'cancel', { at_period_end: false, reason: 'moved', refund_unused: true }, t.adminKey));
     await dispatch();
     t.clock.advance(HOUR);
     await dispatch();

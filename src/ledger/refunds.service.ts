@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { RefundablePayment, refundSplit, vatOf } from '../billing-math';
+import { RefundablePayment, refundSplit } from '../billing-math';
 import { Clock } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
@@ -569,7 +569,14 @@ export class RefundsService {
   ): Promise<RefundEntity | null> {
     const amount = Math.min(owed.amount, payment.balanceAmount);
     if (amount <= 0) return null;
-    const taxFree = Math.min(owed.taxFreeAmount, payment.taxFreeAmount - payment.refundedTaxFree, amount);
+    // The Korean split as every refund of the payment takes it: VAT rounded over its refunds together (refundSplit).
+    const [{ vat: refundedVat }] = await m.query(`SELECT COALESCE(sum(vat), 0)::bigint AS vat FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`, [payment.id]);
+    const split = refundSplit(
+      { amount: payment.amount, taxFreeAmount: payment.taxFreeAmount, vat: payment.vat, balanceAmount: payment.balanceAmount, refundedTaxFree: payment.refundedTaxFree, refundedVat: Number(refundedVat) },
+      amount,
+      Math.min(owed.taxFreeAmount, payment.taxFreeAmount - payment.refundedTaxFree, amount),
+    );
+    const taxFree = split.taxFree;
     const now = this.clock.now();
     const id = randomUUID();
     const refund = m.getRepository(RefundEntity).create({
@@ -578,8 +585,7 @@ export class RefundsService {
       subscriptionId: payment.subscriptionId,
       amount,
       taxFreeAmount: taxFree,
-      // A refund of the whole payment takes the payment's own VAT, so the two always add up.
-      vat: amount === payment.amount && taxFree === payment.taxFreeAmount ? payment.vat : vatOf(amount, taxFree),
+      vat: split.vat,
       reason: owed.reason.slice(0, 500),
       status: 'pending',
       cancelId: cancelIdFor(id),

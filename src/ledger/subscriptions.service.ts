@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { addDays, prorationForPlanChange, unusedRefund } from '../billing-math';
+import { addDays, planChange, unusedRefundOfPeriod } from '../billing-math';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from './charge-attempts.service';
 import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from './transitions';
@@ -13,6 +13,7 @@ import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundErro
 import { Page, PageQueryDto, paginate } from '../common/pagination';
 import { IN_FLIGHT_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { newPayment } from './new-payment';
+import { paymentView } from '../payments/payment-view';
 import { PlanEntity } from '../plans/plan.entity';
 import { PlansService, PlanTerms } from '../plans/plans.service';
 import { Runtime, RUNTIME } from '../config/runtime';
@@ -221,8 +222,11 @@ export class SubscriptionsService {
     if (dto.refund_unused && dto.at_period_end) {
       throw new InvalidInputError([{ field: 'refund_unused', message: 'refund_unused goes with an immediate cancel (at_period_end false)' }]);
     }
+    if (dto.refund_unused && actor.role !== 'admin') {
+      // Refunding is a finance decision, as POST /v1/payments/:id/refunds is.
+      throw new DomainError('forbidden', 'refund_requires_admin', 'refund_unused refunds money: it needs an admin key (finance)');
+    }
     await this.charges.resolveOpenFor(id);
-    let refund: { paymentId: string; amount: number; taxFree: number } | null = null;
     const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
       const now = this.clock.now();
@@ -231,16 +235,20 @@ export class SubscriptionsService {
       if (dto.at_period_end) {
         return this.apply(m, sub, { type: 'cancel_at_period_end', reason: dto.reason, renewalPaidAhead: await this.renewalPaidAhead(m, sub, now) }, actor);
       }
-      if (dto.refund_unused) refund = await this.unusedPartOfPaidPeriod(m, sub, now);
-      return this.apply(m, sub, { type: 'cancel_now', reason: dto.reason }, actor, { data: refund ? { refund_unused: refund } : undefined });
+      // The unused part is owed with the cancel: recorded in its transaction as pending refunds (sent after commit,
+      // retried by the run until Bootpay answers), so a refusal or a crash never loses it.
+      const owed = dto.refund_unused ? await this.unusedPartOfPaidPeriod(m, sub, now) : [];
+      const refunds = [];
+      for (const part of owed) {
+        const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: part.paymentId }).getOneOrFail();
+        const refund = await this.refunds.recordOwed(m, payment, { amount: part.amount, taxFreeAmount: part.taxFree, reason: `unused part of the period: ${dto.reason}` }, actor);
+        if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${payment.id} is in flight; try the cancel again once it is settled`, { payment_id: payment.id });
+        refunds.push({ refund_id: refund.id, payment_id: payment.id, amount: refund.amount, tax_free_amount: refund.taxFreeAmount, vat: refund.vat });
+      }
+      const applied = await this.apply(m, sub, { type: 'cancel_now', reason: dto.reason }, actor, { data: refunds.length ? { refund_unused: refunds } : undefined });
+      return { ...applied, effects: [...applied.effects, ...refunds.map((r) => ({ kind: 'refund_payment' as const, paymentId: r.payment_id, reason: 'unused part of the period' }))] };
     });
     await this.charges.runEffects(id, done.effects, done.retire);
-    // The refund runs after the cancel is committed (a cancel never waits on, or fails with, a refund); its outcome is
-    // on the payment's refunds and in the audit trail.
-    const unused = refund as { paymentId: string; amount: number; taxFree: number } | null;
-    if (unused) {
-      await this.refunds.refund(unused.paymentId, { amount: unused.amount, taxFreeAmount: unused.taxFree, reason: `unused part of the period: ${dto.reason}` }, actor);
-    }
     return this.get(id);
   }
 
@@ -261,24 +269,38 @@ export class SubscriptionsService {
     return { paymentId: p.id, previousPeriodStart };
   }
 
-  /** The prorated unused part of the current paid period, in whole won (see billing-math unusedRefund). */
-  private async unusedPartOfPaidPeriod(m: EntityManager, sub: SubscriptionEntity, now: Date): Promise<{ paymentId: string; amount: number; taxFree: number } | null> {
-    if (sub.status !== 'active' || !sub.currentPeriodStart || !sub.currentPeriodEnd) return null;
-    const paid = await m.getRepository(PaymentEntity).findOne({
-      where: { subscriptionId: sub.id, kind: 'period', periodStart: sub.currentPeriodStart },
-      order: { createdAt: 'DESC' },
-    });
-    if (!paid || !['DONE', 'PARTIAL_CANCELED'].includes(paid.status)) return null;
-    const r = unusedRefund({
-      paidAmount: paid.amount,
-      paidTaxFree: paid.taxFreeAmount,
+  /**
+   * The refunds owed for the unused part of the current paid period, counting every payment made for it (the
+   * period's own payment and prorated ones), less what was refunded already (billing-math unusedRefundOfPeriod, on
+   * the current plan's price). From the cancel, or for a paused subscription from its pause (the time since was not
+   * used); nothing in a trial, or once the paid period is over.
+   */
+  private async unusedPartOfPaidPeriod(m: EntityManager, sub: SubscriptionEntity, now: Date): Promise<{ paymentId: string; amount: number; taxFree: number }[]> {
+    if (!sub.currentPeriodStart || !sub.currentPeriodEnd || sub.status === 'trialing') return [];
+    const rows = await this.periodPayments(m, sub);
+    if (!rows.length) return [];
+    const terms = await this.plans.terms(sub.planId);
+    const at = sub.status === 'paused' && sub.pausedAt ? sub.pausedAt : now;
+    const r = unusedRefundOfPeriod({
+      payments: rows.map((p) => ({ ...p, coversFrom: p.kind === 'proration' ? clampInto(p.createdAt, sub.currentPeriodStart!, sub.currentPeriodEnd!) : undefined })),
       periodStart: sub.currentPeriodStart,
       periodEnd: sub.currentPeriodEnd,
-      at: now,
-      alreadyRefunded: paid.amount - paid.balanceAmount,
-      alreadyRefundedTaxFree: paid.refundedTaxFree,
+      at,
+      planAmount: terms?.amount,
     });
-    return r.amount > 0 ? { paymentId: paid.id, amount: r.amount, taxFree: r.taxFree } : null;
+    return r.parts.map((part) => ({ paymentId: rows[part.paymentIndex].id, amount: part.amount, taxFree: part.taxFree }));
+  }
+
+  /** The applied payments of the current paid period (its own and prorated ones), oldest first, with what is left of them. */
+  private async periodPayments(m: EntityManager, sub: SubscriptionEntity): Promise<PaymentEntity[]> {
+    return m
+      .getRepository(PaymentEntity)
+      .createQueryBuilder('p')
+      .where('p.subscription_id = :id AND p.period_start = :start', { id: sub.id, start: sub.currentPeriodStart })
+      .andWhere(`p.status IN ('DONE', 'PARTIAL_CANCELED') AND p.not_applied IS NULL AND p.balance_amount > 0`)
+      .orderBy('p.created_at', 'ASC')
+      .addOrderBy('p.id', 'ASC')
+      .getMany();
   }
 
   async reactivate(id: string, reason: string | undefined, actor: Actor): Promise<SubscriptionResponseDto> {
@@ -330,7 +352,7 @@ export class SubscriptionsService {
 
   async changePlan(id: string, dto: ChangePlanDto, actor: Actor): Promise<SubscriptionResponseDto> {
     await this.charges.resolveOpenFor(id, { resend: true });
-    const prorationPayment = await this.db.transaction(async (m) => {
+    const changed = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
       if (!ALLOWED_FROM.change_plan.includes(sub.status as never)) return this.apply(m, sub, { type: 'change_plan', planId: dto.plan_id }, actor).then(() => null);
       const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
@@ -344,63 +366,77 @@ export class SubscriptionsService {
       const oldPlan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
 
       if (dto.proration === 'period_end') {
-        await this.apply(m, sub, { type: 'change_plan_at_period_end', planId: plan.id }, actor, { reason: dto.reason });
-        return null;
+        const applied = await this.apply(m, sub, { type: 'change_plan_at_period_end', planId: plan.id }, actor, { reason: dto.reason });
+        return { payment: null, effects: applied.effects };
       }
       if (sub.status === 'trialing') {
         // In a trial nothing was paid: the new plan simply applies from the trial's end.
-        await this.apply(m, sub, { type: 'change_plan', planId: plan.id }, actor, { reason: dto.reason, data: { proration: null } });
-        return null;
+        const applied = await this.apply(m, sub, { type: 'change_plan', planId: plan.id }, actor, { reason: dto.reason, data: { proration: null } });
+        return { payment: null, effects: applied.effects };
       }
 
-      // active, proration now: credit the unused part of the old plan, charge the new plan for the rest of the period.
+      // active, proration now (billing-math planChange): credit the unused part of what was paid for the period.
+      // Same interval and count: charge the new price for the rest of the period, which keeps its end. Otherwise
+      // (re-anchor): charge the new plan's price for a new period that starts now. A credit above the charge is
+      // refunded at once from the period's payments.
       const start = sub.currentPeriodStart!;
       const end = sub.currentPeriodEnd!;
       const at = now < start ? start : now >= end ? new Date(end.getTime() - 1) : now;
-      const p = prorationForPlanChange({
-        oldAmount: oldPlan.amount,
-        oldTaxFree: oldPlan.taxFreeAmount,
-        newAmount: plan.amount,
-        newTaxFree: plan.taxFreeAmount,
+      const paidRows = await this.periodPayments(m, sub);
+      const q = planChange({
+        old: { amount: oldPlan.amount, taxFree: oldPlan.taxFreeAmount, interval: oldPlan.interval, intervalCount: oldPlan.intervalCount },
+        new: { amount: plan.amount, taxFree: plan.taxFreeAmount, interval: plan.interval, intervalCount: plan.intervalCount },
+        paid: paidRows.reduce((sum, p) => sum + p.balanceAmount, 0),
+        paidTaxFree: paidRows.reduce((sum, p) => sum + p.taxFreeAmount - p.refundedTaxFree, 0),
         periodStart: start,
         periodEnd: end,
         at,
       });
-      const proration = { credit: p.credit, credit_tax_free: p.creditTaxFree, charge: p.charge, charge_tax_free: p.chargeTaxFree, net: p.net, net_tax_free: p.netTaxFree };
-      if (p.net <= 0) {
-        // Nothing to charge: the change applies now. A downgrade's credit is recorded on the event, not refunded
-        // automatically (refunds are an admin action).
-        await this.apply(m, sub, { type: 'change_plan', planId: plan.id }, actor, { reason: dto.reason, data: { proration } });
-        return null;
+      const newPeriod = q.rule === 'reanchor' ? periodAt(at, plan, 0, this.tz) : { index: -1, start, end };
+      const proration = { rule: q.rule, credit: q.credit, credit_tax_free: q.creditTaxFree, charge: q.charge, charge_tax_free: q.chargeTaxFree, net: q.net, net_tax_free: q.netTaxFree };
+      if (q.net <= 0) {
+        // Nothing to charge: the change applies now (a re-anchored period paid by the credit), and a credit above
+        // the new plan's price is refunded, newest payment first.
+        const applied = await this.apply(
+          m,
+          sub,
+          { type: 'change_plan', planId: plan.id, reanchor: q.rule === 'reanchor' ? { start: newPeriod.start, end: newPeriod.end, paid: true } : null },
+          actor,
+          { reason: dto.reason, data: { proration } },
+        );
+        const refunds = q.net < 0 ? await this.refundCredit(m, paidRows, -q.net, -q.netTaxFree, actor, dto.reason) : [];
+        return { payment: null, effects: [...applied.effects, ...refunds] };
       }
       // Something to charge: the change applies when (and only if) the prorated charge succeeds (see settle).
       await this.events.record(m, sub, 'subscription.plan_change_requested', actor, { reason: dto.reason, before, data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
-      const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'proration' AND period_start = $2`, [sub.id, start]);
-      const taxFree = Math.max(0, Math.min(p.net, p.netTaxFree));
+      const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'proration' AND period_start = $2`, [sub.id, newPeriod.start]);
       const payment = newPayment(
         {
           subscriptionId: sub.id,
           customerId: sub.customerId,
           billingKeyId: sub.billingKeyId,
           kind: 'proration',
-          orderId: orderIdFor(sub.id, 'proration', start, n + 1),
+          orderId: orderIdFor(sub.id, 'proration', newPeriod.start, n + 1),
           orderName: `${plan.name} (plan change)`.slice(0, 100),
-          amount: p.net,
-          taxFreeAmount: taxFree,
+          amount: q.net,
+          taxFreeAmount: Math.max(0, Math.min(q.net, q.netTaxFree)),
           status: 'IN_PROGRESS',
           attempt: n + 1,
-          periodIndex: -1,
-          periodStart: start,
-          periodEnd: end,
+          // Index 0: the prorated charge pays for a new period of the new plan (re-anchored); -1: for the rest of this one.
+          periodIndex: q.rule === 'reanchor' ? 0 : -1,
+          periodStart: newPeriod.start,
+          periodEnd: newPeriod.end,
           planId: plan.id,
         },
         now,
       );
       await m.getRepository(PaymentEntity).insert(payment);
-      return payment;
+      return { payment, effects: [] as Effect[] };
     });
+    await this.charges.runEffects(id, changed?.effects ?? []);
     // Reservations were made at the old plan's price (or key): cancel them and register anew.
     await this.reservations.cancelOutstanding(id);
+    const prorationPayment = changed?.payment ?? null;
     if (prorationPayment) {
       const settled = await this.sendAndSettle(prorationPayment, { actor, onDecline: 'record' });
       if (settled.outcome.kind === 'declined') {
@@ -410,9 +446,35 @@ export class SubscriptionsService {
           subscription: await this.get(id),
         });
       }
+      if (settled.outcome.kind === 'unknown') {
+        // Sent, no answer: the change is pending until the outcome is known (the next run asks Bootpay).
+        return { ...(await this.get(id)), pending_payment: { ...paymentView(settled.payment) } };
+      }
     }
     await this.reservations.topUp(id);
     return this.get(id);
+  }
+
+  /**
+   * Refunds a downgrade's credit from the current period's payments, newest first, as owed refunds recorded in the
+   * caller's transaction (sent after commit, retried by the run until Bootpay answers).
+   */
+  private async refundCredit(m: EntityManager, payments: PaymentEntity[], amount: number, taxFree: number, actor: Actor, reason: string | undefined): Promise<Effect[]> {
+    const effects: Effect[] = [];
+    let left = amount;
+    let leftTaxFree = Math.max(0, taxFree);
+    for (const p of [...payments].reverse()) {
+      if (left <= 0) break;
+      const part = Math.min(left, p.balanceAmount);
+      const partTaxFree = Math.min(leftTaxFree, p.taxFreeAmount - p.refundedTaxFree, part);
+      const locked = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: p.id }).getOneOrFail();
+      const refund = await this.refunds.recordOwed(m, locked, { amount: part, taxFreeAmount: partTaxFree, reason: `credit of a plan change${reason ? `: ${reason}` : ''}` }, actor);
+      if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${p.id} is in flight; try the change again once it is settled`, { payment_id: p.id });
+      effects.push({ kind: 'refund_payment', paymentId: p.id, reason: 'credit of a plan change' });
+      left -= part;
+      leftTaxFree -= partTaxFree;
+    }
+    return effects;
   }
 
   async swapBillingKey(id: string, dto: SwapBillingKeyDto, actor: Actor): Promise<SubscriptionResponseDto> {
@@ -590,4 +652,9 @@ function eventCursorSeq(cursor: string): number {
     /* refused below */
   }
   throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+}
+
+/** `at` moved into [start, end). */
+function clampInto(at: Date, start: Date, end: Date): Date {
+  return at < start ? start : at >= end ? new Date(end.getTime() - 1) : at;
 }

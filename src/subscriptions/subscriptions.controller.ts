@@ -1,4 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { Page, PageQueryDto } from '../common/pagination';
@@ -76,8 +77,11 @@ export class SubscriptionsController {
 
   @Post(':id/change-plan')
   @HttpCode(200)
-  changePlan(@Param('id', UuidPipe) id: string, @Body() dto: ChangePlanDto, @CurrentActor() actor: Actor) {
-    return this.subs.changePlan(id, dto, actor);
+  @ApiResponse({ status: 202, description: "The prorated charge was sent without an answer: the change is pending (pending_payment), settled when Bootpay's outcome is known" })
+  async changePlan(@Param('id', UuidPipe) id: string, @Body() dto: ChangePlanDto, @CurrentActor() actor: Actor, @Res({ passthrough: true }) res: Response) {
+    const answer = await this.subs.changePlan(id, dto, actor);
+    if (answer.pending_payment) res.status(202);
+    return answer;
   }
 
   @Post(':id/billing-key')

@@ -146,4 +146,6 @@ export class SubscriptionResponseDto {
   @ApiPropertyOptional({ type: PaymentSummaryDto }) latest_payment?: PaymentSummaryDto | null;
   @ApiProperty() created_at: string;
   @ApiProperty() updated_at: string;
+  @ApiPropertyOptional({ description: 'A change-plan whose prorated charge has no answer yet (202): the payment, UNKNOWN until Bootpay is asked' })
+  pending_payment?: Record<string, unknown>;
 }
