@@ -19,6 +19,8 @@ import { OutboundWebhooksModule } from './outbound-webhooks/outbound-webhooks.mo
 import { ReportsModule } from './reports/reports.module';
 import { RefundsModule } from './refunds/refunds.module';
 import { ConsoleModule } from './console/console.module';
+import { ConsentsModule } from './consents/consents.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
@@ -41,6 +43,8 @@ export class AppModule {
         ReportsModule,
         RefundsModule,
         ConsoleModule,
+        ConsentsModule,
+        MetricsModule,
         ...(runtime.config.testEndpoints ? [TestClockModule] : []),
       ],
       providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }],

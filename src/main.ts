@@ -56,13 +56,32 @@ async function main(): Promise<void> {
   lines.push(...(await consoleStartLines(app, config, resolved.embeddedDatabase, base)));
   process.stdout.write(lines.join('\n') + '\n\n');
 
-  const shutdown = async () => {
-    await app.close();
-    await resolved.stop();
+  // SIGTERM (or SIGINT): app.close() runs Nest's shutdown hooks, the same as enableShutdownHooks() would: runs stop
+  // claiming and record the outcome of every charge already sent, then the pool closes. Then what this process
+  // started outside Nest (embedded PostgreSQL, fake Bootpay) stops. Whatever is still going at SHUTDOWN_TIMEOUT_MS
+  // is left to the next run, as after a crash, and the process exits.
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log({ message: 'shutting down', signal, timeout_ms: config.shutdownTimeoutMs }, 'Shutdown');
+    const deadline = setTimeout(() => {
+      logger.error({ message: 'shutdown time-out: exiting; the next run resolves what is left open', timeout_ms: config.shutdownTimeoutMs }, 'Shutdown');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    deadline.unref();
+    try {
+      await app.close();
+      await resolved.stop();
+    } catch (err) {
+      logger.error({ message: 'shutdown failed', error: err instanceof Error ? err.message : String(err) }, 'Shutdown');
+      process.exit(1);
+    }
+    logger.log({ message: 'stopped', signal }, 'Shutdown');
     process.exit(0);
   };
-  process.once('SIGINT', () => void shutdown());
-  process.once('SIGTERM', () => void shutdown());
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

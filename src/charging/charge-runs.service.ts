@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -23,6 +23,7 @@ import { ChargeSettler } from './charge-settler';
 import { drainBatches, RateLimiter, runPool } from './concurrency';
 import { ReservationsService } from '../ledger/reservations.service';
 import { RefundsService } from '../ledger/refunds.service';
+import { MetricsService } from '../metrics/metrics.service';
 
 export interface RunCounters {
   due: number;
@@ -67,8 +68,11 @@ const INTERRUPTED_AFTER_SECONDS = 300;
  * charged again; a stopped run leaves its subscriptions due, and the next run carries on.
  */
 @Injectable()
-export class ChargeRunsService {
+export class ChargeRunsService implements OnModuleDestroy {
   private readonly logger = new Logger(ChargeRunsService.name);
+  /** Set by a shutdown (SIGTERM) or the CLI's stop: runs claim no more, finish what is in flight and end interrupted. */
+  private stopping = false;
+  private readonly active = new Set<Promise<ChargeRunEntity>>();
   readonly worker = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 
   constructor(
@@ -82,7 +86,34 @@ export class ChargeRunsService {
     private readonly plansService: PlansService,
     private readonly refunds: RefundsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
+
+  /** On shutdown (app.close(), SIGTERM): no more claims; the runs of this process finish their in-flight charges. */
+  async onModuleDestroy(): Promise<void> {
+    // Leaves part of SHUTDOWN_TIMEOUT_MS for writing the run's end and closing the pool.
+    const timeoutMs = this.runtime.config.shutdownTimeoutMs;
+    await this.stop(timeoutMs - Math.min(5000, Math.floor(timeoutMs / 5)));
+  }
+
+  /**
+   * Stops claiming, and waits (at most `timeoutMs`) for this process's runs to finish the charges already sent and
+   * record their outcomes. Answers whether they all ended in time. An attempt still open after that is resolved by
+   * the next run, as after a crash.
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    if (!this.active.size) return true;
+    this.logger.log({ message: 'stopping: no more claims, waiting for in-flight charges', runs: this.active.size, timeout_ms: timeoutMs });
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      Promise.allSettled([...this.active]).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (!ended) this.logger.warn({ message: 'runs still charging at the shutdown time-out; the next run resolves their open attempts', runs: this.active.size });
+    return ended;
+  }
 
   private get settings() {
     return this.runtime.config.chargeRun;
@@ -102,6 +133,20 @@ export class ChargeRunsService {
   }
 
   async execute(run: ChargeRunEntity, onProgress?: ProgressListener): Promise<ChargeRunEntity> {
+    const started = performance.now();
+    const running = this.executeRun(run, onProgress);
+    this.active.add(running);
+    try {
+      const done = await running;
+      this.metrics?.runFinished(done.status, (performance.now() - started) / 1000);
+      return done;
+    } finally {
+      this.active.delete(running);
+    }
+  }
+
+  private async executeRun(run: ChargeRunEntity, onProgress?: ProgressListener): Promise<ChargeRunEntity> {
+    let stoppedEarly = false;
     const c: RunCounters = { due: 0, charged: 0, failed: 0, unknown: 0, skipped: 0, resolved: 0, canceled: 0, resumed: 0, localFaults: 0, taskFailures: 0 };
     const save = async (extra: Record<string, unknown> = {}) => {
       await this.db.query(
@@ -136,6 +181,11 @@ export class ChargeRunsService {
         // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
         await drainBatches(
           async () => {
+            // A shutdown stops the claims here, between batches: what was claimed is still charged and recorded.
+            if (this.stopping) {
+              stoppedEarly = true;
+              return null;
+            }
             // The first claim is small, so that charging starts within milliseconds; the next ones are whole batches.
             const limit = claims++ === 0 ? Math.min(this.settings.batchSize, 2 * this.settings.concurrency) : this.settings.batchSize;
             let { charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit);
@@ -157,13 +207,16 @@ export class ChargeRunsService {
         await settler.drain();
       }
       await save();
-      await this.task(c, 'top up reservations', () => this.topUpReservations());
+      if (!stoppedEarly) await this.task(c, 'top up reservations', () => this.topUpReservations());
       if (c.localFaults > 0) {
         // A fault of this instance (a billing key it cannot decrypt: another BILLING_KEY_ENCRYPTION_KEY) is not a
         // decline: nothing was sent, the subscriptions are as they were, and the run says so by failing.
         const error = `${c.localFaults} charge(s) not sent because of a local fault (a billing key could not be decrypted: is BILLING_KEY_ENCRYPTION_KEY the one the keys were stored with?); the subscriptions were left as they were`;
         this.logger.error({ message: 'charge run failed on local faults', run_id: run.id, ...c });
         await save({ status: 'failed', finishedAt: this.clock.now(), error });
+      } else if (stoppedEarly) {
+        await save({ status: 'interrupted', finishedAt: this.clock.now(), error: 'stopped by a shutdown after recording every charge it sent; the next run charges the rest' });
+        this.logger.warn({ message: 'charge run interrupted by a shutdown', run_id: run.id, ...c });
       } else {
         await save({ status: 'completed', finishedAt: this.clock.now() });
         this.logger.log({ message: 'charge run completed', run_id: run.id, ...c });
@@ -196,6 +249,19 @@ export class ChargeRunsService {
 
   /** Counts a recorded outcome; one that could not be recorded stays open, is resolved by the next run, and counts as unknown. */
   private count(c: RunCounters, outcome: ChargeOutcome, err?: unknown, paymentId?: string): void {
+    this.metrics?.chargeCounted(
+      err !== undefined || outcome.kind === 'unknown'
+        ? 'unknown'
+        : outcome.kind === 'succeeded'
+          ? 'approved'
+          : outcome.kind === 'declined'
+            ? outcome.failure.hard
+              ? 'declined_hard'
+              : 'declined_soft'
+            : outcome.kind === 'local_fault'
+              ? 'local_fault'
+              : 'aborted',
+    );
     if (err !== undefined) {
       c.unknown++;
       this.logger.error({ message: 'could not record a charge outcome', payment_id: paymentId, error: err instanceof Error ? err.message : String(err) });

@@ -49,6 +49,10 @@ export interface AppConfig {
   serviceApiKey?: string;
   businessTimeZone: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Bearer token that may read /metrics (besides an admin API key); absent: admin keys only. */
+  metricsToken?: string;
+  /** SIGTERM: how long in-flight charges may take to finish before the process exits anyway. */
+  shutdownTimeoutMs: number;
   skipMigrations: boolean;
   /** Where Bootpay can reach this service's webhook (used as feedback_url); optional. */
   publicBaseUrl?: string;
@@ -263,6 +267,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
     serviceApiKey: apiKey(env, 'SERVICE_API_KEY'),
     businessTimeZone: timeZone(env, 'BUSINESS_TIME_ZONE', 'Asia/Seoul'),
     logLevel: oneOf(env, 'LOG_LEVEL', ['debug', 'info', 'warn', 'error'] as const, 'info'),
+    metricsToken: apiKey(env, 'METRICS_TOKEN'),
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 25_000, 1000, 600_000),
     skipMigrations: bool(env, 'SKIP_MIGRATIONS', false),
     publicBaseUrl,
     chargeRun: {

@@ -21,8 +21,10 @@ import {
   ErrorContext,
   GatewayConfigError,
   GatewayDeclinedError,
+  GatewayDuplicateError,
   GatewayError,
   GatewayInvalidBillingKeyError,
+  GatewayNotFoundError,
   GatewayRequestError,
   GatewayUnavailableError,
   GatewayUnknownOutcomeError,
@@ -226,7 +228,23 @@ function userOf(user: GatewayUser | undefined): GatewayUser {
 
 // --------------------------------------------------------------------------------------------------- the gateway
 
+/** How a call to Bootpay ended, as the latency histograms label it. */
+export type GatewayCallOutcome = 'ok' | 'declined' | 'unknown' | 'unavailable' | 'duplicate' | 'not_found' | 'refused' | 'config_error' | 'error';
+export type GatewayCallObserver = (operation: GatewayOperation, outcome: GatewayCallOutcome, seconds: number) => void;
+
+export function callOutcomeOf(e: unknown): GatewayCallOutcome {
+  if (e instanceof GatewayDeclinedError || e instanceof GatewayInvalidBillingKeyError) return 'declined';
+  if (e instanceof GatewayUnknownOutcomeError) return 'unknown';
+  if (e instanceof GatewayUnavailableError) return 'unavailable';
+  if (e instanceof GatewayDuplicateError) return 'duplicate';
+  if (e instanceof GatewayNotFoundError) return 'not_found';
+  if (e instanceof GatewayConfigError) return 'config_error';
+  if (e instanceof GatewayError) return 'refused';
+  return 'error';
+}
+
 export class BootpayGatewayCore {
+  private observers: GatewayCallObserver[] = [];
   private readonly sdk: BootpaySdk;
   private readonly als = new AsyncLocalStorage<CallContext>();
   private readonly legacy: boolean;
@@ -543,7 +561,39 @@ export class BootpayGatewayCore {
 
   // ------------------------------------------------------------------------------------------------- plumbing
 
+  /**
+   * Calls `fn` after every call to Bootpay with its operation, outcome and duration (token renewal included): the
+   * metrics' latency histograms. The gateway knows nothing of the metrics library. Returns a function that removes it.
+   */
+  observeCalls(fn: GatewayCallObserver): () => void {
+    this.observers.push(fn);
+    return () => {
+      this.observers = this.observers.filter((o) => o !== fn);
+    };
+  }
+
   private async call<T>(spec: CallSpec, timeoutMs: number, send: () => Promise<unknown>, parse: (body: Json) => T): Promise<T> {
+    if (!this.observers.length) return this.callOnce(spec, timeoutMs, send, parse);
+    const started = performance.now();
+    let outcome: GatewayCallOutcome = 'ok';
+    try {
+      return await this.callOnce(spec, timeoutMs, send, parse);
+    } catch (e) {
+      outcome = callOutcomeOf(e);
+      throw e;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      for (const o of this.observers) {
+        try {
+          o(spec.operation, outcome, seconds);
+        } catch (err) {
+          this.logger.warn(`Bootpay ${spec.operation}: a call observer failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+    }
+  }
+
+  private async callOnce<T>(spec: CallSpec, timeoutMs: number, send: () => Promise<unknown>, parse: (body: Json) => T): Promise<T> {
     await this.ensureToken();
     const tokenUsed = this.token;
     let body: unknown;

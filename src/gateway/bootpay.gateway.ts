@@ -8,7 +8,7 @@ import { BootpayGatewayCore } from './bootpay-gateway.core';
 import { BOOTPAY_GATEWAY_CONFIG, GatewayConfig } from './gateway.types';
 
 export * from './gateway.types';
-export type { GatewayLogger } from './bootpay-gateway.core';
+export type { GatewayLogger, GatewayCallObserver, GatewayCallOutcome } from './bootpay-gateway.core';
 
 @Injectable()
 export class BootpayGateway extends BootpayGatewayCore implements OnModuleDestroy {
