@@ -264,6 +264,21 @@ describe('Money state: lifecycle edges', () => {
     expect((await t.http.get(`/v1/billing-keys/${broken.key.id}`).set(bearer(t.adminKey))).body.status).toBe('active');
   });
 
+  it('charges the other subscriptions when one cannot be billed (its period cannot be computed), and leaves that one due', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const good = await subscribe(plan.id);
+    const bad = await subscribe(plan.id);
+    // Its anchor is far beyond what the period arithmetic supports (a row damaged by hand, say).
+    await t.db.query(`UPDATE subscriptions SET anchor_at = '9999-12-30T00:00:00Z', period_index = 5 WHERE id = $1`, [bad.id]);
+    t.clock.set(month(1));
+    const run = await runCharges(t);
+    expect(run.status).toBe('completed');
+    expect(chargesFor(t, good.id, month(1))).toHaveLength(1);
+    expect(ledgerChargesOf(t, bad.id)).toHaveLength(1); // its first period only
+    expect(await getSubscription(t, bad.id)).toMatchObject({ status: 'active', next_charge_at: iso(month(1)) });
+    expect(t.logs.some((l) => l.includes('subscription left out of the run') && l.includes(bad.id))).toBe(true);
+  });
+
   it('refuses to start with an encryption key other than the one the stored billing keys were encrypted with', async () => {
     const plan = await createPlan(t, { amount: 11000 });
     await subscribe(plan.id);

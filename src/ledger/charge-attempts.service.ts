@@ -213,7 +213,15 @@ export class ChargeAttemptsService {
       // answers of the charges in flight are not kept waiting.
       if (rows.length % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
       const { subscription: sub, plan } = d;
-      const period = chargePeriod(sub, plan, now, tz);
+      let period: ReturnType<typeof chargePeriod>;
+      try {
+        period = chargePeriod(sub, plan, now, tz);
+      } catch (err) {
+        // One subscription whose period cannot be computed never stops the others: it is left out (still due) and
+        // logged for an operator.
+        this.logger.error({ message: 'subscription left out of the run: its period cannot be computed', subscription_id: sub.id, error: err instanceof Error ? err.message : String(err) });
+        continue;
+      }
       const payment = newPayment(
         {
           subscriptionId: sub.id,
