@@ -158,6 +158,43 @@ describe(JsonLogger.name, () => {
     });
   });
 
+  describe('through pino', () => {
+    it("should censor known secret fields with pino's redact paths when pino is called directly", () => {
+      const { logger, lines, entries } = setup();
+      logger.pino.info({ message: 'raw', card_no: '5570123456789012', request: { billing_key: 'bk_live_SECRET', headers: { authorization: 'Bearer bsk_x' } } });
+      expect(lines.join('\n')).not.toMatch(/5570123456789012|bk_live_SECRET|bsk_x/);
+      expect(entries()).toEqual([
+        {
+          time: T0.toISOString(),
+          level: 'info',
+          message: 'raw',
+          card_no: '[REDACTED]',
+          request: { billing_key: '[REDACTED]', headers: { authorization: '[REDACTED]' } },
+        },
+      ]);
+    });
+
+    it("should keep a logged object's time and level fields from shadowing the entry's", () => {
+      const { logger, entries } = setup();
+      logger.warn({ message: 'shadow', time: 'yesterday', level: 'debug' });
+      expect(entries()).toEqual([{ time: T0.toISOString(), level: 'warn', message: 'shadow' }]);
+    });
+  });
+
+  describe('a quiet start', () => {
+    it("should write Nest's line per mapped route and per module at debug, not info", () => {
+      const quiet = setup('info');
+      quiet.logger.log('Mapped {/v1/plans, GET} route', 'RouterExplorer');
+      quiet.logger.log('PlansController {/v1/plans}:', 'RoutesResolver');
+      quiet.logger.log('AppModule dependencies initialized', 'InstanceLoader');
+      quiet.logger.log('Nest application successfully started', 'NestApplication');
+      expect(quiet.entries().map((e) => e.message)).toEqual(['Nest application successfully started']);
+      const verbose = setup('debug');
+      verbose.logger.log('Mapped {/v1/plans, GET} route', 'RouterExplorer');
+      expect(verbose.entries()).toEqual([{ time: T0.toISOString(), level: 'debug', context: 'RouterExplorer', message: 'Mapped {/v1/plans, GET} route' }]);
+    });
+  });
+
   describe('time', () => {
     it('should come from the injected clock on every call', () => {
       const clock = jest
