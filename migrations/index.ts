@@ -10,6 +10,7 @@ import { SecretsStaySecret1763900700000 } from './1763900700000-SecretsStaySecre
 import { Operators1763900800000 } from './1763900800000-Operators';
 import { OperatorPasswordChange1763900810000 } from './1763900810000-OperatorPasswordChange';
 import { Reconciliation1763901000000 } from './1763901000000-Reconciliation';
+import { Consents1763901100000 } from './1763901100000-Consents';
 
 /** Every migration, in order. New migrations are appended here (no globbing: the same list runs from ts and from dist). */
 export const MIGRATIONS = [
@@ -20,4 +21,5 @@ export const MIGRATIONS = [
   Operators1763900800000,
   OperatorPasswordChange1763900810000,
   Reconciliation1763901000000,
+  Consents1763901100000,
 ];

@@ -13,7 +13,8 @@ import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../config/runtime';
 import { SubscriptionEventsService } from '../ledger/subscription-events.service';
-import { dueBefore, snapshot, transition } from '../ledger/transitions';
+import { dueBefore, snapshot, SubscriptionEvent, transition } from '../ledger/transitions';
+import { ConsentsService } from '../consents/consents.service';
 import { PlansService } from '../plans/plans.service';
 import { SubscriptionEntity } from '../ledger/subscription.entity';
 import { SubscriptionsService } from '../ledger/subscriptions.service';
@@ -85,6 +86,7 @@ export class ChargeRunsService implements OnModuleDestroy {
     private readonly reservations: ReservationsService,
     private readonly plansService: PlansService,
     private readonly refunds: RefundsService,
+    private readonly consents: ConsentsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -276,7 +278,9 @@ export class ChargeRunsService implements OnModuleDestroy {
    * Claims a batch of due subscriptions and records an attempt for each, in one short transaction: one query claims
    * them (row locks, SKIP LOCKED, with their billing keys), one statement records their attempts. Subscriptions set
    * to cancel at period end are ended instead; pending plan changes take effect first (those are rare and take the
-   * general path).
+   * general path). A trial's end or a plan migration's renewal is charged only with the consent the law requires
+   * (전자상거래법 제13조 제6항, see src/consents): without it the subscription ends or pauses (consent_missing) and nothing
+   * is charged; a migration switches the plan first (migrate_plan). Their consents are read in one query per batch.
    */
   private async claimBatch(
     run: ChargeRunEntity,
@@ -318,10 +322,56 @@ export class ChargeRunsService implements OnModuleDestroy {
       const due: DueSubscription[] = [];
       const charges: ClaimedCharge[] = [];
       const now = this.clock.now();
+      const ctx = { now, tz: this.runtime.config.businessTimeZone, dunning: this.runtime.config.dunning };
+      const planOf = async (id: string): Promise<PlanEntity> => {
+        let p = plans.get(id);
+        if (!p) {
+          p = await m.getRepository(PlanEntity).findOneByOrFail({ id });
+          plans.set(p.id, p);
+        }
+        return p;
+      };
+      // Consent before a paid conversion or a price increase: what each renewal does, decided for the batch at once.
+      const plain = subs.filter((s) => !s.cancelAtPeriodEnd && !s.pendingPlanId);
+      for (const s of plain) await planOf(s.planId);
+      const decisions = await this.consents.decide(m, plain, (id) => plans.get(id)!.amount);
+      const reliedOn = new Map<string, string>();
       for (const claimed of subs) {
         c.due++;
         let sub = claimed;
         let rowVersion: string | null = extra.get(sub.id)?.row_version ?? null;
+        const decision = decisions.get(sub.id);
+        if (decision && decision.action !== 'charge') {
+          const terms = await this.plansService.terms(sub.planId);
+          const event: SubscriptionEvent =
+            decision.action === 'migrate'
+              ? { type: 'migrate_plan', planId: decision.toPlanId, migrationId: decision.migrationId, consentId: decision.consentId }
+              : { type: 'consent_missing', kind: decision.kind, action: this.runtime.config.consent.missingAction, changeId: decision.changeId };
+          const t = terms && transition(sub, event, { ...ctx, plan: terms });
+          if (!t || !t.ok) {
+            // Never charged without the consent it needs: left as it is (and logged) when the change is refused.
+            this.logger.warn({ message: 'consent decision not applied; not charged', subscription_id: sub.id, decision: decision.action, code: t && !t.ok ? t.code : 'plan_not_found' });
+            c.skipped++;
+            continue;
+          }
+          const before = snapshot(sub);
+          sub = t.sub;
+          await m.getRepository(SubscriptionEntity).save(sub);
+          for (const e of t.events) await this.events.record(m, sub, e.type, 'system', { reason: e.reason, before, after: snapshot(sub), data: e.data });
+          rowVersion = null; // changed in this transaction: its outcome is settled the general way
+          if (decision.action === 'migrate') {
+            await this.consents.recordMigrationOutcome(m, decision.migrationId, sub.id, 'switched', decision.consentId);
+            if (decision.consentId) reliedOn.set(sub.id, decision.consentId);
+          } else {
+            if (decision.changeId) await this.consents.recordMigrationOutcome(m, decision.changeId, sub.id, sub.status === 'paused' ? 'paused' : 'canceled', null);
+            if (sub.status === 'canceled') {
+              if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
+              c.canceled++;
+            } else c.skipped++;
+            ended.push(sub.id);
+            continue;
+          }
+        } else if (decision?.consentId) reliedOn.set(sub.id, decision.consentId);
         if (sub.cancelAtPeriodEnd || sub.pendingPlanId) {
           // The period ends: a cancel at period end takes effect instead of the charge; a pending plan applies first.
           const terms = await this.plansService.terms(sub.planId);
@@ -348,6 +398,11 @@ export class ChargeRunsService implements OnModuleDestroy {
         due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion });
       }
       charges.push(...(await this.attempts.openBatch(m, due, run.id)));
+      // Each charge records the consent it relied on (a paid conversion, or the first charge at a migrated price).
+      await this.consents.recordReliedOn(
+        m,
+        charges.filter((ch) => reliedOn.has(ch.subscription.id)).map((ch) => ({ paymentId: ch.payment.id, consentId: reliedOn.get(ch.subscription.id)! })),
+      );
       // Left out: another instance recorded an attempt for it between our query and our lock; it is theirs.
       c.due -= due.length - charges.length;
       return { charges, claimed: subs.length };

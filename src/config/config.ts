@@ -78,6 +78,16 @@ export interface AppConfig {
   reservations: {
     horizon: number;
   };
+  /** Consent before a paid conversion or a price increase (전자상거래법 제13조 제6항), and the notices before them. */
+  consent: {
+    required: boolean;
+    /** What a trial end or a price increase without a valid consent does instead of the charge. */
+    missingAction: 'cancel' | 'pause';
+    /** Days before each renewal when subscription.renewal_upcoming is sent; 0 turns it off. */
+    renewalNoticeDays: number;
+    /** When the notice task runs (in CHARGE_RUN_TIME_ZONE, on instances with CHARGE_RUN_CRON_ENABLED). */
+    noticeCron: string;
+  };
   testEndpoints: boolean;
   /** How often each instance sends due outbound webhooks; 0 turns the loop off. */
   outboundWebhookPollMs: number;
@@ -290,6 +300,12 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     reservations: {
       horizon: int(env, 'RESERVATION_HORIZON', 1, 1, 10),
+    },
+    consent: {
+      required: bool(env, 'CONSENT_REQUIRED', true),
+      missingAction: oneOf(env, 'CONSENT_MISSING_ACTION', ['cancel', 'pause'] as const, 'cancel'),
+      renewalNoticeDays: int(env, 'RENEWAL_NOTICE_DAYS', 7, 0, 60),
+      noticeCron: cron(env, 'CONSENT_NOTICE_CRON', '10 * * * *'),
     },
     testEndpoints: bool(env, 'TEST_ENDPOINTS', true) && !production,
     outboundWebhookPollMs: int(env, 'OUTBOUND_WEBHOOK_POLL_MS', 1000, 0, 3_600_000),

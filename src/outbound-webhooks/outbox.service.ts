@@ -23,6 +23,8 @@ export const OUTBOUND_EVENT_TYPES = [
   'subscription.retry_requested',
   'subscription.canceled',
   'subscription.unpaid',
+  'subscription.consent_required',
+  'subscription.renewal_upcoming',
   'payment.succeeded',
   'payment.failed',
   'refund.succeeded',

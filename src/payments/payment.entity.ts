@@ -46,6 +46,8 @@ export class PaymentEntity {
    * period already paid or replaced): such a payment is refunded and does not count as its period's payment.
    */
   @Column({ name: 'not_applied', type: 'varchar', length: 64, nullable: true }) notApplied: string | null;
+  /** The consent this charge relied on (a paid conversion, or the first charge at a migrated higher price; 전자상거래법 13⑥). */
+  @Column({ name: 'consent_id', type: 'uuid', nullable: true }) consentId: string | null;
   @Column({ name: 'requested_at', type: 'timestamptz' }) requestedAt: Date;
   @Column({ name: 'approved_at', type: 'timestamptz', nullable: true }) approvedAt: Date | null;
   @Column({ name: 'canceled_at', type: 'timestamptz', nullable: true }) canceledAt: Date | null;

@@ -16,19 +16,26 @@ import {
   SwapBillingKeyDto,
 } from '../ledger/dto/subscription.dto';
 import { SubscriptionsService } from '../ledger/subscriptions.service';
+import { ConsentNoticesService } from '../consents/consent-notices.service';
 
 @ApiTags('subscriptions')
 @ApiBearerAuth()
 @Controller('v1/subscriptions')
 export class SubscriptionsController {
-  constructor(private readonly subs: SubscriptionsService) {}
+  constructor(
+    private readonly subs: SubscriptionsService,
+    private readonly notices: ConsentNoticesService,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Create a subscription; without a trial or a future start the first period is charged now' })
   @ApiResponse({ status: 201, type: SubscriptionResponseDto })
   @ApiResponse({ status: 402, description: 'The first payment was declined; the subscription is canceled' })
-  create(@Body() dto: CreateSubscriptionDto, @CurrentActor() actor: Actor): Promise<SubscriptionResponseDto> {
-    return this.subs.create(dto, actor);
+  async create(@Body() dto: CreateSubscriptionDto, @CurrentActor() actor: Actor): Promise<SubscriptionResponseDto> {
+    const sub = await this.subs.create(dto, actor);
+    // A trial of 30 days or less is inside the consent window from the start: its notice goes now (전자상거래법 13⑥).
+    await this.notices.afterCreate(sub.id);
+    return sub;
   }
 
   @Get()
