@@ -119,7 +119,24 @@ describe('Amounts: refund_unused, proration across intervals, credits', () => {
     expect(ledgerChargesOf(t, sub.id)).toHaveLength(2);
   });
 
-  it('refunds a downgrade’s credit: yearly 99,970 → monthly 9,997 at mid-year', async () => {
+  it('keeps a downgrade’s credit as a balance and takes it off the next renewal before the card (20,000 → 10,000 at mid-month)', async () => {
+    const { sub } = await subscribe(20000, 'day', { interval_count: 30 });
+    const smaller = await createPlan(t, { name: 'smaller', amount: 10000, interval: 'day', interval_count: 30 });
+    t.clock.set(plus(T, 15 * DAY));
+    const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: smaller.id, proration: 'now' });
+    expect(res.status).toBe(200);
+    // credit 10,000 (half of 20,000) − charge 5,000 (half of 10,000) = 5,000 kept
+    expect(res.body).toMatchObject({ plan_id: smaller.id, credit_balance: 5000 });
+    expect(refunded(await refundsOf(t, sub.id))).toBe(0);
+    t.clock.set(plus(T, 30 * DAY));
+    await runCharges(t);
+    expect(await getSubscription(t, sub.id)).toMatchObject({ credit_balance: 0, current_period_start: iso(plus(T, 30 * DAY)) });
+    const renewal = (await paymentDetails(t, sub.id)).at(-1)! as unknown as { amount: number; credit_applied: number; status: string };
+    expect(renewal).toMatchObject({ amount: 5000, credit_applied: 5000, status: 'DONE' });
+    expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([20000, 5000]);
+  });
+
+  it('pays whole periods from a large credit without charging the card, and lets finance refund the rest (yearly → monthly)', async () => {
     const { sub } = await subscribe(99970, 'year');
     const monthly = await createPlan(t, { name: 'monthly', amount: 9997, interval: 'month' });
     const at = new Date('2026-08-30T13:00:00Z'); // about mid-year
@@ -127,12 +144,23 @@ describe('Amounts: refund_unused, proration across intervals, credits', () => {
     const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: monthly.id, proration: 'now' });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ plan_id: monthly.id, current_period_start: iso(at) });
-    await t.fake.webhooksIdle();
-    const credit = refunded(await refundsOf(t, sub.id));
-    // The unused half year less the new month is given back; never more than was paid.
-    expect(credit).toBeGreaterThan(39000);
-    expect(credit).toBeLessThan(99970 - 9997);
+    const credit = res.body.credit_balance as number;
+    expect(credit).toBeGreaterThan(30000); // the unused half year less the first new month
+    // The next renewal is paid by the credit: nothing at Bootpay.
+    t.clock.set(new Date(res.body.next_charge_at));
+    await runCharges(t);
+    const after = await getSubscription(t, sub.id);
+    expect(after.credit_balance).toBe(credit - 9997);
+    expect((await paymentDetails(t, sub.id)).at(-1)).toMatchObject({ amount: 0, status: 'DONE' });
     expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([99970]);
+    // Finance gives the rest back instead: refunded from the yearly payment; a service key may not.
+    expect((await subscriptionAction(t, sub.id, 'refund-credit', { reason: 'asked back' })).status).toBe(403);
+    const back = await subscriptionAction(t, sub.id, 'refund-credit', { reason: 'asked back' }, t.adminKey);
+    expect(back.status).toBe(200);
+    expect(back.body.credit_balance).toBe(0);
+    await t.fake.webhooksIdle();
+    expect(refunded(await refundsOf(t, sub.id))).toBe(credit - 9997);
+    expect((await subscriptionAction(t, sub.id, 'refund-credit', { reason: 'again' }, t.adminKey)).status).toBe(409);
   });
 
   it('answers 202 with the pending payment when the prorated charge’s answer is lost, and settles it later', async () => {

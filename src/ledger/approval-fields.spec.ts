@@ -33,10 +33,11 @@ describe('the fields an approval writes', () => {
     const now = new Date('2026-06-01T00:00:00Z');
     for (const reanchor of [true, false]) {
       const sub = filled(new SubscriptionEntity(), fields);
-      Object.assign(sub, { status: 'unpaid', planId: 'plan', anchorAt: new Date('2026-01-01T00:00:00Z'), periodIndex: 2 });
+      Object.assign(sub, { status: 'unpaid', planId: 'plan', anchorAt: new Date('2026-01-01T00:00:00Z'), periodIndex: 2, creditBalance: 500 });
       const before = { ...sub } as Record<string, unknown>;
       const period = reanchor ? periodAt(now, plan, 0, 'Asia/Seoul') : periodAt(sub.anchorAt, plan, 3, 'Asia/Seoul');
-      const t = transition(sub, { type: 'charge_approved', charge: { id: 'p', kind: 'period', planId: 'plan', periodIndex: period.index, periodStart: period.start, periodEnd: period.end } }, {
+      const charge = { id: 'p', kind: 'period' as const, planId: 'plan', periodIndex: period.index, periodStart: period.start, periodEnd: period.end, creditApplied: reanchor ? 100 : 0 };
+      const t = transition(sub, { type: 'charge_approved', charge }, {
         now,
         tz: 'Asia/Seoul',
         plan,

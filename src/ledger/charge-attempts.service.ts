@@ -16,6 +16,7 @@ import {
   GatewayUnknownOutcomeError,
 } from '../gateway/gateway.errors';
 import { GatewayReceipt, RECEIPT_STATUS, RESERVATION_STATUS } from '../gateway/gateway.types';
+import { splitTaxFree } from '../billing-math';
 import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
 import { paymentView } from '../payments/payment-view';
 import { APPROVAL_FIELDS, applyApproval, newPayment } from './new-payment';
@@ -171,8 +172,7 @@ export class ChargeAttemptsService {
         kind: 'period',
         orderId: orderIdFor(sub.id, 'period', period.start, attempt),
         orderName: plan.name.slice(0, 100),
-        amount: plan.amount,
-        taxFreeAmount: plan.taxFreeAmount,
+        ...chargeAmounts(sub, plan),
         status: 'IN_PROGRESS',
         attempt,
         periodIndex: period.index,
@@ -183,8 +183,33 @@ export class ChargeAttemptsService {
       },
       now,
     );
+    if (payment.amount === 0) {
+      // The subscription's credit pays the whole period: nothing goes to Bootpay.
+      if (!(await this.insertPaidByCredit(m, payment))) return null;
+      await this.settleByCredit(m, sub, payment, 'system');
+      return payment;
+    }
     const inserted = await m.createQueryBuilder().insert().into(PaymentEntity).values(payment).orIgnore().returning(['id']).execute();
     return (inserted.raw as unknown[]).length ? payment : null;
+  }
+
+  /** Records a charge the subscription's credit covers entirely (0 won at the card): DONE at once, never sent. */
+  private async insertPaidByCredit(m: EntityManager, payment: PaymentEntity): Promise<boolean> {
+    const now = this.clock.now();
+    Object.assign(payment, { status: 'DONE', approvedAt: now, updatedAt: now });
+    const inserted = await m.createQueryBuilder().insert().into(PaymentEntity).values(payment).orIgnore().returning(['id']).execute();
+    return (inserted.raw as unknown[]).length > 0;
+  }
+
+  /** Applies a charge paid by credit to its subscription, in the caller's transaction (which holds its row lock). */
+  private async settleByCredit(m: EntityManager, sub: SubscriptionEntity, payment: PaymentEntity, actor: EventActor): Promise<void> {
+    const before = snapshot(sub);
+    const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId));
+    if (!t.ok) throw new Error(`a charge paid by credit was refused: ${t.message}`);
+    await m.getRepository(SubscriptionEntity).save(t.sub);
+    Object.assign(sub, t.sub);
+    await this.events.record(m, sub, 'payment.succeeded', actor, approvalEvents(payment, sub, null)[0].opts);
+    for (const e of t.events) await this.events.record(m, sub, e.type, actor, { reason: e.reason, data: e.data, before, after: snapshot(sub) });
   }
 
   /** tryOpen for the API's own charges: a concurrent attempt is a 409, never a second charge. */
@@ -222,6 +247,31 @@ export class ChargeAttemptsService {
         this.logger.error({ message: 'subscription left out of the run: its period cannot be computed', subscription_id: sub.id, error: err instanceof Error ? err.message : String(err) });
         continue;
       }
+      if ((sub.creditBalance ?? 0) >= plan.amount) {
+        // Paid by the subscription's credit: recorded and applied here, nothing to send (rare; the general way).
+        const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`, [sub.id, period.start]);
+        const byCredit = newPayment(
+          {
+            subscriptionId: sub.id,
+            customerId: sub.customerId,
+            billingKeyId: sub.billingKeyId,
+            kind: 'period',
+            orderId: orderIdFor(sub.id, 'period', period.start, n + 1),
+            orderName: plan.name.slice(0, 100),
+            ...chargeAmounts(sub, plan),
+            status: 'DONE',
+            attempt: n + 1,
+            periodIndex: period.index,
+            periodStart: period.start,
+            periodEnd: period.end,
+            planId: plan.id,
+            chargeRunId,
+          },
+          now,
+        );
+        if (await this.insertPaidByCredit(m, byCredit)) await this.settleByCredit(m, sub, byCredit, 'system');
+        continue;
+      }
       const payment = newPayment(
         {
           subscriptionId: sub.id,
@@ -230,8 +280,7 @@ export class ChargeAttemptsService {
           kind: 'period',
           orderId: orderIdPrefix(sub.id, 'period', period.start),
           orderName: plan.name.slice(0, 100),
-          amount: plan.amount,
-          taxFreeAmount: plan.taxFreeAmount,
+          ...chargeAmounts(sub, plan),
           status: 'IN_PROGRESS',
           attempt: 0,
           periodIndex: period.index,
@@ -253,6 +302,7 @@ export class ChargeAttemptsService {
         order_name: payment.orderName,
         amount: payment.amount,
         tax_free_amount: payment.taxFreeAmount,
+        credit_applied: payment.creditApplied,
         vat: payment.vat,
         balance_amount: payment.balanceAmount,
         refunded_tax_free: payment.refundedTaxFree,
@@ -269,11 +319,11 @@ export class ChargeAttemptsService {
     }
     const inserted = returnedRows<{ id: string; attempt: number; order_id: string }>(
       await m.query(
-        `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, vat,
+        `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, credit_applied, vat,
            balance_amount, refunded_tax_free, status, attempt, period_index, period_start, period_end, plan_id, charge_run_id,
            requested_at, created_at, updated_at)
          SELECT t.id, t.subscription_id, t.customer_id, t.billing_key_id, t.kind, t.order_id || (c.n + 1), t.order_name, t.amount,
-           t.tax_free_amount, t.vat, t.balance_amount, t.refunded_tax_free, t.status, c.n + 1, t.period_index, t.period_start,
+           t.tax_free_amount, t.credit_applied, t.vat, t.balance_amount, t.refunded_tax_free, t.status, c.n + 1, t.period_index, t.period_start,
            t.period_end, t.plan_id, t.charge_run_id, t.requested_at, t.created_at, t.updated_at
          FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) t
          CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM payments p
@@ -847,4 +897,15 @@ function columnWriter<E extends object>(db: DataSource, entity: new () => E, fie
 /** A JSON Date costs more than the rest of an approval: times travel as epoch milliseconds. */
 function toJsonValue(v: unknown): unknown {
   return v instanceof Date ? v.getTime() : v;
+}
+
+/**
+ * What a charge of `plan` costs the card: the price less the subscription's credit (up to the price), with the
+ * tax-free part in proportion; `creditApplied` is taken from the balance when the charge is applied.
+ */
+export function chargeAmounts(sub: Pick<SubscriptionEntity, 'creditBalance'>, plan: Pick<PlanEntity, 'amount' | 'taxFreeAmount'>) {
+  const creditApplied = Math.min(Math.max(0, sub.creditBalance ?? 0), plan.amount);
+  const amount = plan.amount - creditApplied;
+  const taxFreeAmount = creditApplied === 0 ? plan.taxFreeAmount : splitTaxFree(amount, plan.amount, plan.taxFreeAmount);
+  return { amount, taxFreeAmount, creditApplied };
 }

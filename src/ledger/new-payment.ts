@@ -7,7 +7,7 @@ export type NewPayment = Pick<
   PaymentEntity,
   'subscriptionId' | 'customerId' | 'billingKeyId' | 'kind' | 'orderId' | 'orderName' | 'amount' | 'taxFreeAmount' | 'status' | 'attempt' | 'periodIndex' | 'periodStart' | 'periodEnd' | 'planId'
 > &
-  Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt'>>;
+  Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt' | 'creditApplied'>>;
 
 /** A payment attempt as first recorded (before Bootpay is asked): VAT by the Korean rule, the whole amount as balance. */
 export function newPayment(init: NewPayment, now: Date): PaymentEntity {
@@ -25,6 +25,7 @@ export function newPayment(init: NewPayment, now: Date): PaymentEntity {
     failureHard: null,
     chargeRunId: null,
     notApplied: null,
+    creditApplied: 0,
     requestedAt: now,
     approvedAt: null,
     canceledAt: null,

@@ -47,7 +47,9 @@ export class ReservationsService {
   async topUp(subscriptionId: string): Promise<{ registered: number }> {
     const created = await this.db.transaction(async (m) => {
       const sub = await m.getRepository(SubscriptionEntity).createQueryBuilder('s').setLock('pessimistic_write').where('s.id = :id', { id: subscriptionId }).getOne();
-      if (!sub || !['active', 'trialing', 'incomplete'].includes(sub.status) || sub.pendingPlanId) return [];
+      // With a credit balance the next charges take the credit first: the run charges them (a reservation's amount is
+      // fixed when it is registered).
+      if (!sub || !['active', 'trialing', 'incomplete'].includes(sub.status) || sub.pendingPlanId || sub.creditBalance > 0) return [];
       const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
       if (plan.chargeMode !== 'reservation') return [];
       // The budget is per key: lock the key so that subscriptions sharing it count one after another.

@@ -20,6 +20,7 @@ export function subscriptionView(sub: SubscriptionEntity): Omit<SubscriptionResp
     ended_at: sub.endedAt?.toISOString() ?? null,
     pause: sub.pausedAt ? { paused_at: sub.pausedAt.toISOString(), reason: sub.pauseReason, resume_at: sub.resumeAt?.toISOString() ?? null } : null,
     pending_plan_id: sub.pendingPlanId,
+    credit_balance: sub.creditBalance ?? 0,
     dunning: {
       attempts: sub.dunningAttempts,
       next_retry_at: sub.nextRetryAt?.toISOString() ?? null,

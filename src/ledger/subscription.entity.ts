@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryGeneratedColumn } from 'typeorm';
+import { bigintNumber } from '../common/transformers';
 
 export type SubscriptionStatus = 'incomplete' | 'trialing' | 'active' | 'past_due' | 'paused' | 'canceled' | 'unpaid';
 
@@ -28,6 +29,8 @@ export class SubscriptionEntity {
   @Column({ name: 'pause_reason', type: 'varchar', length: 500, nullable: true }) pauseReason: string | null;
   @Column({ name: 'resume_at', type: 'timestamptz', nullable: true }) resumeAt: Date | null;
   @Column({ name: 'pending_plan_id', type: 'uuid', nullable: true }) pendingPlanId: string | null;
+  /** Won owed to the customer (a downgrade's credit), applied to the next charges before the card. */
+  @Column({ name: 'credit_balance', type: 'bigint', transformer: bigintNumber }) creditBalance: number;
   @Column({ name: 'dunning_attempts', type: 'integer' }) dunningAttempts: number;
   @Column({ name: 'next_retry_at', type: 'timestamptz', nullable: true }) nextRetryAt: Date | null;
   @Column({ name: 'past_due_since', type: 'timestamptz', nullable: true }) pastDueSince: Date | null;

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { addDays, planChange, unusedRefundOfPeriod } from '../billing-math';
+import { addDays, planChange, splitTaxFree, unusedRefundOfPeriod } from '../billing-math';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from './charge-attempts.service';
 import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from './transitions';
@@ -396,16 +396,16 @@ export class SubscriptionsService {
       const proration = { rule: q.rule, credit: q.credit, credit_tax_free: q.creditTaxFree, charge: q.charge, charge_tax_free: q.chargeTaxFree, net: q.net, net_tax_free: q.netTaxFree };
       if (q.net <= 0) {
         // Nothing to charge: the change applies now (a re-anchored period paid by the credit), and a credit above
-        // the new plan's price is refunded, newest payment first.
+        // the new plan's price is kept on the subscription as a balance, applied to its next charges before the
+        // card (finance may refund it instead: POST /v1/subscriptions/:id/refund-credit).
         const applied = await this.apply(
           m,
           sub,
-          { type: 'change_plan', planId: plan.id, reanchor: q.rule === 'reanchor' ? { start: newPeriod.start, end: newPeriod.end, paid: true } : null },
+          { type: 'change_plan', planId: plan.id, reanchor: q.rule === 'reanchor' ? { start: newPeriod.start, end: newPeriod.end, paid: true } : null, credit: -q.net },
           actor,
           { reason: dto.reason, data: { proration } },
         );
-        const refunds = q.net < 0 ? await this.refundCredit(m, paidRows, -q.net, -q.netTaxFree, actor, dto.reason) : [];
-        return { payment: null, effects: [...applied.effects, ...refunds] };
+        return { payment: null, effects: applied.effects };
       }
       // Something to charge: the change applies when (and only if) the prorated charge succeeds (see settle).
       await this.events.record(m, sub, 'subscription.plan_change_requested', actor, { reason: dto.reason, before, data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
@@ -459,20 +459,19 @@ export class SubscriptionsService {
    * Refunds a downgrade's credit from the current period's payments, newest first, as owed refunds recorded in the
    * caller's transaction (sent after commit, retried by the run until Bootpay answers).
    */
-  private async refundCredit(m: EntityManager, payments: PaymentEntity[], amount: number, taxFree: number, actor: Actor, reason: string | undefined): Promise<Effect[]> {
+  private async refundCredit0(m: EntityManager, payments: PaymentEntity[], amount: number, actor: Actor, reason: string | undefined): Promise<Effect[]> {
     const effects: Effect[] = [];
     let left = amount;
-    let leftTaxFree = Math.max(0, taxFree);
     for (const p of [...payments].reverse()) {
       if (left <= 0) break;
       const part = Math.min(left, p.balanceAmount);
-      const partTaxFree = Math.min(leftTaxFree, p.taxFreeAmount - p.refundedTaxFree, part);
+      // Its tax-free part in proportion to what is left of the payment.
+      const partTaxFree = splitTaxFree(part, p.balanceAmount, p.taxFreeAmount - p.refundedTaxFree);
       const locked = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: p.id }).getOneOrFail();
       const refund = await this.refunds.recordOwed(m, locked, { amount: part, taxFreeAmount: partTaxFree, reason: `credit of a plan change${reason ? `: ${reason}` : ''}` }, actor);
       if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${p.id} is in flight; try the change again once it is settled`, { payment_id: p.id });
       effects.push({ kind: 'refund_payment', paymentId: p.id, reason: 'credit of a plan change' });
       left -= part;
-      leftTaxFree -= partTaxFree;
     }
     return effects;
   }
@@ -560,8 +559,39 @@ export class SubscriptionsService {
   // ------------------------------------------------------------------ helpers
 
   private async sendAndSettle(payment: PaymentEntity, opts: { actor: Actor | 'system'; onDecline: DeclinePolicy }): Promise<SettleResult> {
+    if (payment.amount === 0) {
+      // Paid entirely by the subscription's credit: settled when it was recorded, nothing goes to Bootpay.
+      return { payment, subscription: await this.getEntity(payment.subscriptionId), outcome: { kind: 'succeeded', receipt: null }, effects: [] };
+    }
     const outcome: ChargeOutcome = await this.charges.send(payment);
     return this.charges.settle(payment.id, outcome, opts);
+  }
+
+  /**
+   * Admin: refunds the subscription's credit balance (or part of it) to the card, from its paid payments, newest
+   * first, as owed refunds recorded with the change (sent after commit, retried by the run until Bootpay answers).
+   */
+  async refundCredit(id: string, dto: { amount?: number; reason: string }, actor: Actor): Promise<SubscriptionResponseDto> {
+    const done = await this.db.transaction(async (m) => {
+      const sub = await this.lock(m, id);
+      const wanted = dto.amount ?? sub.creditBalance;
+      if (!(wanted > 0) || wanted > sub.creditBalance) {
+        throw new ConflictError('credit_exceeded', `The subscription's credit balance is ${sub.creditBalance} won; nothing above it can be refunded`, { credit_balance: sub.creditBalance });
+      }
+      const payments = await m
+        .getRepository(PaymentEntity)
+        .createQueryBuilder('p')
+        .where(`p.subscription_id = :id AND p.status IN ('DONE', 'PARTIAL_CANCELED') AND p.not_applied IS NULL AND p.balance_amount > 0`, { id })
+        .orderBy('p.created_at', 'ASC')
+        .getMany();
+      const refundable = Math.min(wanted, payments.reduce((sum, p) => sum + p.balanceAmount, 0));
+      if (refundable <= 0) throw new ConflictError('credit_not_refundable', 'No payment of this subscription has a balance left to refund the credit from');
+      const effects = await this.refundCredit0(m, payments, refundable, actor, dto.reason);
+      const applied = await this.apply(m, sub, { type: 'credit_refunded', amount: refundable }, actor, { reason: dto.reason });
+      return { ...applied, effects: [...applied.effects, ...effects] };
+    });
+    await this.charges.runEffects(id, done.effects);
+    return this.get(id);
   }
 
   private async lock(m: EntityManager, id: string): Promise<SubscriptionEntity> {
@@ -624,6 +654,7 @@ function newSubscription(dto: CreateSubscriptionDto, plan: Pick<PlanTerms, 'id' 
     pauseReason: null,
     resumeAt: null,
     pendingPlanId: null,
+    creditBalance: 0,
     dunningAttempts: 0,
     nextRetryAt: null,
     pastDueSince: null,

@@ -39,6 +39,7 @@ function sub(status: SubscriptionStatus, extra: Partial<SubscriptionEntity> = {}
     lockedBy: null,
     lockedUntil: null,
     metadata: {},
+    creditBalance: 0,
     eventSeq: 3,
     createdAt: new Date('2026-01-01T01:00:00Z'),
     updatedAt: new Date('2026-01-01T01:00:00Z'),
@@ -133,6 +134,18 @@ const events: Record<string, { event: (s: SubscriptionEntity) => SubscriptionEve
   'plan migration at renewal': {
     event: () => ({ type: 'migrate_plan', planId: 'plan-b', migrationId: 'mig', consentId: 'con' }),
     expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+  },
+  'credit refunded (more than the balance)': {
+    event: () => ({ type: 'credit_refunded', amount: 1 }),
+    expected: {
+      incomplete: 'refused:credit_exceeded',
+      trialing: 'refused:credit_exceeded',
+      active: 'refused:credit_exceeded',
+      past_due: 'refused:credit_exceeded',
+      unpaid: 'refused:credit_exceeded',
+      paused: 'refused:credit_exceeded',
+      canceled: 'refused:credit_exceeded',
+    },
   },
   'period end (nothing scheduled)': {
     event: () => ({ type: 'period_end' }),
@@ -261,3 +274,16 @@ describe('chargePeriod and dueBefore', () => {
 function toRef(p: { index: number; start: Date; end: Date }) {
   return { periodIndex: p.index, periodStart: p.start, periodEnd: p.end };
 }
+
+describe('transition: credit balance', () => {
+  it('keeps a downgrade credit, takes what a charge used, and refunds no more than the balance', () => {
+    const changed = transition(sub('active'), { type: 'change_plan', planId: 'plan-b', credit: 5000 }, ctx);
+    expect(changed.ok && changed.sub.creditBalance).toBe(5000);
+    const s = (changed as { sub: SubscriptionEntity }).sub;
+    const paid = transition(s, { type: 'charge_approved', charge: { ...dueCharge(s), planId: 'plan-b', creditApplied: 3000 } }, ctx);
+    expect(paid.ok && paid.sub.creditBalance).toBe(2000);
+    const refunded = transition((paid as { sub: SubscriptionEntity }).sub, { type: 'credit_refunded', amount: 2000 }, ctx);
+    expect(refunded.ok && refunded.sub.creditBalance).toBe(0);
+    expect(transition((paid as { sub: SubscriptionEntity }).sub, { type: 'credit_refunded', amount: 2001 }, ctx)).toMatchObject({ ok: false, code: 'credit_exceeded' });
+  });
+});

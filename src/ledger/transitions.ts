@@ -29,6 +29,7 @@ export const ALLOWED_FROM = {
   resume: ['paused'],
   change_plan: ['trialing', 'active'],
   change_plan_at_period_end: ['trialing', 'active'],
+  credit_refunded: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid', 'canceled'],
   swap_billing_key: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'],
   retry: ['past_due', 'unpaid'],
   period_end: ['trialing', 'active'],
@@ -100,6 +101,8 @@ export type DeclinePolicy = 'dunning' | 'end' | 'record';
 export interface ChargeRef {
   id: string;
   kind: 'period' | 'proration';
+  /** The subscription's credit the charge used (taken from its balance when the charge is applied). */
+  creditApplied?: number;
   planId: string;
   periodIndex: number;
   periodStart: Date;
@@ -125,7 +128,9 @@ export type SubscriptionEvent =
    * A plan change that applies now without a charge (a prorated one applies with its approval: see charge_approved).
    * `reanchor`: plans of different intervals: a new period of the new plan starts then (paid: by the credit).
    */
-  | { type: 'change_plan'; planId: string; reanchor?: { start: Date; end: Date; paid: boolean } | null }
+  | { type: 'change_plan'; planId: string; reanchor?: { start: Date; end: Date; paid: boolean } | null; credit?: number }
+  /** Finance refunded (part of) the subscription's credit balance. */
+  | { type: 'credit_refunded'; amount: number }
   | { type: 'change_plan_at_period_end'; planId: string }
   | { type: 'swap_billing_key'; billingKeyId: string }
   | { type: 'retry' }
@@ -184,6 +189,7 @@ const VERBS: Record<TransitionAction, string> = {
   resume: 'resume',
   change_plan: 'change the plan of',
   change_plan_at_period_end: 'change the plan of',
+  credit_refunded: 'refund the credit of',
   swap_billing_key: 'change the billing key of',
   retry: 'retry',
   period_end: 'end the period of',
@@ -335,7 +341,20 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
       } else {
         applyPlanChangeNow(sub, event.planId, now, event.reanchor ?? null);
       }
-      return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: event.planId } }], [{ kind: 'cancel_reservations' }, { kind: 'top_up_reservations' }]);
+      // A downgrade's credit is kept as a balance, applied to the next charges before the card.
+      if (event.credit && event.credit > 0) sub.creditBalance = (sub.creditBalance ?? 0) + event.credit;
+      return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: event.planId, ...(event.credit ? { credit: event.credit } : {}) } }], [
+        { kind: 'cancel_reservations' },
+        { kind: 'top_up_reservations' },
+      ]);
+    }
+
+    case 'credit_refunded': {
+      if (!(event.amount > 0) || event.amount > (sub.creditBalance ?? 0)) {
+        return refuse(sub, 'credit_refunded', 'credit_exceeded', `The subscription's credit balance is ${sub.creditBalance ?? 0} won`);
+      }
+      sub.creditBalance -= event.amount;
+      return ok([{ type: 'subscription.credit_refunded', data: { amount: event.amount } }]);
     }
 
     case 'change_plan_at_period_end':
@@ -457,6 +476,7 @@ function approve(
   const wasActive = sub.status === 'active';
   if (!fitsNext) sub.anchorAt = charge.periodStart;
   applyChargeSuccess(sub, { index: charge.periodIndex, start: charge.periodStart, end: charge.periodEnd }, now);
+  if (charge.creditApplied) sub.creditBalance = Math.max(0, (sub.creditBalance ?? 0) - charge.creditApplied);
   return ok(wasActive ? [] : [{ type: 'subscription.activated' }], [{ kind: 'top_up_reservations' }]);
 }
 
@@ -476,6 +496,7 @@ export const CHARGE_SUCCESS_FIELDS = [
   'pastDueSince',
   'lastFailureCode',
   'lastFailureMessage',
+  'creditBalance',
   'updatedAt',
 ] as const satisfies readonly (keyof SubscriptionEntity)[];
 

@@ -28,6 +28,7 @@ export function paymentView(p: PaymentEntity): PaymentResponseDto {
     receipt_url: p.receiptUrl,
     charge_run_id: p.chargeRunId,
     not_applied: p.notApplied,
+    credit_applied: p.creditApplied ?? 0,
     consent_id: p.consentId ?? null,
     requested_at: p.requestedAt.toISOString(),
     approved_at: p.approvedAt?.toISOString() ?? null,

@@ -25,7 +25,10 @@ export class PaymentEntity {
   @Column({ name: 'reserve_id', type: 'varchar', length: 64, nullable: true }) reserveId: string | null;
   /** Reservation mode: when Bootpay executes the reservation (READY: registered, or registration unconfirmed while reserve_id is null). */
   @Column({ name: 'reserve_execute_at', type: 'timestamptz', nullable: true }) reserveExecuteAt: Date | null;
+  /** Charged at the card (0 when the subscription's credit covered it all: never sent to Bootpay). */
   @Column({ type: 'bigint', transformer: bigintNumber }) amount: number;
+  /** The subscription's credit used for this charge, on top of `amount`. */
+  @Column({ name: 'credit_applied', type: 'bigint', transformer: bigintNumber }) creditApplied: number;
   @Column({ name: 'tax_free_amount', type: 'bigint', transformer: bigintNumber }) taxFreeAmount: number;
   @Column({ type: 'bigint', transformer: bigintNumber }) vat: number;
   @Column({ name: 'balance_amount', type: 'bigint', transformer: bigintNumber }) balanceAmount: number;

@@ -102,7 +102,7 @@ export class ReconciliationRunsService {
   private async check(from: Date, to: Date) {
     const payments: LedgerPayment[] = await this.db.query(
       `SELECT ${LEDGER_PAYMENT_COLUMNS} FROM payments
-       WHERE status = ANY($3) AND ((approved_at >= $1 AND approved_at <= $2) OR (updated_at >= $1 AND updated_at <= $2))
+       WHERE status = ANY($3) AND amount > 0 AND ((approved_at >= $1 AND approved_at <= $2) OR (updated_at >= $1 AND updated_at <= $2))
        ORDER BY approved_at NULLS LAST, id`,
       [from, to, RECONCILED_PAYMENT_STATUSES],
     );

@@ -69,7 +69,7 @@ export class ReportsService {
       `SELECT ${LEDGER_PAYMENT_COLUMNS},
               COALESCE((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2), false) AS changed_here
        FROM payments
-       WHERE status = ANY($4)
+       WHERE status = ANY($4) AND amount > 0
          AND ((approved_at >= $1 AND approved_at < $2) OR (updated_at >= $1 AND updated_at < $2)
               OR (status IN ('DONE', 'PARTIAL_CANCELED') AND approved_at >= $3 AND approved_at < $1))
        ORDER BY changed_here DESC, approved_at NULLS LAST, id LIMIT 5000`,

@@ -12,6 +12,7 @@ import {
   ListSubscriptionsQueryDto,
   PauseSubscriptionDto,
   ReasonDto,
+  RefundCreditDto,
   SubscriptionResponseDto,
   SwapBillingKeyDto,
 } from '../ledger/dto/subscription.dto';
@@ -97,6 +98,15 @@ export class SubscriptionsController {
   @ApiOperation({ summary: 'Use another billing key of the customer; a past_due subscription is charged at once' })
   swapBillingKey(@Param('id', UuidPipe) id: string, @Body() dto: SwapBillingKeyDto, @CurrentActor() actor: Actor) {
     return this.subs.swapBillingKey(id, dto, actor);
+  }
+
+  @Post(':id/refund-credit')
+  @HttpCode(200)
+  @Roles('admin')
+  @ApiOperation({ summary: "Refund the subscription's credit balance (a downgrade's credit) to the card, from its paid payments, newest first" })
+  @ApiResponse({ status: 200, type: SubscriptionResponseDto })
+  refundCredit(@Param('id', UuidPipe) id: string, @Body() dto: RefundCreditDto, @CurrentActor() actor: Actor) {
+    return this.subs.refundCredit(id, dto, actor);
   }
 
   @Post(':id/retry')

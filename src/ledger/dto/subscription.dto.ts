@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsIn, IsISO8601, IsString, IsUUID, Matches, MaxLength } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsISO8601, IsString, IsUUID, Matches, Max, MaxLength, Min } from 'class-validator';
 import { PageQueryDto } from '../../common/pagination';
 import { IsMetadata, IsPlainText, Optional } from '../../common/validators';
 import type { SubscriptionStatus } from '../subscription.entity';
@@ -45,6 +45,21 @@ export class ListSubscriptionsQueryDto extends PageQueryDto {
   @Optional()
   @Matches(/^([0-9]|1[0-9]|20)$/, { message: 'dunning_attempts must be a whole number from 0 to 20' })
   dunning_attempts?: string;
+}
+
+export class RefundCreditDto {
+  @ApiPropertyOptional({ example: 5000, description: 'Whole won, at most the credit balance; omitted: all of it' })
+  @Optional()
+  @IsInt({ message: 'amount must be a whole number of won' })
+  @Min(1, { message: 'amount must be at least 1' })
+  @Max(100_000_000, { message: 'amount must be at most 100000000' })
+  amount?: number;
+
+  @ApiProperty({ example: 'customer asked for the credit back' })
+  @IsString()
+  @MaxLength(500)
+  @IsPlainText()
+  reason: string;
 }
 
 export class ReasonDto {
@@ -140,6 +155,7 @@ export class SubscriptionResponseDto {
   @ApiProperty({ nullable: true, type: String }) ended_at: string | null;
   @ApiProperty({ nullable: true, type: Object }) pause: { paused_at: string; reason: string | null; resume_at: string | null } | null;
   @ApiProperty({ nullable: true, type: String }) pending_plan_id: string | null;
+  @ApiProperty({ description: "Won owed to the customer (a downgrade's credit), applied to the next charges before the card" }) credit_balance: number;
   @ApiProperty({ type: Object })
   dunning: { attempts: number; next_retry_at: string | null; past_due_since: string | null; last_failure: { code: string; message: string | null } | null };
   @ApiProperty({ type: Object }) metadata: Record<string, string>;
