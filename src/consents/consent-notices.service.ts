@@ -70,7 +70,10 @@ export class ConsentNoticesService {
   }
 
   /** A new subscription: a trial of 30 days or less is inside the window at once, so its notice goes now. */
-  async afterCreate(subscriptionId: string): Promise<void> {
+  async afterCreate(sub: { id: string; status: string }): Promise<void> {
+    // Anything else is the hourly sweep's.
+    if (sub.status !== 'trialing') return;
+    const subscriptionId = sub.id;
     try {
       await this.sweep(this.clock.now(), subscriptionId);
     } catch (err) {
@@ -227,6 +230,7 @@ export class ConsentNoticesService {
       ]),
     );
     if (!claimed.length) return null;
+    await this.db.query(`DELETE FROM consent_notice_ticks WHERE scheduled_for < $1`, [new Date(scheduledFor.getTime() - 30 * 24 * 3600_000)]);
     return this.sweep(this.clock.now());
   }
 }

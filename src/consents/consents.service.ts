@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import type { Actor } from '../auth/auth.decorators';
-import { Clock } from '../common/clock';
+import { Clock, isSupportedInstant } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
 import { Runtime, RUNTIME } from '../config/runtime';
@@ -83,7 +83,7 @@ export class ConsentsService {
     const now = this.clock.now();
     const obtainedAt = new Date(dto.obtained_at);
     const errors: FieldError[] = [];
-    if (Number.isNaN(obtainedAt.getTime())) errors.push({ field: 'obtained_at', message: 'obtained_at must be a valid date-time' });
+    if (!isSupportedInstant(obtainedAt)) errors.push({ field: 'obtained_at', message: 'obtained_at must be a valid date-time from 1970 on' });
     else if (obtainedAt.getTime() > now.getTime() + CLOCK_SKEW_MS) errors.push({ field: 'obtained_at', message: 'obtained_at must not be in the future' });
     if (dto.kind === 'price_increase' && !dto.change_id) errors.push({ field: 'change_id', message: 'change_id (the plan migration) is required for a price_increase consent' });
     if (dto.kind === 'trial_conversion' && dto.change_id !== undefined) errors.push({ field: 'change_id', message: 'change_id goes with a price_increase consent only' });
@@ -196,7 +196,7 @@ export class ConsentsService {
     const now = this.clock.now();
     const effectiveAt = new Date(dto.effective_at);
     const errors: FieldError[] = [];
-    if (Number.isNaN(effectiveAt.getTime())) errors.push({ field: 'effective_at', message: 'effective_at must be a valid date-time' });
+    if (!isSupportedInstant(effectiveAt)) errors.push({ field: 'effective_at', message: 'effective_at must be a valid date-time from 1970 on' });
     else if (effectiveAt.getTime() < now.getTime() - CLOCK_SKEW_MS) errors.push({ field: 'effective_at', message: 'effective_at must not be in the past' });
     else if (effectiveAt.getTime() > now.getTime() + MAX_MIGRATION_AHEAD_MS) errors.push({ field: 'effective_at', message: 'effective_at must be within two years' });
     if (dto.to_plan_id === fromPlanId) errors.push({ field: 'to_plan_id', message: 'to_plan_id must be another plan' });

@@ -35,7 +35,7 @@ export class SubscriptionsController {
   async create(@Body() dto: CreateSubscriptionDto, @CurrentActor() actor: Actor): Promise<SubscriptionResponseDto> {
     const sub = await this.subs.create(dto, actor);
     // A trial of 30 days or less is inside the consent window from the start: its notice goes now (전자상거래법 13⑥).
-    await this.notices.afterCreate(sub.id);
+    await this.notices.afterCreate(sub);
     return sub;
   }
 
