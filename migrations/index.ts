@@ -7,6 +7,7 @@ import { Refunds1763900400000 } from './1763900400000-Refunds';
 import { OperatorActors1763900600000 } from './1763900600000-OperatorActors';
 import { Ledger1763900610000 } from './1763900610000-Ledger';
 import { CreditBalance1763900620000 } from './1763900620000-CreditBalance';
+import { RefundSource1763900630000 } from './1763900630000-RefundSource';
 import { SecretsStaySecret1763900700000 } from './1763900700000-SecretsStaySecret';
 import { Operators1763900800000 } from './1763900800000-Operators';
 import { OperatorPasswordChange1763900810000 } from './1763900810000-OperatorPasswordChange';
@@ -19,6 +20,7 @@ export const MIGRATIONS = [
   OperatorActors1763900600000,
   Ledger1763900610000,
   CreditBalance1763900620000,
+  RefundSource1763900630000,
   SecretsStaySecret1763900700000,
   Operators1763900800000,
   OperatorPasswordChange1763900810000,

@@ -316,6 +316,27 @@ describe('Money state: lifecycle edges', () => {
     expect(done.map((p) => [p.amount, p.attempt])).toEqual([[11000, 2]]);
   });
 
+  it('records a refund made at Bootpay (its console) as a refund with source bootpay, its audit event and a finance item', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const sub = await subscribe(plan.id);
+    const payment = (await paymentDetails(t, sub.id))[0];
+    const res = await fetchFake(t, 'POST', 'cancel', { receipt_id: payment.receipt_id!, cancel_id: 'console-1', cancel_price: 4000, cancel_username: 'ops', cancel_message: 'goodwill' });
+    expect(res.receipt_id).toBe(payment.receipt_id);
+    await t.fake.webhooksIdle();
+    expect((await paymentDetails(t, sub.id))[0]).toMatchObject({ status: 'PARTIAL_CANCELED', balance_amount: 7000 });
+    const refunds = (await t.http.get(`/v1/payments/${payment.id}/refunds`).set(bearer(t.adminKey))).body.data;
+    expect(refunds).toEqual([expect.objectContaining({ amount: 4000, status: 'succeeded', source: 'bootpay', vat: 364 })]);
+    const events = (await t.http.get(`/v1/subscriptions/${sub.id}/events?limit=100`).set(bearer(t.serviceKey))).body.data;
+    expect(events.filter((e: { type: string }) => e.type === 'refund.succeeded')).toEqual([expect.objectContaining({ reason: 'refunded outside the service (at Bootpay)' })]);
+    expect((await flags(t, sub.id)).map((f) => f.kind)).toEqual(['refund_outside']);
+    // Delivered again: nothing twice. A refund asked of the service afterwards counts the outside one.
+    for (const w of [payment.receipt_id]) await postBootpayWebhook(t, { receipt_id: w });
+    expect((await t.http.get(`/v1/payments/${payment.id}/refunds`).set(bearer(t.adminKey))).body.data).toHaveLength(1);
+    const rest = await t.http.post(`/v1/payments/${payment.id}/refunds`).set(bearer(t.adminKey)).send({ reason: 'the rest' });
+    expect(rest.status).toBe(201);
+    expect(rest.body).toMatchObject({ amount: 7000, vat: 636 });
+  });
+
   it('bills a plan of 1,001 days, and refuses one longer than the billing math supports', async () => {
     const plan = await createPlan(t, { amount: 11000, interval: 'day', interval_count: 1001 });
     const sub = await subscribe(plan.id);

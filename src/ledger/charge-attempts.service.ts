@@ -808,23 +808,9 @@ export class ChargeAttemptsService {
     return changed ? 'updated' : 'unchanged';
   }
 
-  /**
-   * Sets the payment's balance from Bootpay's cumulative cancelled amount: only from the receipt it was approved
-   * with, never above what was paid, and never lowering it twice (the same guards as a refund's settlement).
-   */
+  /** Sets the payment's refunded figures from Bootpay's receipt; a cancel made at Bootpay is recorded as a refund. */
   private async applyCancellation(paymentId: string, receipt: GatewayReceipt): Promise<boolean> {
-    const rows = returnedRows<{ id: string }>(
-      await this.db.query(
-        `UPDATE payments SET balance_amount = amount - $2::bigint, refunded_tax_free = $3::bigint,
-           status = CASE WHEN amount - $2::bigint = 0 THEN 'CANCELED' ELSE 'PARTIAL_CANCELED' END,
-           canceled_at = COALESCE($5, canceled_at, $4), updated_at = $4
-         WHERE id = $1 AND receipt_id = $6 AND status IN ('DONE', 'PARTIAL_CANCELED')
-           AND amount - balance_amount < $2::bigint AND $2::bigint <= amount AND $3::bigint <= tax_free_amount
-         RETURNING id`,
-        [paymentId, receipt.cancelledPrice, receipt.cancelledTaxFree, this.clock.now(), receipt.cancelledAt, receipt.receiptId],
-      ),
-    );
-    return rows.length > 0;
+    return this.refunds.syncFromReceipt(paymentId, receipt);
   }
 }
 

@@ -12,7 +12,9 @@ export type FinanceFlagKind =
   /** Bootpay's receipt differs from the payment it names (price, tax-free part, status, card or payment id). */
   | 'receipt_mismatch'
   /** An automatic refund could not be recorded (another refund of the payment was in flight). */
-  | 'refund_needed';
+  | 'refund_needed'
+  /** A refund made at Bootpay (its admin console), not asked of this service. */
+  | 'refund_outside';
 
 export interface FinanceFlagInput {
   kind: FinanceFlagKind;

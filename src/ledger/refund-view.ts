@@ -13,6 +13,7 @@ export function refundView(r: RefundEntity): RefundResponseDto {
     vat: r.vat,
     supply_amount: r.amount - r.taxFreeAmount - r.vat,
     reason: r.reason,
+    source: r.source ?? 'service',
     status: r.status,
     cancel_id: r.cancelId,
     failure: r.failureCode ? { code: r.failureCode, pg_code: r.failurePgCode, message: r.failureMessage } : null,

@@ -27,6 +27,8 @@ export class RefundEntity {
   @Column({ name: 'failure_message', type: 'varchar', length: 500, nullable: true }) failureMessage: string | null;
   @Column({ name: 'requested_by_api_key_id', type: 'uuid', nullable: true }) requestedByApiKeyId: string | null;
   @Column({ name: 'requested_by_name', type: 'varchar', length: 100 }) requestedByName: string;
+  /** `service`: asked of this service; `bootpay`: made at Bootpay (its admin console) and learnt from its receipt. */
+  @Column({ type: 'varchar', length: 16, default: 'service' }) source: 'service' | 'bootpay';
   /** Sends to Bootpay (the first, plus re-sends while resolving an unknown outcome). */
   @Column({ type: 'integer' }) attempts: number;
   @Column({ name: 'last_attempt_at', type: 'timestamptz' }) lastAttemptAt: Date;

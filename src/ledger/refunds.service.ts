@@ -29,6 +29,7 @@ import { SubscriptionEntity } from './subscription.entity';
 import { MAX_AMOUNT, RefundResponseDto } from './dto/refund.dto';
 import { cancelIdFor, IN_FLIGHT_REFUND_STATUSES, RefundEntity } from './refund.entity';
 import { refundView } from './refund-view';
+import { FinanceFlagsService } from './finance-flags.service';
 
 export type RefundView = RefundResponseDto;
 
@@ -95,6 +96,7 @@ export class RefundsService {
     private readonly clock: Clock,
     private readonly gateway: BootpayGateway,
     private readonly events: SubscriptionEventsService,
+    private readonly flags: FinanceFlagsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
@@ -327,8 +329,9 @@ export class RefundsService {
         return refundView(await this.markUnknown(refund.id));
       case 'not_sent':
       case 'refused': {
-        if (outcome.kind === 'refused' && !outcome.gatewaySide) await this.syncPaymentQuietly(refund.paymentId, receiptId, outcome.failure.code);
         const failed = await this.markFailed(refund.id, outcome.failure);
+        // After it is failed (no longer in flight), so a cancellation made at Bootpay is recorded as its own.
+        if (outcome.kind === 'refused' && !outcome.gatewaySide) await this.syncPaymentQuietly(refund.paymentId, receiptId, outcome.failure.code);
         if (failed.status === 'succeeded') return refundView(failed); // settled meanwhile by a resolver
         const extra = { refund: refundView(failed), failure: outcome.failure };
         if (outcome.kind === 'not_sent' && outcome.unavailable) {
@@ -418,8 +421,9 @@ export class RefundsService {
           this.logger.warn({ message: 'refund re-send refused, but Bootpay shows it cancelled: settled as succeeded', refund_id: refund.id, code: outcome.failure.code });
           return (await this.settleSucceeded(refund.id, receipt, { resolved: true })).status === 'succeeded' ? 'succeeded' : 'unknown';
         }
+        const failed = (await this.markFailed(refund.id, outcome.failure)).status === 'failed' ? 'failed' : 'unknown';
         await this.syncPayment(refund.paymentId, receipt);
-        return (await this.markFailed(refund.id, outcome.failure)).status === 'failed' ? 'failed' : 'unknown';
+        return failed;
       }
     }
   }
@@ -542,17 +546,98 @@ export class RefundsService {
   }
 
   private async syncPayment(paymentId: string, receipt: GatewayReceipt): Promise<void> {
-    const rows = returnedRows<{ id: string }>(
-      await this.db.query(
-        `UPDATE payments SET balance_amount = amount - $2::bigint, refunded_tax_free = $3::bigint,
-           status = CASE WHEN amount - $2::bigint = 0 THEN 'CANCELED' ELSE 'PARTIAL_CANCELED' END,
-           canceled_at = COALESCE($5, canceled_at, $4), updated_at = $4
-         WHERE id = $1 AND receipt_id = $6 AND status IN ('DONE', 'PARTIAL_CANCELED')
-           AND amount - balance_amount < $2::bigint AND $2::bigint <= amount AND $3::bigint <= tax_free_amount`,
-        [paymentId, receipt.cancelledPrice, receipt.cancelledTaxFree, this.clock.now(), receipt.cancelledAt, receipt.receiptId],
-      ),
-    );
-    if (rows.length) this.logger.warn({ message: "payment updated from Bootpay's receipt (cancelled outside this service)", payment_id: paymentId });
+    await this.syncFromReceipt(paymentId, receipt);
+  }
+
+  /**
+   * Sets a payment's refunded figures from Bootpay's receipt (cumulative: never lowered, never above what was paid,
+   * only from the receipt it was approved with). A cancellation Bootpay shows beyond this service's own refunds was
+   * made at Bootpay (its admin console): it becomes a refund record (`source: bootpay`, succeeded) with its audit
+   * event, `refund.succeeded`, and an item for finance. While a refund of the payment is in flight nothing is
+   * attributed to Bootpay: that refund's own settlement accounts for it. Answers whether the payment changed.
+   */
+  async syncFromReceipt(paymentId: string, receipt: GatewayReceipt): Promise<boolean> {
+    return this.db.transaction(async (m) => {
+      const pre = await m.getRepository(PaymentEntity).findOneBy({ id: paymentId });
+      if (!pre) return false;
+      const sub = await this.lockSubscription(m, pre.subscriptionId);
+      const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: paymentId }).getOneOrFail();
+      const fits =
+        receipt.receiptId === payment.receiptId &&
+        ['DONE', 'PARTIAL_CANCELED'].includes(payment.status) &&
+        receipt.cancelledPrice <= payment.amount &&
+        receipt.cancelledTaxFree <= payment.taxFreeAmount &&
+        receipt.cancelledPrice > payment.amount - payment.balanceAmount;
+      if (!fits) return false;
+      const now = this.clock.now();
+      const before = { balanceAmount: payment.balanceAmount, refundedTaxFree: payment.refundedTaxFree };
+      Object.assign(payment, {
+        balanceAmount: payment.amount - receipt.cancelledPrice,
+        refundedTaxFree: receipt.cancelledTaxFree,
+        status: receipt.cancelledPrice === payment.amount ? 'CANCELED' : 'PARTIAL_CANCELED',
+        canceledAt: receipt.cancelledAt ?? payment.canceledAt ?? now,
+        updatedAt: now,
+      });
+      await m.getRepository(PaymentEntity).update(
+        { id: payment.id },
+        { balanceAmount: payment.balanceAmount, refundedTaxFree: payment.refundedTaxFree, status: payment.status, canceledAt: payment.canceledAt, updatedAt: now },
+      );
+      const [{ in_flight: inFlight, amount: ours, tax_free: oursTaxFree, vat: oursVat }] = await m.query(
+        `SELECT count(*) FILTER (WHERE status IN ('pending', 'unknown'))::int AS in_flight,
+                COALESCE(sum(amount) FILTER (WHERE status = 'succeeded'), 0)::bigint AS amount,
+                COALESCE(sum(tax_free_amount) FILTER (WHERE status = 'succeeded'), 0)::bigint AS tax_free,
+                COALESCE(sum(vat) FILTER (WHERE status = 'succeeded'), 0)::bigint AS vat
+         FROM refunds WHERE payment_id = $1`,
+        [payment.id],
+      );
+      const outside = receipt.cancelledPrice - Number(ours);
+      if (inFlight > 0 || outside <= 0) return true;
+      const outsideTaxFree = Math.min(outside, Math.max(0, receipt.cancelledTaxFree - Number(oursTaxFree)));
+      const split = refundSplit(
+        { amount: payment.amount, taxFreeAmount: payment.taxFreeAmount, vat: payment.vat, balanceAmount: payment.amount - Number(ours), refundedTaxFree: Number(oursTaxFree), refundedVat: Number(oursVat) },
+        outside,
+        outsideTaxFree,
+      );
+      const id = randomUUID();
+      const refund = m.getRepository(RefundEntity).create({
+        id,
+        paymentId: payment.id,
+        subscriptionId: payment.subscriptionId,
+        amount: outside,
+        taxFreeAmount: split.taxFree,
+        vat: split.vat,
+        reason: 'refunded outside the service (at Bootpay)',
+        status: 'succeeded',
+        cancelId: `bp_${id.replace(/-/g, '')}`,
+        failureCode: null,
+        failurePgCode: null,
+        failureMessage: null,
+        requestedByApiKeyId: null,
+        requestedByName: 'Bootpay',
+        source: 'bootpay',
+        attempts: 1,
+        lastAttemptAt: now,
+        lockedUntil: null,
+        createdAt: now,
+        updatedAt: now,
+        completedAt: receipt.cancelledAt ?? now,
+      });
+      await m.getRepository(RefundEntity).insert(refund);
+      await this.events.record(m, sub, 'refund.succeeded', 'system', {
+        reason: refund.reason,
+        data: { refund_id: refund.id, payment_id: payment.id, amount: refund.amount, tax_free_amount: refund.taxFreeAmount, vat: refund.vat, source: 'bootpay', payment_balance_amount: payment.balanceAmount, payment_status: payment.status },
+        object: { ...refundView(refund) },
+      });
+      await this.flags.raise(m, {
+        kind: 'refund_outside',
+        subscriptionId: sub.id,
+        paymentId: payment.id,
+        message: `${outside} won of payment ${payment.id} was refunded at Bootpay, not through this service (receipt ${receipt.receiptId})`,
+        data: { amount: outside, before },
+      });
+      this.logger.warn({ message: 'refund made outside this service recorded', payment_id: payment.id, refund_id: refund.id, amount: outside });
+      return true;
+    });
   }
 
   /**
