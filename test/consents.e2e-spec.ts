@@ -7,6 +7,8 @@ import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
  * notices before them. Every case checks the fake Bootpay's ledger for what was really charged.
  */
 
+/** The rule is on by default; the test harness turns it off for the tests of other features. */
+const ON = { CONSENT_REQUIRED: 'true' };
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 const plus = (d: Date, ms: number) => new Date(d.getTime() + ms);
@@ -48,7 +50,7 @@ async function sweepNotices(t: TestApp, at: Date) {
 describe('Consent before a paid conversion (trials)', () => {
   let t: TestApp;
   beforeEach(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ env: ON });
   });
   afterEach(async () => {
     await t.fake.webhooksIdle();
@@ -172,7 +174,7 @@ describe('Consent before a paid conversion (trials)', () => {
 
   it('pauses instead of ending when CONSENT_MISSING_ACTION=pause, and a plan without a trial needs no conversion consent', async () => {
     await t.close();
-    t = await startTestApp({ env: { CONSENT_MISSING_ACTION: 'pause' } });
+    t = await startTestApp({ env: { ...ON, CONSENT_MISSING_ACTION: 'pause' } });
     const trial = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
     const sub = await subscribe(t, trial.id);
     const noTrial = await subscribe(t, (await createPlan(t, { name: 'Pro', amount: 11000, interval: 'month' })).id);
@@ -188,10 +190,26 @@ describe('Consent before a paid conversion (trials)', () => {
   });
 });
 
+describe('With CONSENT_REQUIRED=false', () => {
+  it('converts a trial without a consent and sends no consent notice', async () => {
+    const t = await startTestApp({ env: { CONSENT_REQUIRED: 'false' } });
+    try {
+      const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
+      const sub = await subscribe(t, plan.id);
+      expect(await sentEvents(t, sub.id, 'subscription.consent_required')).toHaveLength(0);
+      await runAt(t, runTimeOn(new Date(sub.trial_end!)));
+      expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active' });
+      expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([11000]);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('Consent before a price increase (plan migrations)', () => {
   let t: TestApp;
   beforeEach(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ env: ON });
   });
   afterEach(async () => {
     await t.fake.webhooksIdle();
@@ -270,7 +288,7 @@ describe('Consent before a price increase (plan migrations)', () => {
 
 describe('Notices before a conversion, a price increase and each renewal', () => {
   it('sends each notice once, on its day, across a restart on the same database', async () => {
-    const t = await startTestApp();
+    const t = await startTestApp({ env: ON });
     let t2: TestApp | undefined;
     try {
       const monthly = await createPlan(t, { name: 'Pro', amount: 11000, interval: 'month' });
@@ -303,7 +321,7 @@ describe('Notices before a conversion, a price increase and each renewal', () =>
       expect(migration.status).toBe(201);
 
       // A restart: another process on the same database (its own clock, set to the same day).
-      t2 = await startTestApp({ databaseUrl: t.databaseUrl, encryptionKey: t.encryptionKey, now: t.clock.now() });
+      t2 = await startTestApp({ env: ON, databaseUrl: t.databaseUrl, encryptionKey: t.encryptionKey, now: t.clock.now() });
       await sweepNotices(t2, runTimeOn(new Date('2026-02-08T01:00:00Z')));
       await sweepNotices(t2, runTimeOn(new Date('2026-02-09T01:00:00Z')));
       expect(await sentEvents(t, renewing.id, 'subscription.renewal_upcoming')).toHaveLength(1);

@@ -75,7 +75,7 @@ export class ConsentNoticesService {
     if (sub.status !== 'trialing') return;
     const subscriptionId = sub.id;
     try {
-      await this.sweep(this.clock.now(), subscriptionId);
+      for (const n of await this.consentRequired(this.clock.now(), subscriptionId)) await this.send(n);
     } catch (err) {
       this.logger.warn({ message: 'notice at creation not sent; the next sweep sends it', subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
     }

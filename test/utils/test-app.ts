@@ -81,6 +81,8 @@ export async function startTestApp(opts: { env?: Record<string, string>; now?: D
     LOG_LEVEL: 'debug',
     // Tests send outbound webhooks by calling the dispatcher, not on a timer.
     OUTBOUND_WEBHOOK_POLL_MS: '0',
+    // Trials convert without a recorded consent, except in the tests of that rule (test/consents.e2e-spec.ts turns it on).
+    CONSENT_REQUIRED: 'false',
     ...opts.env,
   });
   const encryptionKey = opts.encryptionKey ?? randomBytes(32);
