@@ -152,6 +152,21 @@ describe('Consent before a paid conversion (trials)', () => {
     expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
   });
 
+  it('keeps a conversion consent across a change to a dearer plan the SaaS backend asked for (its own consent), and charges the new price', async () => {
+    const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
+    const dearer = await createPlan(t, { name: 'Team trial', amount: 33000, interval: 'month', trial_days: 14 });
+    const sub = await subscribe(t, plan.id);
+    const consent = await recordConsent(t, sub.id, { kind: 'trial_conversion', obtained_at: iso(T0) });
+    t.clock.set(plus(T0, 3 * DAY));
+    const changed = await t.http.post(`/v1/subscriptions/${sub.id}/change-plan`).set(bearer(t.serviceKey)).send({ plan_id: dearer.id, proration: 'now' });
+    expect(changed.status).toBe(200);
+    await runAt(t, runTimeOn(new Date(sub.trial_end!)));
+    expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', plan_id: dearer.id });
+    expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([33000]);
+    const [payment] = (await paymentDetails(t, sub.id)) as unknown as { consent_id: string | null }[];
+    expect(payment.consent_id).toBe(consent.body.id);
+  });
+
   it('refuses bad consents field by field and stores nothing', async () => {
     const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
     const sub = await subscribe(t, plan.id);
@@ -170,6 +185,16 @@ describe('Consent before a paid conversion (trials)', () => {
     await bad({ ...good, change_id: 'nope' }, 'change_id');
     expect((await t.db.query('SELECT count(*)::int AS n FROM consents')).rows[0].n).toBe(0);
     expect((await recordConsent(t, '00000000-0000-4000-8000-000000000000', { kind: 'trial_conversion', obtained_at: iso(T0) })).status).toBe(404);
+    const unknownMigration = await recordConsent(t, sub.id, { kind: 'price_increase', change_id: '00000000-0000-4000-8000-000000000000', obtained_at: iso(T0) });
+    expect(unknownMigration.status).toBe(422);
+    expect(unknownMigration.body.details).toEqual([{ field: 'change_id', message: 'no plan migration has this id' }]);
+    const report = await t.http.get('/v1/reports/consents?due_before=soon').set(bearer(t.adminKey));
+    expect(report.status).toBe(400);
+    expect(report.body.details.map((d: { field: string }) => d.field)).toEqual(['due_before']);
+    const migration = await t.http.post(`/v1/plans/${plan.id}/migrations`).set(bearer(t.adminKey)).send({ to_plan_id: plan.id, effective_at: 'tomorrow' });
+    expect(migration.status).toBe(400);
+    expect(migration.body.details.map((d: { field: string }) => d.field).sort()).toEqual(['effective_at']);
+    expect((await t.http.get(`/v1/plans/${plan.id}/migrations/00000000-0000-4000-8000-000000000000`).set(bearer(t.adminKey))).status).toBe(404);
   });
 
   it('pauses instead of ending when CONSENT_MISSING_ACTION=pause, and a plan without a trial needs no conversion consent', async () => {
