@@ -117,7 +117,9 @@ export class ConsentNoticesService {
         .where(`s.plan_id = :plan AND s.status IN ('trialing', 'active', 'past_due')`, { plan: mg.from_plan_id })
         .andWhere('(CAST(:only AS uuid) IS NULL OR s.id = :only)', { only })
         .andWhere(`NOT EXISTS (SELECT 1 FROM consent_notices n WHERE n.subscription_id = s.id AND n.kind = 'consent_required' AND n.change_key = :key)`, { key: `migration:${mg.id}` })
-        .orderBy('s.id')
+        // The earliest changes first (a change's date follows the subscription's next charge), so none is starved.
+        .orderBy('s.next_charge_at', 'ASC', 'NULLS LAST')
+        .addOrderBy('s.id', 'ASC')
         .limit(5000)
         .getMany();
       for (const sub of subs) {
