@@ -57,6 +57,20 @@ describe('Consent before a paid conversion (trials)', () => {
     await t.close();
   });
 
+  it('registers no Bootpay reservation for a trial’s end (reservation mode), so a trial without consent is never charged', async () => {
+    const plan = await createPlan(t, { name: 'Reserved trial', amount: 11000, interval: 'month', trial_days: 14, charge_mode: 'reservation' });
+    const { customer, key } = await customerWithKey(t);
+    const sub = (await createSubscription(t, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id })) as Sub;
+    expect((await t.http.get(`/v1/billing-keys/${key.id}/reservations`).set(bearer(t.adminKey))).body.reservations).toEqual([]);
+    expect(t.fake.ledger().reservations).toEqual([]);
+    const trialEnd = new Date(sub.trial_end!);
+    t.clock.set(trialEnd);
+    await t.fake.executeDueReservations(trialEnd);
+    await runAt(t, runTimeOn(trialEnd));
+    expect(ledgerChargesOf(t, sub.id)).toEqual([]);
+    expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'canceled' });
+  });
+
   it('converts a 14-day trial with a consent and charges it once, the payment naming the consent', async () => {
     const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
     const sub = await subscribe(t, plan.id);

@@ -52,6 +52,12 @@ export class ReservationsService {
       if (!sub || !['active', 'trialing', 'incomplete'].includes(sub.status) || sub.pendingPlanId || sub.creditBalance > 0) return [];
       const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
       if (plan.chargeMode !== 'reservation') return [];
+      // A paid conversion (a trial's end) or a price increase (a plan migration) is charged only with the consumer's
+      // consent (전자상거래법 13⑥), which the run checks when it falls due: Bootpay would execute a reservation without
+      // asking. Such periods are left to the run.
+      if (this.runtime.config.consent.required && sub.status === 'trialing') return [];
+      const [migration] = await m.query(`SELECT requires_consent FROM plan_migrations WHERE from_plan_id = $1 AND requires_consent`, [plan.id]);
+      if (migration) return [];
       // The budget is per key: lock the key so that subscriptions sharing it count one after another.
       const [key] = await m.query(`SELECT status FROM billing_keys WHERE id = $1 FOR UPDATE`, [sub.billingKeyId]);
       if (!key || key.status !== 'active') return [];
