@@ -13,7 +13,10 @@ interface Cli {
 /** `npm run cli -- <args>` in a child process, on the test app's database and fake Bootpay. */
 function cli(t: TestApp, args: string[], env: Record<string, string> = {}): Cli {
   const root = join(__dirname, '..');
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args], {
+  const [file, argv] = env.CLI_COMMAND
+    ? ['script', ['-qec', env.CLI_COMMAND, '/dev/null']]
+    : [process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/cli.ts', ...args]];
+  const child = spawn(file, argv, {
     cwd: root,
     env: {
       PATH: process.env.PATH ?? '',
@@ -146,5 +149,22 @@ describe('npm run cli: commands, --help, --json and exit codes', () => {
     const report = JSON.parse(next.out.trim().split('\n').pop()!);
     expect(report.run).toMatchObject({ status: 'completed', counts: expect.objectContaining({ due: 20 - rows.length, charged: 20 - rows.length }) });
     expect(t.fake.ledger().charges.length - before).toBe(20);
+  }, 120_000);
+
+  it('should draw a progress bar when run on a terminal', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = await customerWithKey(t);
+      ids.push(((await createSubscription(t, { customer_id: c.customer.id, plan_id: plan.id, billing_key_id: c.key.id })) as { id: string }).id);
+    }
+    await t.db.query(`UPDATE subscriptions SET next_charge_at = now() - interval '1 minute' WHERE id = ANY($1)`, [ids]);
+    // script(1) gives the CLI a pseudo-terminal, as an operator's shell would.
+    const command = `${process.execPath} -r ts-node/register/transpile-only src/cli.ts charge-run`;
+    const { code, out } = await run(t, [], { CLI_COMMAND: command });
+    expect(code).toBe(0);
+    expect(out).toMatch(/[\u2588\u2591]+ 3\/3 claimed \| charged 3 {2}failed 0 {2}unknown 0/);
+    expect(out).not.toMatch(/ {2}due \d+ {2}charged/);
+    expect(out).toMatch(/Run completed \(exit code 0\)/);
   }, 120_000);
 });

@@ -126,6 +126,9 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     expect(run.body).toMatchObject({ status: 'interrupted', counts: expect.objectContaining({ due: rows.length, charged: rows.length, unknown: 0 }) });
     expect(run.body.finished_at).not.toBeNull();
     expect(svc.output()).toContain('charge run interrupted by a shutdown');
+    // A quiet start at info: no line per module or mapped route.
+    expect(svc.output()).toContain('Nest application successfully started');
+    expect(svc.output()).not.toMatch(/Mapped \{|dependencies initialized/);
 
     // A normal next run charges the rest, and nothing twice.
     t.clock.set(new Date());
