@@ -226,6 +226,18 @@ describe('Consent before a paid conversion (trials)', () => {
 
     await runAt(t, runTimeOn(new Date('2026-02-15T01:00:00Z')));
     expect(ledgerChargesOf(t, noTrial.id).map((c) => c.price)).toEqual([11000, 11000]);
+
+    // Resuming it would charge the conversion: refused without the consent, charged once with it.
+    const refused = await t.http.post(`/v1/subscriptions/${sub.id}/resume`).set(bearer(t.adminKey)).send({});
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('consent_required');
+    expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
+    const consent = await recordConsent(t, sub.id, { kind: 'trial_conversion', obtained_at: t.clock.now().toISOString() });
+    expect(consent.status).toBe(201);
+    const resumed = await t.http.post(`/v1/subscriptions/${sub.id}/resume`).set(bearer(t.adminKey)).send({});
+    expect(resumed.status).toBe(200);
+    expect(resumed.body.status).toBe('active');
+    expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([11000]);
   });
 });
 

@@ -1,13 +1,13 @@
 import { addDays } from '../billing-math';
 import type { SubscriptionEntity } from '../ledger/subscription.entity';
-import { ConsentKind, periodAt, PlanTerms } from '../ledger/transitions';
+import { ConsentKind, CONSENT_WINDOW_DAYS, periodAt, PlanTerms } from '../ledger/transitions';
 
 /**
  * The rules of 전자상거래법 제13조 제6항 and 시행령 제20조의2, as pure functions: a consent to a paid conversion or a
  * price increase counts only when it was obtained within the 30 days before the change it covers (not after it) and
  * has not been withdrawn.
  */
-export const CONSENT_WINDOW_DAYS = 30;
+export { CONSENT_WINDOW_DAYS };
 
 export type ConsentStatus = 'valid' | 'too_early' | 'after_change' | 'withdrawn';
 

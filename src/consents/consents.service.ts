@@ -1,3 +1,4 @@
+import { CONSENT_PAUSE_REASON } from '../ledger/transitions';
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
@@ -93,11 +94,14 @@ export class ConsentsService {
       const sub = await this.lock(m, subscriptionId);
       let change: { changeAt: Date; planBefore: string | null; planAfter: string; amountBefore: number; amountAfter: number };
       if (dto.kind === 'trial_conversion') {
-        if (sub.status !== 'trialing' || !sub.nextChargeAt) {
+        // A trial, or a subscription paused at its trial's end for want of this consent (its conversion is the resume).
+        const pausedForConsent = sub.status === 'paused' && sub.pauseReason === CONSENT_PAUSE_REASON;
+        if (!pausedForConsent && (sub.status !== 'trialing' || !sub.nextChargeAt)) {
           throw new ConflictError('no_paid_conversion', `A ${sub.status} subscription has no paid conversion to consent to; allowed from: trialing`, { current_status: sub.status });
         }
         const plan = await this.terms(sub.planId);
-        change = { changeAt: sub.nextChargeAt, planBefore: sub.planId, planAfter: sub.planId, amountBefore: 0, amountAfter: plan.amount };
+        const changeAt = pausedForConsent ? this.clock.now() : sub.nextChargeAt!;
+        change = { changeAt, planBefore: sub.planId, planAfter: sub.planId, amountBefore: 0, amountAfter: plan.amount };
       } else {
         const migration = await this.migrationRow(m, dto.change_id!);
         if (!migration || migration.from_plan_id !== sub.planId) {

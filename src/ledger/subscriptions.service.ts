@@ -5,7 +5,7 @@ import type { Actor } from '../auth/auth.decorators';
 import { addDays, planChange, splitTaxFree, unusedRefundOfPeriod } from '../billing-math';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { ChargeAttemptsService, ChargeOutcome, DeclinePolicy, orderIdFor, SettleResult } from './charge-attempts.service';
-import { ALLOWED_FROM, Effect, periodAt, snapshot, SubscriptionEvent, transition } from './transitions';
+import { ALLOWED_FROM, CONSENT_PAUSE_REASON, CONSENT_WINDOW_DAYS, Effect, periodAt, snapshot, SubscriptionEvent, transition } from './transitions';
 import { ReservationsService } from './reservations.service';
 import { RefundsService } from './refunds.service';
 import { Clock } from '../common/clock';
@@ -340,6 +340,7 @@ export class SubscriptionsService {
     const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
       await this.assertNoOpenAttempt(m, sub);
+      await this.assertConversionConsent(m, sub);
       const applied = await this.apply(m, sub, { type: 'resume' }, actor, { reason });
       if (!applied.effects.some((e) => e.kind === 'charge_now')) return { ...applied, payment: null };
       const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: applied.sub.planId });
@@ -514,6 +515,22 @@ export class SubscriptionsService {
     });
     await this.sendAndSettle(payment, { actor, onDecline: 'record' });
     return this.get(id);
+  }
+
+  /**
+   * A trial paused at its end for want of consent to the paid conversion (전자상거래법 13⑥) resumes, and is charged,
+   * only with a trial_conversion consent obtained within the 30 days before now and not withdrawn.
+   */
+  private async assertConversionConsent(m: EntityManager, sub: SubscriptionEntity): Promise<void> {
+    if (sub.status !== 'paused' || sub.pauseReason !== CONSENT_PAUSE_REASON || !this.runtime.config.consent.required) return;
+    const now = this.clock.now();
+    const [consent] = await m.query(
+      `SELECT id FROM consents WHERE subscription_id = $1 AND kind = 'trial_conversion' AND withdrawn_at IS NULL AND obtained_at <= $2 AND obtained_at >= $3 LIMIT 1`,
+      [sub.id, now, addDays(now, -CONSENT_WINDOW_DAYS, this.tz)],
+    );
+    if (!consent) {
+      throw new ConflictError('consent_required', "This subscription was paused at its trial's end for want of the consumer's consent to the paid conversion; record that consent (POST /v1/subscriptions/:id/consents) before resuming it");
+    }
   }
 
   /**

@@ -85,6 +85,12 @@ export function dueBefore(at: Date, tz: string): Date {
   return addDays(fromZonedParts({ year: p.year, month: p.month, day: p.day }, tz), 1, tz);
 }
 
+/** The pause reason of a trial that ended without the consent its paid conversion needs (resumed only with one). */
+export const CONSENT_PAUSE_REASON = 'no consent to the paid conversion';
+
+/** A consent counts only when obtained within this many days before the change it covers (시행령 제20조의2). */
+export const CONSENT_WINDOW_DAYS = 30;
+
 export interface DunningPolicy {
   /** Days after the first failure at which retries happen, e.g. [1, 3, 5, 7]. */
   retryDays: number[];
@@ -396,7 +402,7 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
 
     case 'consent_missing': {
       if (!allowed(sub, 'consent_missing')) return refuse(sub, 'consent_missing');
-      const reason = event.kind === 'trial_conversion' ? 'no consent to the paid conversion' : 'no consent to the price increase';
+      const reason = event.kind === 'trial_conversion' ? CONSENT_PAUSE_REASON : 'no consent to the price increase';
       const data = { consent_missing: event.kind, change_id: event.changeId ?? null };
       if (event.action === 'pause') {
         sub.status = 'paused';
