@@ -749,4 +749,37 @@ describe(BootpayGatewayCore.name, () => {
     expect(ledger).not.toContain(info.billingKey);
     expect(ledger).not.toContain(GOOD_CARD);
   });
+
+  describe('call observers (the metrics)', () => {
+    it('should report each call with its operation, outcome and duration, and stop once removed', async () => {
+      const calls: Array<[string, string, number]> = [];
+      const remove = sut.observeCalls((operation, outcome, seconds) => calls.push([operation, outcome, seconds]));
+      const info = await issue();
+      await sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 });
+      const declining = await issue(TEST_CARDS.find((c) => c.scenario === 'insufficient_funds')!.cardNo);
+      await expect(sut.charge({ billingKey: declining.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(GatewayDeclinedError);
+      fake.setFaults({ timeout_after_charge: { count: 1, mode: 'drop' } });
+      await expect(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(GatewayUnknownOutcomeError);
+      await expect(sut.getReceipt('000000000000000000000000')).rejects.toBeInstanceOf(GatewayNotFoundError);
+      expect(calls.map(([op, outcome]) => [op, outcome])).toEqual([
+        ['issueBillingKey', 'ok'],
+        ['charge', 'ok'],
+        ['issueBillingKey', 'ok'],
+        ['charge', 'declined'],
+        ['charge', 'unknown'],
+        ['getReceipt', 'not_found'],
+      ]);
+      for (const [, , seconds] of calls) expect(seconds).toBeGreaterThan(0);
+      remove();
+      await expect(sut.getReceipt('000000000000000000000000')).rejects.toBeInstanceOf(GatewayNotFoundError);
+      expect(calls).toHaveLength(6);
+    });
+
+    it('should answer the call even when an observer throws', async () => {
+      sut.observeCalls(() => {
+        throw new Error('observer failed');
+      });
+      await expect(issue()).resolves.toMatchObject({ billingKey: expect.any(String) });
+    });
+  });
 });
