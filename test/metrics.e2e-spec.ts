@@ -59,7 +59,7 @@ describe('Metrics: GET /metrics', () => {
     expect(Object.keys(doc.body.paths)).not.toContain('/metrics');
   });
 
-  it('should move the counters and gauges with a charge run: outcomes, runs, Bootpay latency, subscriptions, open attempts, webhook backlog', async () => {
+  it('should move the counters and gauges with charge runs: outcomes, runs, Bootpay latency, subscriptions, open attempts, webhook backlog', async () => {
     const hook = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'http://127.0.0.1:9/hooks', description: 'never answers' });
     expect(hook.status).toBe(201);
     const plan = await createPlan(t, { amount: 11000 });
@@ -98,11 +98,11 @@ describe('Metrics: GET /metrics', () => {
     expect(sample(after1, 'billing_subscriptions', { status: 'past_due', dunning_stage: '1' })).toBe(1);
     expect(sample(after1, 'billing_refunds', { status: 'succeeded' })).toBe(0);
 
-    // b ends; the next renewal of a is made at Bootpay but its answer is lost: an UNKNOWN attempt, which ages.
+    // b ends; the next renewal of a gets a 5xx from Bootpay: an UNKNOWN attempt (no webhook settles it), which ages.
     expect((await t.http.post(`/v1/subscriptions/${b.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: false, reason: 'churned' })).status).toBe(200);
     const renewal = (await t.http.get(`/v1/subscriptions/${a.id}`).set(bearer(t.serviceKey))).body.next_charge_at as string;
     t.clock.set(new Date(renewal));
-    t.fake.setFaults({ timeout_after_charge: { count: 1 } });
+    t.fake.setFaults({ fail_next: { count: 1, status: 500, route: 'subscribe/payment' } });
     const run2 = await runCharges(t);
     expect(run2.counts).toMatchObject({ due: 1, unknown: 1 });
     t.clock.set(new Date(Date.parse(renewal) + 2 * 3600_000));
