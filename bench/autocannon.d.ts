@@ -1,6 +1,5 @@
 /** The part of autocannon's programmatic API the benchmarks use (the package ships no types). */
 declare module 'autocannon' {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace autocannon {
     interface Histogram {
       average: number;

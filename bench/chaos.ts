@@ -232,7 +232,7 @@ async function main(): Promise<number> {
   if (!cleanFaults) await setFaults(false);
   const c = new Client({ connectionString: fresh.url });
   await c.connect();
-  onCleanup(() => c.end().catch(() => undefined));
+  onCleanup(() => c.end().catch((err: unknown) => console.warn(`closing a database client: ${String(err)}`)));
   const state = async () => {
     const r = await c.query(`
       SELECT (SELECT count(*)::int FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN', 'READY')) AS open,

@@ -316,7 +316,7 @@ export async function startDatabaseServer(): Promise<DatabaseServer> {
     stopServer = async () => {
       if (stopped) return;
       stopped = true;
-      await db.stop().catch(() => undefined);
+      await db.stop().catch((err: unknown) => console.warn(`stopping the embedded PostgreSQL: ${String(err)}`));
       rmSync(dir, { recursive: true, force: true });
     };
     onCleanup(stopServer);
@@ -332,7 +332,7 @@ export async function startDatabaseServer(): Promise<DatabaseServer> {
       const drop = async () => {
         if (dropped) return;
         dropped = true;
-        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) => console.warn(`dropping a bench database: ${String(err)}`));
       };
       onCleanup(drop);
       const url = withDatabase(adminUrl!, name);

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
-    await app.close().catch(() => undefined);
+    await app.close().catch((err: unknown) => console.warn(`closing the service: ${String(err)}`));
     await resolved.stop();
     process.exit(0);
   };

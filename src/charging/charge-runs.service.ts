@@ -239,6 +239,15 @@ export class ChargeRunsService implements OnModuleDestroy {
     }
   }
 
+  /** One subscription's part of a chore: a failure is logged with its context and retried by the next run. */
+  private async chore(what: string, subscriptionId: string, run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      this.logger.warn({ message: `${what} failed; the next run tries again`, subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   /** Runs one chore of the run; a failure is logged and counted (task_failures) and the run goes on. */
   private async task(c: RunCounters, name: string, run: () => Promise<unknown>): Promise<void> {
     try {
@@ -408,7 +417,7 @@ export class ChargeRunsService implements OnModuleDestroy {
       return { charges, claimed: subs.length };
     });
     // Subscriptions that ended at their period's end: reservations first, then the key (after commit).
-    for (const id of ended) await this.reservations.cancelOutstanding(id).catch(() => undefined);
+    for (const id of ended) await this.chore('canceling the reservations of an ended subscription', id, () => this.reservations.cancelOutstanding(id));
     for (const id of retire) await this.billingKeys.destroyAtGatewayQuietly(id);
     return result;
   }
@@ -485,7 +494,7 @@ export class ChargeRunsService implements OnModuleDestroy {
       `SELECT DISTINCT s.id FROM subscriptions s JOIN payments p ON p.subscription_id = s.id
        WHERE s.status IN ('canceled', 'paused') AND p.status = 'READY' LIMIT 1000`,
     );
-    for (const { id } of rows) await this.reservations.cancelOutstanding(id).catch(() => undefined);
+    for (const { id } of rows) await this.chore('canceling leftover reservations', id, () => this.reservations.cancelOutstanding(id));
   }
 
   /** Reservation-mode subscriptions without an outstanding reservation get their coming periods registered. */
@@ -496,7 +505,7 @@ export class ChargeRunsService implements OnModuleDestroy {
          AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.status IN ('READY', 'IN_PROGRESS', 'UNKNOWN'))
        ORDER BY s.next_charge_at NULLS LAST, s.id LIMIT 1000`,
     );
-    for (const { id } of rows) await this.reservations.topUp(id).catch(() => undefined);
+    for (const { id } of rows) await this.chore('registering reservations', id, () => this.reservations.topUp(id));
   }
 
   private async markInterruptedRuns(): Promise<void> {

@@ -444,7 +444,7 @@ export class ChargeAttemptsService {
    * subscription charged by the run (its reservation could not be made) gets its coming periods registered.
    */
   async afterBatchSuccess(claim: ClaimedCharge): Promise<void> {
-    if (claim.plan.chargeMode === 'reservation') await this.reservations.topUp(claim.subscription.id).catch(() => undefined);
+    if (claim.plan.chargeMode === 'reservation') await this.runEffects(claim.subscription.id, [{ kind: 'top_up_reservations' }]);
   }
 
   /** Sends a claimed charge, its billing key decrypted just now and forgotten right after. */

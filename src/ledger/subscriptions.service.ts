@@ -127,7 +127,7 @@ export class SubscriptionsService {
     const terms = await this.plans.terms(dto.plan_id);
     if (terms && (terms.trialDays > 0 || startAt)) return this.createWithoutCharge(dto, terms, startAt, now, actor);
 
-    const { sub, payment, plan } = await this.db.transaction(async (m) => {
+    const { sub, payment } = await this.db.transaction(async (m) => {
       const customer = await m.query(`SELECT id FROM customers WHERE id = $1`, [dto.customer_id]);
       const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
       const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
@@ -139,7 +139,7 @@ export class SubscriptionsService {
       const saved = await m.getRepository(SubscriptionEntity).save(sub);
       await this.events.record(m, saved, 'subscription.created', actor, { after: snapshot(saved), data: { plan_id: plan.id } });
       const payment = plan.trialDays === 0 && !startAt ? await this.charges.open(m, saved, plan) : null;
-      return { sub: saved, payment, plan };
+      return { sub: saved, payment };
     });
 
     if (!payment) {

@@ -3,12 +3,10 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { ChargeAttemptsService } from '../ledger/charge-attempts.service';
 import { Clock } from '../common/clock';
-import { returnedRows } from '../common/db-errors';
 import { DomainError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import { GatewayNotFoundError } from '../gateway/gateway.errors';
-import { GatewayReceipt, RECEIPT_STATUS } from '../gateway/gateway.types';
-import { OPEN_PAYMENT_STATUSES, PaymentEntity } from '../payments/payment.entity';
+import { GatewayReceipt } from '../gateway/gateway.types';
 
 export type WebhookResult = 'settled' | 'updated' | 'unchanged' | 'unmatched' | 'unknown_receipt';
 
