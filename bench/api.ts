@@ -220,7 +220,21 @@ async function main(): Promise<number> {
   );
   lines.push(
     table(
-      ['endpoint', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '2xx', 'non-2xx', 'errors', 'SQL round trips/req', 'CPU ms/req service|pg', 'machine busy'],
+      [
+        'endpoint',
+        'requests',
+        'req/s',
+        'p50 ms',
+        'p90 ms',
+        'p99 ms',
+        'max ms',
+        '2xx',
+        'non-2xx',
+        'errors',
+        'SQL round trips/req',
+        'CPU ms/req service|pg',
+        'machine busy',
+      ],
       phases.map((p) => [
         p.path,
         p.requests,
@@ -269,7 +283,17 @@ async function main(): Promise<number> {
   );
   const file = writeResults('api', {
     at: new Date().toISOString(),
-    settings: { duration, warmup, connections, customers, latencyMs, poolSize, logLevel, database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL', subscriptionsMode: 'one pre-created customer and key per request, trial plan (no charge call)' },
+    settings: {
+      duration,
+      warmup,
+      connections,
+      customers,
+      latencyMs,
+      poolSize,
+      logLevel,
+      database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL',
+      subscriptionsMode: 'one pre-created customer and key per request, trial plan (no charge call)',
+    },
     phases,
     p99Ratio: ratio,
     p50Ratio: subsPhase.p50 / Math.max(0.001, trivial.p50),

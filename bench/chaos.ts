@@ -220,7 +220,9 @@ async function main(): Promise<number> {
     victim.up = false;
     child.proc.kill('SIGKILL');
     await child.exited;
-    log(`kill ${killLog.length}/${kills}: instance ${victim.slot} (pid ${child.proc.pid})${killLog[killLog.length - 1].inRun ? ' during a run' : ''}; restarting`);
+    log(
+      `kill ${killLog.length}/${kills}: instance ${victim.slot} (pid ${child.proc.pid})${killLog[killLog.length - 1].inRun ? ' during a run' : ''}; restarting`,
+    );
     start(victim);
   }
   driving = false;
@@ -303,7 +305,9 @@ async function main(): Promise<number> {
   const totalSeconds = (Date.now() - t0) / 1000;
 
   const lines: string[] = [];
-  lines.push(`\nchaos  ${subs} subscriptions, ${instancesN} instances, fake latency ${latencyMs} ms, ${Math.round(timeoutRate * 100)}% charges time out (seed ${seed})\n`);
+  lines.push(
+    `\nchaos  ${subs} subscriptions, ${instancesN} instances, fake latency ${latencyMs} ms, ${Math.round(timeoutRate * 100)}% charges time out (seed ${seed})\n`,
+  );
   lines.push(
     table(
       ['count', 'value'],
@@ -314,7 +318,10 @@ async function main(): Promise<number> {
         ['kills (SIGKILL)', `${killLog.length} (${killLog.filter((k) => k.inRun).length} during a run)`],
         ['instance starts', instances.map((i) => i.starts).reduce((a, b) => a + b, 0)],
         ['time-outs (answer dropped after the charge)', proxy.stats.timeouts],
-        ['runs: completed / cut by a kill', `${instances.map((i) => i.runsCompleted).reduce((a, b) => a + b, 0)} / ${instances.map((i) => i.runsCut).reduce((a, b) => a + b, 0)}`],
+        [
+          'runs: completed / cut by a kill',
+          `${instances.map((i) => i.runsCompleted).reduce((a, b) => a + b, 0)} / ${instances.map((i) => i.runsCut).reduce((a, b) => a + b, 0)}`,
+        ],
         ['charge_runs rows by status', runsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
         ['payments by status', attemptsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
         ['DONE settled by re-send (duplicate order_id)', resent],
@@ -330,7 +337,21 @@ async function main(): Promise<number> {
   lines.push(`\n${ok ? 'PASS' : 'FAIL'}: ${doubles} doubles, ${lost} lost, ${finalState.open} open`);
   const file = writeResults('chaos', {
     at: new Date().toISOString(),
-    settings: { subs, kills, instances: instancesN, latencyMs, timeoutRate, concurrency, rate, batch, killMin, killMax, cleanFaults, seed, database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL' },
+    settings: {
+      subs,
+      kills,
+      instances: instancesN,
+      latencyMs,
+      timeoutRate,
+      concurrency,
+      rate,
+      batch,
+      killMin,
+      killMax,
+      cleanFaults,
+      seed,
+      database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL',
+    },
     counts: {
       charges: ledger.charges.length,
       chargeRequests: proxy.stats.chargeRequests,
@@ -360,7 +381,14 @@ async function main(): Promise<number> {
   if (ok) for (const f of logFiles) rmSync(f, { force: true });
   else {
     process.stdout.write(`instance logs kept: ${logFiles.join(', ')}\n`);
-    for (const f of logFiles) process.stderr.write(readFileSync(f, 'utf8').split('\n').filter((l) => /"level":"(error|warn)"/.test(l)).slice(-10).join('\n') + '\n');
+    for (const f of logFiles)
+      process.stderr.write(
+        readFileSync(f, 'utf8')
+          .split('\n')
+          .filter((l) => /"level":"(error|warn)"/.test(l))
+          .slice(-10)
+          .join('\n') + '\n',
+      );
   }
   await fake.stop();
   return ok ? 0 : 1;

@@ -138,7 +138,19 @@ async function child(o: ChildOptions): Promise<ChildResult> {
   if (o.mode === 'gateway-only') return gatewayOnly(o, runtime);
   const app = await createApp(runtime);
   const sampler = new RssSampler();
-  let result: Omit<ChildResult, 'roundTrips' | 'statements' | 'byKind' | 'topStatements' | 'rssBeforeMiB' | 'peakRssMiB' | 'peakHeapUsedMiB' | 'rssSamples' | 'cpuSeconds' | 'memoryTimeline'>;
+  let result: Omit<
+    ChildResult,
+    | 'roundTrips'
+    | 'statements'
+    | 'byKind'
+    | 'topStatements'
+    | 'rssBeforeMiB'
+    | 'peakRssMiB'
+    | 'peakHeapUsedMiB'
+    | 'rssSamples'
+    | 'cpuSeconds'
+    | 'memoryTimeline'
+  >;
   let rssBefore: number;
   let cpu0: NodeJS.CpuUsage | undefined;
   let cpu1: NodeJS.CpuUsage | undefined;
@@ -158,7 +170,15 @@ async function child(o: ChildOptions): Promise<ChildResult> {
       counter.on = false;
       sampler.stop();
       phase('ran');
-      const counts = { due: done.due, charged: done.charged, failed: done.failed, unknown: done.unknown, skipped: done.skipped, resolved: done.resolved, canceled: done.canceled };
+      const counts = {
+        due: done.due,
+        charged: done.charged,
+        failed: done.failed,
+        unknown: done.unknown,
+        skipped: done.skipped,
+        resolved: done.resolved,
+        canceled: done.canceled,
+      };
       result = { mode: o.mode, n: o.n, status: done.status, durationS, charged: done.charged, counts };
     } else {
       rssBefore = process.memoryUsage.rss();
@@ -314,7 +334,9 @@ async function pgBossRun(ds: DataSource, attempts: ChargeAttemptsService, o: Chi
     for (let w = 0; w < o.pgbossWorkers; w++) {
       await boss.work<{ subscription_id: string }>(queue, { batchSize: o.pgbossBatch, pollingIntervalSeconds: 0.5 }, async (jobs: Job[]) => {
         // A job whose charge failed is counted by the check of the fake's ledger at the end, not here.
-        await runPool(jobs, perWorker, null, (j) => handle(j.data.subscription_id).catch((err: unknown) => console.warn(`a pg-boss job failed: ${String(err)}`)));
+        await runPool(jobs, perWorker, null, (j) =>
+          handle(j.data.subscription_id).catch((err: unknown) => console.warn(`a pg-boss job failed: ${String(err)}`)),
+        );
       });
     }
   } else {
@@ -389,7 +411,18 @@ async function scenario(
     if (gatewayOnlyMode) {
       const charges = (await fakeLedger(fake.url)).charges.length;
       const ok = charges === n && result.charged === n;
-      check = { subscriptions: n, fakeCharges: charges, chargedOnce: ok ? n : 0, doubles: 0, lost: n - charges, localDone: 0, doneWithoutFakeCharge: 0, fakeChargeWithoutDone: 0, openAttempts: 0, ok };
+      check = {
+        subscriptions: n,
+        fakeCharges: charges,
+        chargedOnce: ok ? n : 0,
+        doubles: 0,
+        lost: n - charges,
+        localDone: 0,
+        doneWithoutFakeCharge: 0,
+        fakeChargeWithoutDone: 0,
+        openAttempts: 0,
+        ok,
+      };
     } else {
       check = await checkChargedOnce(fresh.url, fake.url, seed.subscriptionIds, seed.periodStart);
     }
@@ -466,10 +499,28 @@ async function main(): Promise<number> {
   const ceiling = results.find((r) => r.mode === 'gateway-only');
   const bestBoss = boss.length ? boss.reduce((a, b) => (b.throughput > a.throughput ? b : a)) : undefined;
   const lines: string[] = [];
-  lines.push(`\nbench:charge  C=${concurrency}  L=${latencyMs} ms  C/L=${ideal.toFixed(0)} charges/s  batch=${batchSize}  pool=${poolSize}  database=${db.embedded ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL'}\n`);
+  lines.push(
+    `\nbench:charge  C=${concurrency}  L=${latencyMs} ms  C/L=${ideal.toFixed(0)} charges/s  batch=${batchSize}  pool=${poolSize}  database=${db.embedded ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL'}\n`,
+  );
   lines.push(
     table(
-      ['scenario', 'N', 'charged', 'seconds', 'charges/s', 'x C/L', 'round trips/charge', 'statements/charge', 'peak RSS MiB', 'peak heap MiB', 'CPU ms/charge node|pg|fake', 'machine busy', 'charged once', 'doubles', 'lost'],
+      [
+        'scenario',
+        'N',
+        'charged',
+        'seconds',
+        'charges/s',
+        'x C/L',
+        'round trips/charge',
+        'statements/charge',
+        'peak RSS MiB',
+        'peak heap MiB',
+        'CPU ms/charge node|pg|fake',
+        'machine busy',
+        'charged once',
+        'doubles',
+        'lost',
+      ],
       results.map((r) => [
         r.mode,
         r.n,
@@ -496,14 +547,23 @@ async function main(): Promise<number> {
     );
   }
   for (const r of engine.slice(-1)) {
-    lines.push(`\nengine N=${r.n}: SQL statements per charge by kind: ${Object.entries(r.byKind).map(([k, v]) => `${k} ${(v / Math.max(1, r.charged)).toFixed(2)}`).join(', ')}`);
+    lines.push(
+      `\nengine N=${r.n}: SQL statements per charge by kind: ${Object.entries(r.byKind)
+        .map(([k, v]) => `${k} ${(v / Math.max(1, r.charged)).toFixed(2)}`)
+        .join(', ')}`,
+    );
     lines.push('most frequent statements (calls per charge):');
     for (const s of r.topStatements.slice(0, 16)) lines.push(`  ${s.perCharge.toFixed(3).padStart(7)}  ${s.sql}`);
   }
 
   const targets: { target: string; required: string; measured: string; met: boolean | null }[] = [];
   for (const r of engine) {
-    targets.push({ target: `throughput N=${r.n}`, required: `>= ${(0.9 * ideal).toFixed(0)}/s (0.9 x C/L)`, measured: `${r.throughput.toFixed(0)}/s (${(r.throughput / ideal).toFixed(2)} x C/L)`, met: r.throughput >= 0.9 * ideal });
+    targets.push({
+      target: `throughput N=${r.n}`,
+      required: `>= ${(0.9 * ideal).toFixed(0)}/s (0.9 x C/L)`,
+      measured: `${r.throughput.toFixed(0)}/s (${(r.throughput / ideal).toFixed(2)} x C/L)`,
+      met: r.throughput >= 0.9 * ideal,
+    });
   }
   const small = engine.length ? engine.reduce((a, b) => (b.n < a.n ? b : a)) : undefined;
   const large = engine.length ? engine.reduce((a, b) => (b.n > a.n ? b : a)) : undefined;
@@ -520,7 +580,12 @@ async function main(): Promise<number> {
   }
   for (const r of engine) {
     const rt = r.roundTrips / Math.max(1, r.charged);
-    targets.push({ target: `SQL round trips/charge N=${r.n}`, required: '<= 4', measured: `${rt.toFixed(2)} (${(r.statements / Math.max(1, r.charged)).toFixed(2)} statements)`, met: rt <= 4 });
+    targets.push({
+      target: `SQL round trips/charge N=${r.n}`,
+      required: '<= 4',
+      measured: `${rt.toFixed(2)} (${(r.statements / Math.max(1, r.charged)).toFixed(2)} statements)`,
+      met: rt <= 4,
+    });
   }
   if (bestBoss && engine.length) {
     const comparable = engine.find((e) => e.n === bestBoss.n) ?? engine[0];
@@ -535,16 +600,38 @@ async function main(): Promise<number> {
     targets.push({ target: 'vs pg-boss', required: '>= 2 x', measured: 'not measured', met: null });
   }
   for (const r of results) {
-    targets.push({ target: `charged exactly once: ${r.mode} N=${r.n}`, required: 'every subscription once, DONE = fake charges', measured: r.check.ok ? 'yes' : JSON.stringify(r.check), met: r.check.ok });
+    targets.push({
+      target: `charged exactly once: ${r.mode} N=${r.n}`,
+      required: 'every subscription once, DONE = fake charges',
+      measured: r.check.ok ? 'yes' : JSON.stringify(r.check),
+      met: r.check.ok,
+    });
   }
   lines.push('\nTargets');
-  lines.push(table(['target', 'required', 'measured', ''], targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'])));
+  lines.push(
+    table(
+      ['target', 'required', 'measured', ''],
+      targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
+    ),
+  );
   if (errors.length) lines.push(`\nErrors:\n  ${errors.join('\n  ')}`);
   const totalS = (performance.now() - t0) / 1000;
   lines.push(`\ntotal time ${totalS.toFixed(0)} s`);
   const file = writeResults('charge', {
     at: new Date().toISOString(),
-    settings: { ns, latencyMs, concurrency, batchSize, poolSize, pgbossMode, pgbossMaxN, pgbossWorkers, pgbossBatch, idealPerSecond: ideal, database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL' },
+    settings: {
+      ns,
+      latencyMs,
+      concurrency,
+      batchSize,
+      poolSize,
+      pgbossMode,
+      pgbossMaxN,
+      pgbossWorkers,
+      pgbossBatch,
+      idealPerSecond: ideal,
+      database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL',
+    },
     machine: { cpus: require('node:os').cpus().length, totalMemMiB: mib(require('node:os').totalmem()), node: process.version },
     results,
     targets,

@@ -332,7 +332,9 @@ export async function startDatabaseServer(): Promise<DatabaseServer> {
       const drop = async () => {
         if (dropped) return;
         dropped = true;
-        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) => console.warn(`dropping a bench database: ${String(err)}`));
+        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) =>
+          console.warn(`dropping a bench database: ${String(err)}`),
+        );
       };
       onCleanup(drop);
       const url = withDatabase(adminUrl!, name);
@@ -418,20 +420,28 @@ export async function seedDueSubscriptions(
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS t(id, customer_id, ct, fp, receipt)`,
         [keyIds, customerIds, cipher, fingerprints, receipts, now],
       );
-      if (opts.withSubscriptions !== false) await c.query(
-        `INSERT INTO subscriptions (id, customer_id, plan_id, billing_key_id, status, anchor_at, period_index, current_period_start,
+      if (opts.withSubscriptions !== false)
+        await c.query(
+          `INSERT INTO subscriptions (id, customer_id, plan_id, billing_key_id, status, anchor_at, period_index, current_period_start,
            current_period_end, next_charge_at, cancel_at_period_end, dunning_attempts, metadata, event_seq, created_at, updated_at)
          SELECT id, customer_id, $4, key_id, 'active', $5, 0, $6, $7, $7, false, 0, '{}'::jsonb, 0, $8, $8
          FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS t(id, customer_id, key_id)`,
-        [subIds, customerIds, keyIds, planId, anchor, p0.start, p0.end, now],
-      );
+          [subIds, customerIds, keyIds, planId, anchor, p0.start, p0.end, now],
+        );
       await c.query('COMMIT');
       if (opts.withSubscriptions !== false) subscriptionIds.push(...subIds);
       allCustomerIds.push(...customerIds);
       allKeyIds.push(...keyIds);
     }
     await c.query('ANALYZE');
-    return { planId, subscriptionIds, customerIds: allCustomerIds, billingKeyIds: allKeyIds, periodStart: p1.start, seconds: (performance.now() - started) / 1000 };
+    return {
+      planId,
+      subscriptionIds,
+      customerIds: allCustomerIds,
+      billingKeyIds: allKeyIds,
+      periodStart: p1.start,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     await c.end();
   }

@@ -24,7 +24,10 @@ function sqlStats(file: string): void {
   counter.on = true;
   process.on('SIGUSR2', () => {
     const s = counter.stats;
-    const top = [...s.byText.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30).map(([sql, calls]) => ({ calls, sql }));
+    const top = [...s.byText.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 30)
+      .map(([sql, calls]) => ({ calls, sql }));
     appendFileSync(file, JSON.stringify({ roundTrips: s.roundTrips, statements: s.statements, byKind: s.byKind, top }) + '\n');
     counter.reset();
   });

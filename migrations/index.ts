@@ -16,7 +16,12 @@ import { Consents1763901100000 } from './1763901100000-Consents';
 
 /** Every migration, in order. New migrations are appended here (no globbing: the same list runs from ts and from dist). */
 export const MIGRATIONS = [
-  Foundation1763900000000, Subscriptions1763900100000, ChargeRuns1763900200000, Reservations1763900300000, OutboundWebhooks1763900500000, Refunds1763900400000,
+  Foundation1763900000000,
+  Subscriptions1763900100000,
+  ChargeRuns1763900200000,
+  Reservations1763900300000,
+  OutboundWebhooks1763900500000,
+  Refunds1763900400000,
   OperatorActors1763900600000,
   Ledger1763900610000,
   CreditBalance1763900620000,

@@ -20,7 +20,9 @@ export async function createApp(runtime: Runtime): Promise<INestApplication> {
     await app.init();
   } catch (err) {
     // A refused start (a setting checked at start, such as the encryption key) leaves no pool or timer behind.
-    await app.close().catch((closeErr: unknown) => runtime.logger.error(`closing after a failed start: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`));
+    await app
+      .close()
+      .catch((closeErr: unknown) => runtime.logger.error(`closing after a failed start: ${closeErr instanceof Error ? closeErr.message : String(closeErr)}`));
     throw err;
   }
   return app;
@@ -70,7 +72,9 @@ export function configureApp(app: INestApplication, runtime: Runtime): void {
     // The finance console's HTML forms post url-encoded bodies (parsed by its own module).
     const consoleForm = req.path.startsWith('/console/') && Boolean(req.is('application/x-www-form-urlencoded'));
     if (hasBody && ['POST', 'PATCH', 'PUT'].includes(req.method) && !req.is('application/json') && !consoleForm) {
-      res.status(415).json(errorBody(415, 'unsupported_media_type', 'Send the body as application/json', [{ field: 'body', message: 'must be application/json' }]));
+      res
+        .status(415)
+        .json(errorBody(415, 'unsupported_media_type', 'Send the body as application/json', [{ field: 'body', message: 'must be application/json' }]));
       return;
     }
     next();

@@ -131,7 +131,9 @@ export async function resolveRuntime(
     stop: async () => {
       // Each is stopped even when another fails; a failure is logged, and the process goes on stopping.
       for (const s of stops.reverse()) {
-        await s().catch((err: unknown) => logger.error({ message: 'could not stop what this process started', error: err instanceof Error ? err.message : String(err) }, 'Bootstrap'));
+        await s().catch((err: unknown) =>
+          logger.error({ message: 'could not stop what this process started', error: err instanceof Error ? err.message : String(err) }, 'Bootstrap'),
+        );
       }
     },
   };

@@ -49,7 +49,11 @@ function progressOf(enabled: boolean, tty: boolean): { update(c: RunCounters): v
   if (!enabled) return { update: () => undefined, stop: () => undefined };
   if (!tty) return { update: (c) => out(countsLine(c)), stop: () => undefined };
   const bar = new SingleBar(
-    { format: '  {bar} {value}/{total} claimed | charged {charged}  failed {failed}  unknown {unknown}  skipped {skipped}', hideCursor: true, clearOnComplete: false },
+    {
+      format: '  {bar} {value}/{total} claimed | charged {charged}  failed {failed}  unknown {unknown}  skipped {skipped}',
+      hideCursor: true,
+      clearOnComplete: false,
+    },
     Presets.shades_classic,
   );
   let started = false;

@@ -1,4 +1,14 @@
-import { createPlan, createSubscription, customerWithKey, getSubscription, ledgerChargesOf, paymentDetails, runCharges, startWebhookSink, subscriptionAction } from './utils/fixtures';
+import {
+  createPlan,
+  createSubscription,
+  customerWithKey,
+  getSubscription,
+  ledgerChargesOf,
+  paymentDetails,
+  runCharges,
+  startWebhookSink,
+  subscriptionAction,
+} from './utils/fixtures';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
 
 /**
@@ -111,7 +121,13 @@ describe('Amounts: refund_unused, proration across intervals, credits', () => {
     t.clock.set(at);
     const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: yearly.id, proration: 'now' });
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ plan_id: yearly.id, status: 'active', anchor_at: iso(at), current_period_start: iso(at), next_charge_at: '2027-03-16T13:00:00.000Z' });
+    expect(res.body).toMatchObject({
+      plan_id: yearly.id,
+      status: 'active',
+      anchor_at: iso(at),
+      current_period_start: iso(at),
+      next_charge_at: '2027-03-16T13:00:00.000Z',
+    });
     expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([9997, 94971]);
     // No customer pays more than the new plan's price for the same time: nothing at the old period's end.
     t.clock.set(new Date('2026-04-01T01:00:00Z'));

@@ -1,6 +1,17 @@
 import { Client } from 'pg';
 import { spawnChargeRun, waitUntil } from './utils/child-run';
-import { ZERO_COUNTS, runCounts, createPlan, createSubscription, customerWithKey, eventsOf, getSubscription, listPayments, runCharges, startSiblingApp } from './utils/fixtures';
+import {
+  ZERO_COUNTS,
+  runCounts,
+  createPlan,
+  createSubscription,
+  customerWithKey,
+  eventsOf,
+  getSubscription,
+  listPayments,
+  runCharges,
+  startSiblingApp,
+} from './utils/fixtures';
 import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
 
 const SECOND = 1000;
@@ -86,7 +97,11 @@ describe('Charging: renewals over six months', () => {
     const basicPlan = await createPlan(t, { name: 'Basic monthly', ...basic });
     const eduPlan = await createPlan(t, { name: 'Edu monthly', ...edu });
     const subs: { id: string; terms: typeof basic }[] = [];
-    for (const [plan, terms] of [[basicPlan, basic], [eduPlan, edu], [basicPlan, basic]] as const) {
+    for (const [plan, terms] of [
+      [basicPlan, basic],
+      [eduPlan, edu],
+      [basicPlan, basic],
+    ] as const) {
       const { sub } = await subscribe(t, plan.id);
       expect(sub).toMatchObject({ status: 'active', current_period_end: iso(month(1)), next_charge_at: iso(month(1)) });
       subs.push({ id: sub.id, terms });
@@ -134,7 +149,10 @@ describe('Charging: renewals over six months', () => {
       });
     }
 
-    const { local, remote, wrongReceipts } = await ledgers(t, subs.map((s) => s.id));
+    const { local, remote, wrongReceipts } = await ledgers(
+      t,
+      subs.map((s) => s.id),
+    );
     expect(local).toHaveLength(21);
     expect(remote).toEqual(local);
     expect(wrongReceipts).toEqual([]);
@@ -219,29 +237,37 @@ describe('Charging: declines at renewal', () => {
     expect(firstRun.counts).toEqual(counts({ due: 6, failed: 6 }));
   });
 
-  it.each(SOFT)('should make a subscription declined for %s (%s) past_due with a retry in a day, keeping its key', async (scenario, _via, code, pgCode, message) => {
-    const s = subs.get(scenario)!;
-    expect(await getSubscription(t, s.id)).toMatchObject({
-      status: 'past_due',
-      next_charge_at: iso(plus(month(1), DAY)),
-      canceled_at: null,
-      ended_at: null,
-      dunning: { attempts: 1, next_retry_at: iso(plus(month(1), DAY)), past_due_since: iso(month(1)), last_failure: { code, message: expect.stringContaining(message) } },
-    });
-    const payments = await listPayments(t, s.id);
-    expect(payments.at(-1)).toMatchObject({
-      status: 'ABORTED',
-      order_id: orderIdOf(s.id, month(1), 1),
-      attempt: 1,
-      period: { start: iso(month(1)), end: iso(month(2)) },
-      charge_run_id: firstRun.id,
-      receipt_id: null,
-      failure: { code, pg_code: pgCode, hard: false, message: expect.stringContaining(message) },
-    });
-    expect(failuresAtFake(t, periodPrefix(s.id, month(1))).map((f) => f.order_id)).toEqual([orderIdOf(s.id, month(1), 1)]);
-    expect(chargesAtFake(t, periodPrefix(s.id, month(1)))).toEqual([]);
-    expect(keyStatusAtFake(t, s.receiptId)).toBe('active');
-  });
+  it.each(SOFT)(
+    'should make a subscription declined for %s (%s) past_due with a retry in a day, keeping its key',
+    async (scenario, _via, code, pgCode, message) => {
+      const s = subs.get(scenario)!;
+      expect(await getSubscription(t, s.id)).toMatchObject({
+        status: 'past_due',
+        next_charge_at: iso(plus(month(1), DAY)),
+        canceled_at: null,
+        ended_at: null,
+        dunning: {
+          attempts: 1,
+          next_retry_at: iso(plus(month(1), DAY)),
+          past_due_since: iso(month(1)),
+          last_failure: { code, message: expect.stringContaining(message) },
+        },
+      });
+      const payments = await listPayments(t, s.id);
+      expect(payments.at(-1)).toMatchObject({
+        status: 'ABORTED',
+        order_id: orderIdOf(s.id, month(1), 1),
+        attempt: 1,
+        period: { start: iso(month(1)), end: iso(month(2)) },
+        charge_run_id: firstRun.id,
+        receipt_id: null,
+        failure: { code, pg_code: pgCode, hard: false, message: expect.stringContaining(message) },
+      });
+      expect(failuresAtFake(t, periodPrefix(s.id, month(1))).map((f) => f.order_id)).toEqual([orderIdOf(s.id, month(1), 1)]);
+      expect(chargesAtFake(t, periodPrefix(s.id, month(1)))).toEqual([]);
+      expect(keyStatusAtFake(t, s.receiptId)).toBe('active');
+    },
+  );
 
   it.each(HARD)('should end a subscription declined for %s (%s) at once, with no retry, and destroy its key', async (scenario, _via, code, pgCode, message) => {
     const s = subs.get(scenario)!;
@@ -761,7 +787,11 @@ describe('Charging: a subscription changed while its renewal is at Bootpay', () 
     const untouched = await subscribe(t, plan.id);
     t.clock.set(month(1));
     t.fake.setFaults({ latency_ms: 1000 });
-    const run = t.http.post('/v1/charge-runs').set(bearer(t.adminKey)).send({ wait: true }).then((r) => r);
+    const run = t.http
+      .post('/v1/charge-runs')
+      .set(bearer(t.adminKey))
+      .send({ wait: true })
+      .then((r) => r);
     // Both renewals are recorded and on their way to Bootpay when the SaaS backend asks to cancel one at period end.
     await waitUntil(
       'both renewals are in flight',
@@ -769,7 +799,10 @@ describe('Charging: a subscription changed while its renewal is at Bootpay', () 
       { intervalMs: 5 },
     );
     // A 200 here would read as "no more charges" just before the renewal is charged: it is refused instead.
-    const cancel = await t.http.post(`/v1/subscriptions/${changed.sub.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: true, reason: 'moving to annual' });
+    const cancel = await t.http
+      .post(`/v1/subscriptions/${changed.sub.id}/cancel`)
+      .set(bearer(t.serviceKey))
+      .send({ at_period_end: true, reason: 'moving to annual' });
     expect(cancel.status).toBe(409);
     expect(cancel.body).toMatchObject({ code: 'charge_in_progress' });
 
@@ -779,9 +812,18 @@ describe('Charging: a subscription changed while its renewal is at Bootpay', () 
 
     // Once settled, the cancel is accepted and its answer states the period it ends with.
     t.fake.setFaults({});
-    const again = await t.http.post(`/v1/subscriptions/${changed.sub.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: true, reason: 'moving to annual' });
+    const again = await t.http
+      .post(`/v1/subscriptions/${changed.sub.id}/cancel`)
+      .set(bearer(t.serviceKey))
+      .send({ at_period_end: true, reason: 'moving to annual' });
     expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ status: 'active', current_period_start: iso(month(1)), current_period_end: iso(month(2)), cancel_at_period_end: true, cancel_reason: 'moving to annual' });
+    expect(again.body).toMatchObject({
+      status: 'active',
+      current_period_start: iso(month(1)),
+      current_period_end: iso(month(2)),
+      cancel_at_period_end: true,
+      cancel_reason: 'moving to annual',
+    });
     expect(await getSubscription(t, untouched.sub.id)).toMatchObject({ status: 'active', current_period_end: iso(month(2)), cancel_at_period_end: false });
     // Its audit trail is numbered 1, 2, 3... with no number given twice.
     const events = await eventsOf(t, changed.sub.id);
@@ -822,7 +864,11 @@ describe('Charging: a due subscription held by another transaction when the run 
       await holder.query('SELECT id FROM subscriptions WHERE id = $1 FOR UPDATE', [held]);
       t.clock.set(month(1));
       t.fake.setFaults({ latency_ms: 300 });
-      const run = t.http.post('/v1/charge-runs').set(bearer(t.adminKey)).send({ wait: true }).then((r) => r);
+      const run = t.http
+        .post('/v1/charge-runs')
+        .set(bearer(t.adminKey))
+        .send({ wait: true })
+        .then((r) => r);
       // The run has gone past the held row and is charging the next one: the row is let go.
       await waitUntil(
         'the second subscription is being charged',

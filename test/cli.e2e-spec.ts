@@ -60,7 +60,17 @@ describe('npm run cli: commands, --help, --json and exit codes', () => {
   it('should show help for the CLI and for each command (exit 0), and refuse wrong usage with exit 2', async () => {
     const all = await run(t, ['--help']);
     expect(all.code).toBe(0);
-    for (const command of ['migrate', 'api-keys:create', 'api-keys:list', 'api-keys:revoke', 'charge-run', 'reconcile', 'operators:create', 'operators:list', 'operators:reset-password']) {
+    for (const command of [
+      'migrate',
+      'api-keys:create',
+      'api-keys:list',
+      'api-keys:revoke',
+      'charge-run',
+      'reconcile',
+      'operators:create',
+      'operators:list',
+      'operators:reset-password',
+    ]) {
       expect(all.out).toContain(command);
     }
     const chargeRun = await run(t, ['charge-run', '--help']);
@@ -91,7 +101,10 @@ describe('npm run cli: commands, --help, --json and exit codes', () => {
 
     const listed = await run(t, ['api-keys:list', '--json']);
     expect(listed.code).toBe(0);
-    const keys = listed.out.trim().split('\n').map((l) => JSON.parse(l) as { id: string; name: string; revoked_at: string | null });
+    const keys = listed.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; name: string; revoked_at: string | null });
     expect(keys).toEqual(expect.arrayContaining([expect.objectContaining({ id: key.id, name: 'cli test', revoked_at: null })]));
     expect(listed.out).not.toContain(key.key);
 
@@ -137,9 +150,18 @@ describe('npm run cli: commands, --help, --json and exit codes', () => {
 
     const [runRow] = (await t.db.query(`SELECT id, status, due, charged FROM charge_runs WHERE trigger = 'cli' ORDER BY started_at DESC LIMIT 1`)).rows;
     expect(runRow.status).toBe('interrupted');
-    const rows = (await t.db.query(`SELECT order_id, status FROM payments WHERE charge_run_id = $1`, [runRow.id])).rows as { order_id: string; status: string }[];
+    const rows = (await t.db.query(`SELECT order_id, status FROM payments WHERE charge_run_id = $1`, [runRow.id])).rows as {
+      order_id: string;
+      status: string;
+    }[];
     expect(rows.every((r) => r.status === 'DONE')).toBe(true);
-    expect(rows.map((r) => r.order_id).sort()).toEqual(t.fake.ledger().charges.slice(before).map((x) => x.order_id).sort());
+    expect(rows.map((r) => r.order_id).sort()).toEqual(
+      t.fake
+        .ledger()
+        .charges.slice(before)
+        .map((x) => x.order_id)
+        .sort(),
+    );
     expect(rows.length).toBeLessThan(20);
     expect(runRow).toMatchObject({ due: rows.length, charged: rows.length });
 

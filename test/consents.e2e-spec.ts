@@ -16,7 +16,15 @@ const iso = (d: Date) => d.toISOString();
 /** 03:00 in Seoul (the nightly run) on the business day of `d`, for instants at 10:00 KST like T0's. */
 const runTimeOn = (d: Date) => plus(d, -7 * HOUR);
 
-type Sub = { id: string; status: string; plan_id: string; trial_end: string | null; next_charge_at: string | null; cancel_reason: string | null; ended_at: string | null };
+type Sub = {
+  id: string;
+  status: string;
+  plan_id: string;
+  trial_end: string | null;
+  next_charge_at: string | null;
+  cancel_reason: string | null;
+  ended_at: string | null;
+};
 
 async function subscribe(t: TestApp, planId: string): Promise<Sub> {
   const { customer, key } = await customerWithKey(t);
@@ -24,7 +32,10 @@ async function subscribe(t: TestApp, planId: string): Promise<Sub> {
 }
 
 function recordConsent(t: TestApp, subId: string, body: Record<string, unknown>, key = t.serviceKey) {
-  return t.http.post(`/v1/subscriptions/${subId}/consents`).set(bearer(key)).send({ channel: 'web', evidence: 'notice text v3 shown; message msg_81f2', ...body });
+  return t.http
+    .post(`/v1/subscriptions/${subId}/consents`)
+    .set(bearer(key))
+    .send({ channel: 'web', evidence: 'notice text v3 shown; message msg_81f2', ...body });
 }
 
 async function runAt(t: TestApp, at: Date) {
@@ -36,7 +47,9 @@ async function runAt(t: TestApp, at: Date) {
 
 /** The outbound webhook events of a subscription of one type, oldest first (what the SaaS backend is sent). */
 async function sentEvents(t: TestApp, subId: string, type: string) {
-  const rows = (await t.db.query(`SELECT payload FROM webhook_events WHERE subscription_id = $1 AND type = $2 ORDER BY seq`, [subId, type])).rows as { payload: { data: { object: Record<string, unknown> } } }[];
+  const rows = (await t.db.query(`SELECT payload FROM webhook_events WHERE subscription_id = $1 AND type = $2 ORDER BY seq`, [subId, type])).rows as {
+    payload: { data: { object: Record<string, unknown> } };
+  }[];
   return rows.map((r) => r.payload.data.object);
 }
 
@@ -78,7 +91,13 @@ describe('Consent before a paid conversion (trials)', () => {
     expect(trialEnd).toEqual(plus(T0, 14 * DAY));
     // A trial of 30 days or less is inside the window at once: the notice is sent at creation.
     expect(await sentEvents(t, sub.id, 'subscription.consent_required')).toEqual([
-      expect.objectContaining({ change: 'trial_conversion', date: iso(trialEnd), amount: 11000, price_before: 0, without_consent: expect.objectContaining({ action: 'cancel' }) }),
+      expect.objectContaining({
+        change: 'trial_conversion',
+        date: iso(trialEnd),
+        amount: 11000,
+        price_before: 0,
+        without_consent: expect.objectContaining({ action: 'cancel' }),
+      }),
     ]);
 
     t.clock.set(plus(T0, DAY));
@@ -113,7 +132,12 @@ describe('Consent before a paid conversion (trials)', () => {
 
     const run = await runAt(t, runTimeOn(trialEnd));
     expect(run.counts).toMatchObject({ charged: 0, canceled: 1 });
-    expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'canceled', cancel_reason: 'no consent to the paid conversion', ended_at: iso(trialEnd), next_charge_at: null });
+    expect(await getSubscription(t, sub.id)).toMatchObject({
+      status: 'canceled',
+      cancel_reason: 'no consent to the paid conversion',
+      ended_at: iso(trialEnd),
+      next_charge_at: null,
+    });
     expect(await sentEvents(t, sub.id, 'subscription.canceled')).toHaveLength(1);
     const canceled = (await eventsOf(t, sub.id)).find((e) => e.type === 'subscription.canceled');
     expect(canceled).toMatchObject({ actor: { type: 'system' }, data: expect.objectContaining({ consent_missing: 'trial_conversion' }) });
@@ -137,7 +161,9 @@ describe('Consent before a paid conversion (trials)', () => {
     t.clock.set(plus(trialEnd, -10 * DAY));
     const report = await t.http.get(`/v1/reports/consents?due_before=${iso(plus(trialEnd, DAY))}`).set(bearer(t.adminKey));
     expect(report.status).toBe(200);
-    expect(report.body.data).toEqual([expect.objectContaining({ subscription_id: sub.id, kind: 'trial_conversion', change_at: iso(trialEnd), consent_status: 'missing', price_after: 11000 })]);
+    expect(report.body.data).toEqual([
+      expect.objectContaining({ subscription_id: sub.id, kind: 'trial_conversion', change_at: iso(trialEnd), consent_status: 'missing', price_after: 11000 }),
+    ]);
     expect((await t.http.get('/v1/reports/consents').set(bearer(t.serviceKey))).status).toBe(403);
 
     await runAt(t, runTimeOn(trialEnd));
@@ -153,7 +179,10 @@ describe('Consent before a paid conversion (trials)', () => {
     const consent = await recordConsent(t, sub.id, { kind: 'trial_conversion', obtained_at: iso(plus(T0, 2 * DAY)) });
     expect(consent.body.status).toBe('valid');
     t.clock.set(plus(T0, 5 * DAY));
-    const withdrawn = await t.http.post(`/v1/subscriptions/${sub.id}/consents/${consent.body.id}/withdraw`).set(bearer(t.serviceKey)).send({ reason: 'changed my mind' });
+    const withdrawn = await t.http
+      .post(`/v1/subscriptions/${sub.id}/consents/${consent.body.id}/withdraw`)
+      .set(bearer(t.serviceKey))
+      .send({ reason: 'changed my mind' });
     expect(withdrawn.status).toBe(200);
     expect(withdrawn.body).toMatchObject({ status: 'withdrawn', counts: false, withdrawn_at: iso(plus(T0, 5 * DAY)) });
     expect((await t.http.post(`/v1/subscriptions/${sub.id}/consents/${consent.body.id}/withdraw`).set(bearer(t.serviceKey)).send({})).status).toBe(409);
@@ -199,7 +228,11 @@ describe('Consent before a paid conversion (trials)', () => {
     await bad({ ...good, change_id: 'nope' }, 'change_id');
     expect((await t.db.query('SELECT count(*)::int AS n FROM consents')).rows[0].n).toBe(0);
     expect((await recordConsent(t, '00000000-0000-4000-8000-000000000000', { kind: 'trial_conversion', obtained_at: iso(T0) })).status).toBe(404);
-    const unknownMigration = await recordConsent(t, sub.id, { kind: 'price_increase', change_id: '00000000-0000-4000-8000-000000000000', obtained_at: iso(T0) });
+    const unknownMigration = await recordConsent(t, sub.id, {
+      kind: 'price_increase',
+      change_id: '00000000-0000-4000-8000-000000000000',
+      obtained_at: iso(T0),
+    });
     expect(unknownMigration.status).toBe(422);
     expect(unknownMigration.body.details).toEqual([{ field: 'change_id', message: 'no plan migration has this id' }]);
     const report = await t.http.get('/v1/reports/consents?due_before=soon').set(bearer(t.adminKey));
@@ -280,7 +313,14 @@ describe('Consent before a price increase (plan migrations)', () => {
 
     const body = { to_plan_id: pricier.id, effective_at: '2026-02-01T00:00:00+09:00' };
     expect((await t.http.post(`/v1/plans/${basic.id}/migrations`).set(bearer(t.serviceKey)).send(body)).status).toBe(403);
-    expect((await t.http.post(`/v1/plans/${basic.id}/migrations`).set(bearer(t.adminKey)).send({ ...body, effective_at: '2025-01-01T00:00:00Z' })).status).toBe(400);
+    expect(
+      (
+        await t.http
+          .post(`/v1/plans/${basic.id}/migrations`)
+          .set(bearer(t.adminKey))
+          .send({ ...body, effective_at: '2025-01-01T00:00:00Z' })
+      ).status,
+    ).toBe(400);
     const created = await t.http.post(`/v1/plans/${basic.id}/migrations`).set(bearer(t.adminKey)).send(body);
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ requires_consent: true, progress: { switched: 0, ended: 0, waiting_for_consent: 3 } });
@@ -292,7 +332,11 @@ describe('Consent before a price increase (plan migrations)', () => {
     expect(c1.status).toBe(201);
     expect(c1.body).toMatchObject({ change_at: iso(feb15), price_before: 11000, price_after: 22000, plan_id_after: pricier.id, status: 'valid' });
     const report = await t.http.get(`/v1/reports/consents?due_before=2026-03-01T00:00:00Z`).set(bearer(t.adminKey));
-    const rows = report.body.data.map((r: { subscription_id: string; consent_status: string; change_at: string }) => [r.subscription_id, r.consent_status, r.change_at]);
+    const rows = report.body.data.map((r: { subscription_id: string; consent_status: string; change_at: string }) => [
+      r.subscription_id,
+      r.consent_status,
+      r.change_at,
+    ]);
     expect(rows).toHaveLength(3);
     expect(rows).toEqual(
       expect.arrayContaining([
@@ -306,10 +350,22 @@ describe('Consent before a price increase (plan migrations)', () => {
 
     await runAt(t, runTimeOn(feb15));
     expect(await getSubscription(t, s1.id)).toMatchObject({ status: 'active', plan_id: pricier.id, current_period_start: iso(feb15) });
-    expect(await getSubscription(t, s2.id)).toMatchObject({ status: 'canceled', plan_id: basic.id, cancel_reason: 'no consent to the price increase', ended_at: iso(feb15) });
+    expect(await getSubscription(t, s2.id)).toMatchObject({
+      status: 'canceled',
+      plan_id: basic.id,
+      cancel_reason: 'no consent to the price increase',
+      ended_at: iso(feb15),
+    });
     expect(await getSubscription(t, s3.id)).toMatchObject({ status: 'active', plan_id: basic.id });
     const progress = await t.http.get(`/v1/plans/${basic.id}/migrations/${migrationId}`).set(bearer(t.adminKey));
-    expect(progress.body.progress).toEqual({ switched: 1, ended: 1, paused: 0, consented_waiting_for_renewal: 1, waiting_for_consent: 0, waiting_for_renewal: 0 });
+    expect(progress.body.progress).toEqual({
+      switched: 1,
+      ended: 1,
+      paused: 0,
+      consented_waiting_for_renewal: 1,
+      waiting_for_consent: 0,
+      waiting_for_renewal: 0,
+    });
 
     await runAt(t, runTimeOn(feb20));
     await runAt(t, runTimeOn(mar15));
@@ -322,14 +378,21 @@ describe('Consent before a price increase (plan migrations)', () => {
       [22000, c1.body.id],
       [22000, null],
     ]);
-    expect((await t.http.get(`/v1/plans/${basic.id}/migrations/${migrationId}`).set(bearer(t.adminKey))).body.progress).toMatchObject({ switched: 2, ended: 1, waiting_for_consent: 0 });
+    expect((await t.http.get(`/v1/plans/${basic.id}/migrations/${migrationId}`).set(bearer(t.adminKey))).body.progress).toMatchObject({
+      switched: 2,
+      ended: 1,
+      waiting_for_consent: 0,
+    });
   });
 
   it('moves subscriptions to a plan of the same or a lower price at their renewal without consent', async () => {
     const basic = await createPlan(t, { name: 'Basic', amount: 11000, interval: 'month' });
     const cheaper = await createPlan(t, { name: 'Basic lite', amount: 5500, interval: 'month' });
     const sub = await subscribe(t, basic.id);
-    const created = await t.http.post(`/v1/plans/${basic.id}/migrations`).set(bearer(t.adminKey)).send({ to_plan_id: cheaper.id, effective_at: iso(plus(T0, DAY)) });
+    const created = await t.http
+      .post(`/v1/plans/${basic.id}/migrations`)
+      .set(bearer(t.adminKey))
+      .send({ to_plan_id: cheaper.id, effective_at: iso(plus(T0, DAY)) });
     expect(created.body).toMatchObject({ requires_consent: false, progress: { waiting_for_renewal: 1 } });
     await runAt(t, runTimeOn(new Date('2026-02-15T01:00:00Z')));
     expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', plan_id: cheaper.id });
@@ -368,7 +431,10 @@ describe('Notices before a conversion, a price increase and each renewal', () =>
         expect.objectContaining({ date: '2026-02-15T01:00:00.000Z', amount: 11000, charge: 'renewal', plan: { id: monthly.id, name: 'Pro' } }),
       ]);
       // A price increase from 2026-03-20: the renewal on or after it is 2026-03-15's next, 2026-04-15; its window opens 2026-03-16.
-      const migration = await t.http.post(`/v1/plans/${monthly.id}/migrations`).set(bearer(t.adminKey)).send({ to_plan_id: pricier.id, effective_at: '2026-03-20T00:00:00+09:00' });
+      const migration = await t.http
+        .post(`/v1/plans/${monthly.id}/migrations`)
+        .set(bearer(t.adminKey))
+        .send({ to_plan_id: pricier.id, effective_at: '2026-03-20T00:00:00+09:00' });
       expect(migration.status).toBe(201);
 
       // A restart: another process on the same database (its own clock, set to the same day).
@@ -380,14 +446,22 @@ describe('Notices before a conversion, a price increase and each renewal', () =>
       // The trial's conversion is a charge too: announced on 2026-02-22, once.
       await sweepNotices(t2, runTimeOn(new Date('2026-02-22T01:00:00Z')));
       await sweepNotices(t2, plus(runTimeOn(new Date('2026-02-22T01:00:00Z')), 5 * HOUR));
-      expect(await sentEvents(t, trialing.id, 'subscription.renewal_upcoming')).toEqual([expect.objectContaining({ date: iso(trialEnd), charge: 'trial_conversion' })]);
+      expect(await sentEvents(t, trialing.id, 'subscription.renewal_upcoming')).toEqual([
+        expect.objectContaining({ date: iso(trialEnd), charge: 'trial_conversion' }),
+      ]);
 
       await sweepNotices(t2, runTimeOn(new Date('2026-03-15T01:00:00Z')));
       expect(await sentEvents(t, renewing.id, 'subscription.consent_required')).toHaveLength(0);
       await sweepNotices(t2, runTimeOn(new Date('2026-03-16T01:00:00Z')));
       await sweepNotices(t, runTimeOn(new Date('2026-03-17T01:00:00Z')));
       expect(await sentEvents(t, renewing.id, 'subscription.consent_required')).toEqual([
-        expect.objectContaining({ change: 'price_increase', change_id: migration.body.id, date: '2026-04-15T01:00:00.000Z', price_before: 11000, amount: 16500 }),
+        expect.objectContaining({
+          change: 'price_increase',
+          change_id: migration.body.id,
+          date: '2026-04-15T01:00:00.000Z',
+          price_before: 11000,
+          amount: 16500,
+        }),
       ]);
 
       // The scheduled task's tick is claimed by one instance.

@@ -268,7 +268,10 @@ describe('Finance console (browser)', () => {
     await page.fill('#pause-reason', '요청 확인');
     await page.locator('button[data-action="pause"]').click();
     // Meanwhile the SaaS backend cancels the subscription through the API.
-    const res = await t.http.post(`/v1/subscriptions/${other.subscriptionId}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: false, reason: 'customer left' });
+    const res = await t.http
+      .post(`/v1/subscriptions/${other.subscriptionId}/cancel`)
+      .set(bearer(t.serviceKey))
+      .send({ at_period_end: false, reason: 'customer left' });
     expect(res.status).toBe(200);
     await page.locator('button[data-confirm="pause"]').click();
     await expect(page.locator('[data-notice="error"]').textContent()).resolves.toContain(
@@ -303,10 +306,10 @@ describe('Finance console (browser)', () => {
     // The overview after the retry: 11,000원 recovered at the first retry step, and an open receipt mismatch.
     const [{ present }] = (await t.db.query(`SELECT to_regclass('public.finance_flags') IS NOT NULL AS present`)).rows;
     if (present) {
-      await t.db.query(`INSERT INTO finance_flags (kind, subscription_id, message, created_at) VALUES ('receipt_mismatch', $1, 'receipt amount 12,000 vs 11,000', $2)`, [
-        pastDue.subscriptionId,
-        t.clock.now(),
-      ]);
+      await t.db.query(
+        `INSERT INTO finance_flags (kind, subscription_id, message, created_at) VALUES ('receipt_mismatch', $1, 'receipt amount 12,000 vs 11,000', $2)`,
+        [pastDue.subscriptionId, t.clock.now()],
+      );
     }
     await page.goto(`${t.url}/console`);
     await expect(page.locator('[data-chart="recovered"] [data-retry-step="1"]').textContent()).resolves.toContain('11,000원 (1건)');
@@ -354,10 +357,10 @@ describe('Finance console (browser)', () => {
       )
     ).rows;
     const [event] = (
-      await t.db.query(`INSERT INTO webhook_events (type, subscription_id, sequence, payload, created_at) VALUES ('payment.succeeded', $1, 1, '{}', $2) RETURNING id`, [
-        pastDue.subscriptionId,
-        t.clock.now(),
-      ])
+      await t.db.query(
+        `INSERT INTO webhook_events (type, subscription_id, sequence, payload, created_at) VALUES ('payment.succeeded', $1, 1, '{}', $2) RETURNING id`,
+        [pastDue.subscriptionId, t.clock.now()],
+      )
     ).rows;
     const [delivery] = (
       await t.db.query(

@@ -23,9 +23,7 @@ describe('Foundation: auth, conventions, customers and billing keys', () => {
     it('should refuse a request without a key with 401 and the common error body', async () => {
       const res = await t.http.get('/v1/customers');
       expect(res.status).toBe(401);
-      expect(res.body).toEqual(
-        expect.objectContaining({ status_code: 401, error: 'Unauthorized', code: 'missing_api_key', details: [] }),
-      );
+      expect(res.body).toEqual(expect.objectContaining({ status_code: 401, error: 'Unauthorized', code: 'missing_api_key', details: [] }));
     });
 
     it('should refuse an unknown key with 401', async () => {
@@ -118,7 +116,10 @@ describe('Foundation: auth, conventions, customers and billing keys', () => {
       const malformed = await t.http.post('/v1/customers').set(bearer(t.serviceKey)).set('Content-Type', 'application/json').send('{"external_id": ');
       expect(malformed.status).toBe(400);
       expect(malformed.body.details[0].field).toBe('body');
-      const array = await t.http.post('/v1/customers').set(bearer(t.serviceKey)).send([{ external_id: 'x' }]);
+      const array = await t.http
+        .post('/v1/customers')
+        .set(bearer(t.serviceKey))
+        .send([{ external_id: 'x' }]);
       expect(array.status).toBe(400);
       const text = await t.http.post('/v1/customers').set(bearer(t.serviceKey)).set('Content-Type', 'text/plain').send('hello');
       expect(text.status).toBe(415);
@@ -193,7 +194,10 @@ describe('Foundation: auth, conventions, customers and billing keys', () => {
       const customer = await createCustomer(t);
       const expired = TEST_CARDS.find((c) => c.scenario === 'expired_card')!;
       const before = await tableCounts(t.db);
-      const res = await t.http.post(`/v1/customers/${customer.id}/billing-keys`).set(bearer(t.serviceKey)).send({ ...GOOD_CARD, card_no: expired.cardNo });
+      const res = await t.http
+        .post(`/v1/customers/${customer.id}/billing-keys`)
+        .set(bearer(t.serviceKey))
+        .send({ ...GOOD_CARD, card_no: expired.cardNo });
       expect(res.status).toBe(402);
       expect(res.body.failure).toMatchObject({ pg_code: expired.pgErrorCode, hard: true });
       expect(await tableCounts(t.db)).toEqual(before);

@@ -73,13 +73,7 @@ const fraction = fc.double({ min: -1e9, max: 1e9, noNaN: true }).filter((n) => !
 /** Any JSON value that is not a string (never null: null is added where it is invalid). */
 const nonString = fc.oneof(fc.integer(), anyDouble, hugeNumber, fc.boolean(), someArray, someObject);
 /** Any JSON value that is not a boolean. */
-const nonBoolean = fc.oneof(
-  fc.integer(),
-  anyDouble,
-  fc.constantFrom('true', 'false', 'TRUE', '1', '0', 'yes', 'no', 'on', ''),
-  someArray,
-  someObject,
-);
+const nonBoolean = fc.oneof(fc.integer(), anyDouble, fc.constantFrom('true', 'false', 'TRUE', '1', '0', 'yes', 'no', 'on', ''), someArray, someObject);
 const anyJson = fc.oneof(shortString, fc.integer(), anyDouble, fc.boolean(), fc.constant(null), someArray, someObject);
 
 const nullIf = (invalid: boolean) => (invalid ? [fc.constant(null)] : []);
@@ -95,9 +89,7 @@ const overLong = (max: number, unit = 'a') =>
 /** A short string with a NUL in it: never storable in PostgreSQL text or jsonb. */
 const withNul = fc.tuple(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 })).map(([a, b]) => `x${a}\u0000${b}`);
 /** A short string with some control character in it. */
-const withControl = fc
-  .tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...CONTROL_CHARS), fc.string({ maxLength: 4 }))
-  .map(([a, c, b]) => `x${a}${c}${b}`);
+const withControl = fc.tuple(fc.string({ maxLength: 4 }), fc.constantFrom(...CONTROL_CHARS), fc.string({ maxLength: 4 })).map(([a, c, b]) => `x${a}${c}${b}`);
 const blank = fc.constantFrom('', ' ', '   ', '\t', '\n', ' \r\n ');
 
 interface FieldSpec {
@@ -132,7 +124,11 @@ function text(valid: fc.Arbitrary<unknown>, max: number, o: TextOpts = {}): Fiel
 }
 
 /** A string that must match a format (ids, card data, phone numbers): wrong formats, types, lengths, control characters. */
-function formatted(valid: fc.Arbitrary<unknown>, badFormats: fc.Arbitrary<unknown>, o: { required?: boolean; nullInvalid?: boolean; max?: number } = {}): FieldSpec {
+function formatted(
+  valid: fc.Arbitrary<unknown>,
+  badFormats: fc.Arbitrary<unknown>,
+  o: { required?: boolean; nullInvalid?: boolean; max?: number } = {},
+): FieldSpec {
   return {
     required: o.required,
     valid,
@@ -164,7 +160,9 @@ function boolean(o: { required?: boolean; nullInvalid?: boolean } = {}): FieldSp
 }
 
 function oneOf(values: string[], o: { required?: boolean; nullInvalid?: boolean } = {}): FieldSpec {
-  const near = values.flatMap((v) => [v.toUpperCase(), v[0].toUpperCase() + v.slice(1), ` ${v}`, `${v} `, `${v}s`, `${v}\u0000`]).filter((v) => !values.includes(v));
+  const near = values
+    .flatMap((v) => [v.toUpperCase(), v[0].toUpperCase() + v.slice(1), ` ${v}`, `${v} `, `${v}s`, `${v}\u0000`])
+    .filter((v) => !values.includes(v));
   return {
     required: o.required,
     valid: fc.constantFrom(...values),
@@ -234,7 +232,16 @@ const BAD_ISO = [
 /** Instants JavaScript reads but the service cannot run at (PostgreSQL has no year 0; periods run past 9999). */
 const OUT_OF_RANGE_ISO = ['9999-12-31T23:59:59Z', '0000-01-01T00:00:00Z', '0001-01-01T00:00:00Z', '9500-06-01T00:00:00Z', '1900-01-01T00:00:00Z'];
 /** ISO-8601 forms that class-validator accepts but JavaScript's Date cannot read (Invalid Date). */
-const UNREADABLE_ISO = ['+2026-01-15T00:00:00Z', '-2026-01-15T00:00:00Z', '2026-W03', '2026-W03-4T01:00:00Z', '2026-015', '20260115T010000Z', '2026-01-15T01:00:00,5Z', '2026-01-15T01'];
+const UNREADABLE_ISO = [
+  '+2026-01-15T00:00:00Z',
+  '-2026-01-15T00:00:00Z',
+  '2026-W03',
+  '2026-W03-4T01:00:00Z',
+  '2026-015',
+  '20260115T010000Z',
+  '2026-01-15T01:00:00,5Z',
+  '2026-01-15T01',
+];
 
 function isoField(o: { required?: boolean; extra?: string[] } = {}): FieldSpec {
   return {
@@ -297,7 +304,22 @@ interface BodyRoute {
   validBody: () => Body;
 }
 
-const UNKNOWN_NAMES = ['id', 'status', 'created_at', 'updated_at', 'role', 'is_admin', 'amount', 'customer_id', 'external_id', 'secret', 'price', 'toString', 'hasOwnProperty', 'valueOf'];
+const UNKNOWN_NAMES = [
+  'id',
+  'status',
+  'created_at',
+  'updated_at',
+  'role',
+  'is_admin',
+  'amount',
+  'customer_id',
+  'external_id',
+  'secret',
+  'price',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+];
 
 function unknownName(known: string[]) {
   return fc
@@ -321,7 +343,11 @@ function corruptedBody(route: BodyRoute): fc.Arbitrary<{ body: Body; why: string
   for (const n of required) ops.push(fc.constant<Op>({ kind: 'drop', field: n }));
   if (!route.allowUnknown) ops.push(fc.tuple(unknownName(names), anyJson).map(([name, value]): Op => ({ kind: 'unknown', name, value })));
   const noise = route.allowUnknown
-    ? fc.dictionary(fc.string({ minLength: 1, maxLength: 10 }).filter((k) => !names.includes(k) && k !== '__proto__'), anyJson, { maxKeys: 4 })
+    ? fc.dictionary(
+        fc.string({ minLength: 1, maxLength: 10 }).filter((k) => !names.includes(k) && k !== '__proto__'),
+        anyJson,
+        { maxKeys: 4 },
+      )
     : fc.constant({});
   const byFields = fc.tuple(base, noise, fc.array(fc.oneof(...ops), { minLength: 1, maxLength: 3 })).map(([b, extra, list]) => {
     const body: Body = { ...extra, ...b };
@@ -352,7 +378,10 @@ function nonObjectBody(validBody: () => Body): fc.Arbitrary<{ body: string | Uin
   return fc.oneof(
     malformed.map((body) => ({ body, why: `malformed JSON ${JSON.stringify(body).slice(0, 60)}`, expect: 400 })),
     fc
-      .oneof(fc.constantFrom('[]', '[{}]', '1', '0', '-1.5', '"text"', 'true', 'false', 'null', '""'), someArray.map((a) => JSON.stringify(a)))
+      .oneof(
+        fc.constantFrom('[]', '[{}]', '1', '0', '-1.5', '"text"', 'true', 'false', 'null', '""'),
+        someArray.map((a) => JSON.stringify(a)),
+      )
       .map((body) => ({ body, why: `JSON ${body} as the body`, expect: 400 })),
     fc
       .constantFrom(
@@ -399,7 +428,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       body = undefined;
     }
     const drift = contract.check(r.method, r.path, res.status, body);
-    if (drift.length) throw new Error(`the answer is not in the OpenAPI document: ${describeReq(r)} -> ${res.status} ${textBody.slice(0, 200)}\n  ${drift.slice(0, 5).join('\n  ')}`);
+    if (drift.length)
+      throw new Error(
+        `the answer is not in the OpenAPI document: ${describeReq(r)} -> ${res.status} ${textBody.slice(0, 200)}\n  ${drift.slice(0, 5).join('\n  ')}`,
+      );
     return { status: res.status, text: textBody, body };
   }
 
@@ -552,19 +584,28 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       : {
           external_id: formatted(
             fc.uuid().map((u) => `fz_${u}`),
-            fc.oneof(fc.constantFrom('a b', 'a/b', 'a#b', '한글', 'a,b', 'a\'b'), fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/^[A-Za-z0-9._:@-]+$/.test(s))),
+            fc.oneof(
+              fc.constantFrom('a b', 'a/b', 'a#b', '한글', 'a,b', "a'b"),
+              fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/^[A-Za-z0-9._:@-]+$/.test(s)),
+            ),
             { required: true, max: 128 },
           ),
         }),
     name: text(fc.constantFrom('홍길동', 'Kim Chul-soo'), 100, { required: !patch, nullInvalid: true, plain: true }),
     email: formatted(fc.constant('fz@example.com'), fc.constantFrom('not-mail', 'a@', '@b.com', 'a@b', 'a b@example.com', 'a@@example.com'), { max: 320 }),
-    phone: formatted(fc.constant('010-1234-5678'), fc.constantFrom('12345', '010-1234-56789', 'phone', '+1-202-555-0100', '010 1234 5678', '0101234567890'), { max: 20 }),
+    phone: formatted(fc.constant('010-1234-5678'), fc.constantFrom('12345', '010-1234-56789', 'phone', '+1-202-555-0100', '010 1234 5678', '0101234567890'), {
+      max: 20,
+    }),
     metadata: metadataField({ nullInvalid: patch }),
   });
 
   const cardFields: Record<string, FieldSpec> = {
     pg: text(fc.constant('nicepay'), 40, { required: true, nullInvalid: true, extra: [fc.constant('')] }),
-    card_no: formatted(fc.constant('4242424242424242'), fc.constantFrom('4242', '42424242424242424', '4242-4242-4242-4242', '4242 4242 4242 4242', 'abcdabcdabcdabcd'), { required: true }),
+    card_no: formatted(
+      fc.constant('4242424242424242'),
+      fc.constantFrom('4242', '42424242424242424', '4242-4242-4242-4242', '4242 4242 4242 4242', 'abcdabcdabcdabcd'),
+      { required: true },
+    ),
     card_pw: formatted(fc.constant('12'), fc.constantFrom('1', '123', 'ab', '1a'), { required: true }),
     card_expire_year: formatted(fc.constant('30'), fc.constantFrom('2030', '3', 'ab', '3a'), { required: true }),
     card_expire_month: formatted(fc.constant('12'), fc.constantFrom('00', '13', '1', '012', 'ab', '99'), { required: true }),
@@ -614,7 +655,14 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
           fc.constant({ receipt_id: null }),
           fc.constant({ receipt_id: null, card_no: 'not-a-card' }),
         ),
-      validBody: () => ({ pg: 'nicepay', card_no: '4242424242424242', card_pw: '12', card_expire_year: '30', card_expire_month: '12', card_identity_no: '900101' }),
+      validBody: () => ({
+        pg: 'nicepay',
+        card_no: '4242424242424242',
+        card_pw: '12',
+        card_expire_year: '30',
+        card_expire_month: '12',
+        card_identity_no: '900101',
+      }),
     },
     {
       name: 'POST /v1/plans',
@@ -634,7 +682,9 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       },
       semantic: () =>
         fc.oneof(
-          fc.integer({ min: 1, max: 99_999_999 }).chain((amount) => fc.integer({ min: amount + 1, max: 100_000_000 }).map((tf) => ({ name: 'p', amount, tax_free_amount: tf, interval: 'month' }))),
+          fc
+            .integer({ min: 1, max: 99_999_999 })
+            .chain((amount) => fc.integer({ min: amount + 1, max: 100_000_000 }).map((tf) => ({ name: 'p', amount, tax_free_amount: tf, interval: 'month' }))),
           fc
             .constantFrom<[string, number]>(['week', 520], ['month', 120], ['year', 10])
             .chain(([interval, max]) => fc.integer({ min: max + 1, max: 3650 }).map((n) => ({ name: 'p', amount: 1000, interval, interval_count: n }))),
@@ -654,7 +704,14 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       },
       semantic: () =>
         // The price never changes: amount and the other price fields are not fields of a PATCH.
-        fc.constantFrom({ amount: 12000 }, { tax_free_amount: 0 }, { interval: 'year' }, { currency: 'KRW' }, { trial_days: 7 }, { charge_mode: 'reservation' }),
+        fc.constantFrom(
+          { amount: 12000 },
+          { tax_free_amount: 0 },
+          { interval: 'year' },
+          { currency: 'KRW' },
+          { trial_days: 7 },
+          { charge_mode: 'reservation' },
+        ),
       validBody: () => ({ description: 'still the same' }),
     },
     {
@@ -838,7 +895,16 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       url: formatted(
         fc.constant('https://saas.example.com/hooks'),
         fc.oneof(
-          fc.constantFrom('ftp://example.com/x', 'not a url', 'javascript:alert(1)', 'http://', '//example.com', 'example.com/hook', 'file:///etc/passwd', 'http:// example.com'),
+          fc.constantFrom(
+            'ftp://example.com/x',
+            'not a url',
+            'javascript:alert(1)',
+            'http://',
+            '//example.com',
+            'example.com/hook',
+            'file:///etc/passwd',
+            'http:// example.com',
+          ),
           // Inside the service's network: refused unless OUTBOUND_WEBHOOKS_ALLOW_PRIVATE.
           fc.constantFrom(
             'http://127.0.0.1:5432/',
@@ -852,7 +918,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
             'http://[fc00::1]/hooks',
             'http://[::ffff:10.0.0.1]/hooks',
           ),
-          fc.ipV4().filter((ip) => /^(10|127|0)\./.test(ip) || ip.startsWith('192.168.') || ip.startsWith('169.254.')).map((ip) => `http://${ip}/hooks`),
+          fc
+            .ipV4()
+            .filter((ip) => /^(10|127|0)\./.test(ip) || ip.startsWith('192.168.') || ip.startsWith('169.254.'))
+            .map((ip) => `http://${ip}/hooks`),
         ),
         { required: !patch, nullInvalid: true, max: 2000 },
       ),
@@ -862,7 +931,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
         invalid: fc.oneof(
           fc.constantFrom('*', 'payment.succeeded', 1, true, {}, { 0: '*' }),
           fc.constant([]),
-          fc.string({ maxLength: 20 }).filter((s) => !events.includes(s) && !s.includes('.')).map((s) => [s]),
+          fc
+            .string({ maxLength: 20 })
+            .filter((s) => !events.includes(s) && !s.includes('.'))
+            .map((s) => [s]),
           fc.constantFrom(['PAYMENT.SUCCEEDED'], ['payment.*'], ['*', 'nope'], [1], [null], [['*']], [{ type: '*' }]),
           fc.constant(Array.from({ length: 21 }, () => '*')),
           ...nullIf(patch),
@@ -876,9 +948,13 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     it(
       'should refuse corrupted bodies with a 4xx naming the field, and store nothing',
       async () => {
-        const arb = corruptedBody(route).map(
-          ({ body, why }): Req => ({ method: route.method, path: route.path(), body: JSON.stringify(body), authorization: keyFor(route.role), why }),
-        );
+        const arb = corruptedBody(route).map(({ body, why }): Req => ({
+          method: route.method,
+          path: route.path(),
+          body: JSON.stringify(body),
+          authorization: keyFor(route.role),
+          why,
+        }));
         await fuzz(arb);
       },
       PROPERTY_TIMEOUT,
@@ -887,17 +963,15 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     it(
       'should refuse bodies that are not a JSON object (malformed, arrays, scalars, other content types)',
       async () => {
-        const arb = nonObjectBody(route.validBody).map(
-          ({ body, contentType, why, expect: status }): Req & { expect: number } => ({
-            method: route.method,
-            path: route.path(),
-            body,
-            contentType,
-            authorization: keyFor(route.role),
-            why,
-            expect: status,
-          }),
-        );
+        const arb = nonObjectBody(route.validBody).map(({ body, contentType, why, expect: status }): Req & { expect: number } => ({
+          method: route.method,
+          path: route.path(),
+          body,
+          contentType,
+          authorization: keyFor(route.role),
+          why,
+          expect: status,
+        }));
         await fuzz(arb, async (r) => checkRefused(r, { status: [(r as Req & { expect: number }).expect], field: 'body' }));
       },
       PROPERTY_TIMEOUT,
@@ -909,7 +983,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
         'should refuse a path id that is not a UUID with 400 naming id, even with a valid body',
         async () => {
           const arb = fc
-            .tuple(badUuid.filter((s) => s !== '.' && s !== '..'), fc.boolean())
+            .tuple(
+              badUuid.filter((s) => s !== '.' && s !== '..'),
+              fc.boolean(),
+            )
             .map(([id, valid]): Req => ({
               method: route.method,
               path: pathWithId(encodeURIComponent(id)),
@@ -925,15 +1002,13 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       it(
         'should answer 404 for a well-formed UUID of nothing, with a valid body, and store nothing',
         async () => {
-          const arb = fc.uuid().map(
-            (id): Req => ({
-              method: route.method,
-              path: pathWithId(id),
-              body: JSON.stringify(route.validBody()),
-              authorization: keyFor(route.role),
-              why: 'unknown id',
-            }),
-          );
+          const arb = fc.uuid().map((id): Req => ({
+            method: route.method,
+            path: pathWithId(id),
+            body: JSON.stringify(route.validBody()),
+            authorization: keyFor(route.role),
+            why: 'unknown id',
+          }));
           await fuzz(arb, (r) => checkRefused(r, { status: [404] }), 10);
         },
         PROPERTY_TIMEOUT,
@@ -950,7 +1025,17 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     async () => {
       // 'service' stands for the service key, which is refused (403) on admin routes only.
       const badAuth = fc.oneof(
-        fc.constantFrom<string | null>(null, '', 'Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', 'Token abc', 'bsk_admin_x', 'Bearer bsk_admin_not-a-real-key-0000000000', 'Bearer a b'),
+        fc.constantFrom<string | null>(
+          null,
+          '',
+          'Bearer',
+          'Bearer ',
+          'Basic dXNlcjpwYXNz',
+          'Token abc',
+          'bsk_admin_x',
+          'Bearer bsk_admin_not-a-real-key-0000000000',
+          'Bearer a b',
+        ),
         fc.stringMatching(/^[!-~]{1,60}$/).map((s) => `Bearer ${s}`),
       );
       const adminRoutes = authenticated.filter((r) => r.role === 'admin');
@@ -959,16 +1044,14 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
           fc.tuple(fc.constantFrom(...authenticated), badAuth).map(([route, auth]) => ({ route, authorization: auth, forbidden: false })),
           fc.constantFrom(...adminRoutes).map((route) => ({ route, authorization: 'service' as string | null, forbidden: true })),
         )
-        .map(
-          ({ route, authorization, forbidden }): Req & { forbidden: boolean } => ({
-            method: route.method,
-            path: route.path(),
-            body: JSON.stringify(route.validBody()),
-            authorization: forbidden ? `Bearer ${t.serviceKey}` : authorization,
-            why: forbidden ? 'service key on an admin route' : `Authorization ${JSON.stringify(authorization)}`,
-            forbidden,
-          }),
-        );
+        .map(({ route, authorization, forbidden }): Req & { forbidden: boolean } => ({
+          method: route.method,
+          path: route.path(),
+          body: JSON.stringify(route.validBody()),
+          authorization: forbidden ? `Bearer ${t.serviceKey}` : authorization,
+          why: forbidden ? 'service key on an admin route' : `Authorization ${JSON.stringify(authorization)}`,
+          forbidden,
+        }));
       await fuzz(arb, (r) => checkRefused(r, { status: [(r as Req & { forbidden: boolean }).forbidden ? 403 : 401] }), RUNS * 2);
     },
     PROPERTY_TIMEOUT,
@@ -980,19 +1063,19 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       const badKey = fc.oneof(
         fc.constantFrom('', 'a b', 'key\twith-tab', 'clé', 'naïve-key', 'k'.repeat(256), 'two, keys'),
         fc.integer({ min: 256, max: 2000 }).map((n) => 'k'.repeat(n)),
-        fc.tuple(fc.stringMatching(/^[!-~]{1,20}$/), fc.constantFrom(' ', '\t', '\u00a0', '\u00ff'), fc.stringMatching(/^[!-~]{1,20}$/)).map(([a, s, b]) => `${a}${s}${b}`),
+        fc
+          .tuple(fc.stringMatching(/^[!-~]{1,20}$/), fc.constantFrom(' ', '\t', '\u00a0', '\u00ff'), fc.stringMatching(/^[!-~]{1,20}$/))
+          .map(([a, s, b]) => `${a}${s}${b}`),
       );
       const postRoutes = authenticated.filter((r) => r.method === 'POST');
-      const arb = fc.tuple(fc.constantFrom(...postRoutes), badKey).map(
-        ([route, key]): Req => ({
-          method: 'POST',
-          path: route.path(),
-          body: JSON.stringify(route.validBody()),
-          authorization: keyFor(route.role),
-          headers: { 'Idempotency-Key': key },
-          why: 'bad Idempotency-Key',
-        }),
-      );
+      const arb = fc.tuple(fc.constantFrom(...postRoutes), badKey).map(([route, key]): Req => ({
+        method: 'POST',
+        path: route.path(),
+        body: JSON.stringify(route.validBody()),
+        authorization: keyFor(route.role),
+        headers: { 'Idempotency-Key': key },
+        why: 'bad Idempotency-Key',
+      }));
       await fuzz(arb, (r) => checkRefused(r, { status: [400], field: 'Idempotency-Key' }), RUNS * 2);
     },
     PROPERTY_TIMEOUT,
@@ -1001,7 +1084,25 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
   // ---------------------------------------------------------------------------------------------- query strings
 
   const badLimit = fc.oneof(
-    fc.constantFrom('-1', '0', '101', 'abc', '1.5', '', 'Infinity', '-Infinity', 'NaN', '1e400', '99999999999999999999', 'null', 'true', '[]', '0.0001', ' ', '-0'),
+    fc.constantFrom(
+      '-1',
+      '0',
+      '101',
+      'abc',
+      '1.5',
+      '',
+      'Infinity',
+      '-Infinity',
+      'NaN',
+      '1e400',
+      '99999999999999999999',
+      'null',
+      'true',
+      '[]',
+      '0.0001',
+      ' ',
+      '-0',
+    ),
     fc.integer({ min: 101 }).map(String),
     fc.integer({ max: 0 }).map(String),
   );
@@ -1014,13 +1115,25 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     fc.constantFrom<unknown>(null, 1, 'x', [], {}, { t: 1, id: 2 }, { t: '2026-01-15T01:00:00.000Z' }, { id: '00000000-0000-4000-8000-000000000000' }).map(b64),
     // Decodes to JSON of the right form, with a time JavaScript reads and PostgreSQL refuses (no such day, year 0).
     fc
-      .tuple(fc.constantFrom('2024-02-30T00:00:00.000Z', '2023-02-29T12:00:00.000Z', '2026-04-31T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '0000-12-31T23:59:59.999Z'), fc.uuid())
+      .tuple(
+        fc.constantFrom(
+          '2024-02-30T00:00:00.000Z',
+          '2023-02-29T12:00:00.000Z',
+          '2026-04-31T00:00:00.000Z',
+          '0000-01-01T00:00:00.000Z',
+          '0000-12-31T23:59:59.999Z',
+        ),
+        fc.uuid(),
+      )
       .map(([tt, id]) => b64({ t: tt, id })),
     // Decodes to JSON of the right form, with an id that is not a UUID.
     fc
       .tuple(
         fc.constantFrom('2026-01-15T01:00:00.000Z', '0', 'Jan 1 2026'),
-        fc.oneof(fc.constantFrom('-'.repeat(36), 'a'.repeat(36), '0'.repeat(36), 'abcdef01-2345-6789-abcd-ef0123456789-'.slice(0, 36).replace(/-/g, 'a')), fc.uuid().map((u) => `${u.slice(0, 35)}-`)),
+        fc.oneof(
+          fc.constantFrom('-'.repeat(36), 'a'.repeat(36), '0'.repeat(36), 'abcdef01-2345-6789-abcd-ef0123456789-'.slice(0, 36).replace(/-/g, 'a')),
+          fc.uuid().map((u) => `${u.slice(0, 35)}-`),
+        ),
       )
       .map(([tt, id]) => b64({ t: tt, id })),
   );
@@ -1039,13 +1152,31 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
 
   const page = { limit: badLimit, cursor: badCursor };
   const statusNonsense = (valid: string[]) =>
-    fc.oneof(fc.constantFrom('nonsense', '', 'ACTIVE', 'Active', 'active ', '*', 'null', '%', 'done', 'DONE ', '1'), fc.string({ maxLength: 15 })).filter((s) => !valid.includes(s));
+    fc
+      .oneof(fc.constantFrom('nonsense', '', 'ACTIVE', 'Active', 'active ', '*', 'null', '%', 'done', 'DONE ', '1'), fc.string({ maxLength: 15 }))
+      .filter((s) => !valid.includes(s));
   const uuidParam = fc.oneof(badUuid, fc.constantFrom('', 'null'));
 
   const lists: ListRoute[] = [
-    { name: 'GET /v1/customers', path: () => '/v1/customers', role: 'service', params: { ...page, external_id: fc.oneof(fc.constant(''), fc.integer({ min: 129, max: 300 }).map((n) => 'e'.repeat(n))) } },
+    {
+      name: 'GET /v1/customers',
+      path: () => '/v1/customers',
+      role: 'service',
+      params: {
+        ...page,
+        external_id: fc.oneof(
+          fc.constant(''),
+          fc.integer({ min: 129, max: 300 }).map((n) => 'e'.repeat(n)),
+        ),
+      },
+    },
     { name: 'GET /v1/customers/:id/billing-keys', path: () => `/v1/customers/${F.customerId}/billing-keys`, role: 'service', params: page },
-    { name: 'GET /v1/plans', path: () => '/v1/plans', role: 'service', params: { ...page, active: fc.constantFrom('yes', 'no', '1', '0', 'TRUE', 'False', '', 'null') } },
+    {
+      name: 'GET /v1/plans',
+      path: () => '/v1/plans',
+      role: 'service',
+      params: { ...page, active: fc.constantFrom('yes', 'no', '1', '0', 'TRUE', 'False', '', 'null') },
+    },
     {
       name: 'GET /v1/subscriptions',
       path: () => '/v1/subscriptions',
@@ -1085,7 +1216,22 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       base: { date: '2026-01-15' },
       required: ['date'],
       params: {
-        date: fc.constantFrom('2026-02-30', '2026-13-01', '2026-1-5', 'yesterday', '20260115', '2026-01-15T00:00:00Z', '', '2026-00-10', '0000-00-00', '2026-02-29', '0000-01-01', '9999-12-31', '0001-01-01', '9500-02-28'),
+        date: fc.constantFrom(
+          '2026-02-30',
+          '2026-13-01',
+          '2026-1-5',
+          'yesterday',
+          '20260115',
+          '2026-01-15T00:00:00Z',
+          '',
+          '2026-00-10',
+          '0000-00-00',
+          '2026-02-29',
+          '0000-01-01',
+          '9999-12-31',
+          '0001-01-01',
+          '9500-02-28',
+        ),
       },
     },
     {
@@ -1101,12 +1247,18 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
 
   function corruptedQuery(list: ListRoute): fc.Arbitrary<{ query: string; why: string }> {
     const known = Object.keys(list.params).concat(Object.keys(list.base ?? {}));
-    type QOp = { kind: 'bad'; name: string; value: string } | { kind: 'unknown'; name: string; value: string } | { kind: 'repeat'; name: string } | { kind: 'drop'; name: string };
+    type QOp =
+      | { kind: 'bad'; name: string; value: string }
+      | { kind: 'unknown'; name: string; value: string }
+      | { kind: 'repeat'; name: string }
+      | { kind: 'drop'; name: string };
     const ops: fc.Arbitrary<QOp>[] = [
       ...Object.entries(list.params).map(([name, arb]) => arb.map((value): QOp => ({ kind: 'bad', name, value }))),
       fc
         .tuple(
-          fc.oneof(fc.constantFrom('foo', 'sort', 'order', 'offset', 'page', 'limit[]', 'status[]', 'id', 'expand'), fc.stringMatching(/^[a-z_]{1,12}$/)).filter((n) => !known.includes(n)),
+          fc
+            .oneof(fc.constantFrom('foo', 'sort', 'order', 'offset', 'page', 'limit[]', 'status[]', 'id', 'expand'), fc.stringMatching(/^[a-z_]{1,12}$/))
+            .filter((n) => !known.includes(n)),
           fc.string({ maxLength: 10 }),
         )
         .map(([name, value]): QOp => ({ kind: 'unknown', name, value })),
@@ -1123,7 +1275,16 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       for (const op of list2) {
         if (op.kind === 'repeat') {
           const v = q.get(op.name) ?? [];
-          const valid = op.name === 'limit' ? '5' : op.name === 'date' ? '2026-01-15' : op.name === 'cursor' ? 'abc' : op.name === 'from' || op.name === 'to' ? '2026-01-01T00:00:00Z' : 'x';
+          const valid =
+            op.name === 'limit'
+              ? '5'
+              : op.name === 'date'
+                ? '2026-01-15'
+                : op.name === 'cursor'
+                  ? 'abc'
+                  : op.name === 'from' || op.name === 'to'
+                    ? '2026-01-01T00:00:00Z'
+                    : 'x';
           q.set(op.name, [...(v.length ? v : [valid]), valid]);
         }
       }
@@ -1137,9 +1298,12 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     it(
       'should refuse absurd query strings with a 400 naming the parameter',
       async () => {
-        const arb = corruptedQuery(list).map(
-          ({ query, why }): Req => ({ method: 'GET', path: `${list.path()}?${query}`, authorization: keyFor(list.role), why }),
-        );
+        const arb = corruptedQuery(list).map(({ query, why }): Req => ({
+          method: 'GET',
+          path: `${list.path()}?${query}`,
+          authorization: keyFor(list.role),
+          why,
+        }));
         await fuzz(arb, (r) => checkRefused(r, { status: [400] }));
       },
       PROPERTY_TIMEOUT,
@@ -1150,10 +1314,30 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     'should never answer a 5xx to a forged cursor of the right form, whatever its time',
     async () => {
       const pageRoutes = lists.filter((l) => 'cursor' in l.params);
-      const forgedT = fc.constantFrom('0', '1', '12', '2026', 'Jan 1 2026', 'Tue Jan 15 2026', '1/1/1', '+275760-09-13T00:00:00.000Z', '-271821-04-20T00:00:00.000Z', '2026-01-15T01:00:00.000+14:00', '9999-12-31T23:59:59.999Z', '2024-02-30T00:00:00.000Z', '0000-01-01T00:00:00.000Z', '2023-02-29T00:00:00.000Z');
-      const arb = fc.tuple(fc.constantFrom(...pageRoutes), forgedT, fc.uuid()).map(
-        ([list, tt, id]): Req => ({ method: 'GET', path: `${list.path()}?cursor=${b64({ t: tt, id })}`, authorization: keyFor(list.role), why: `forged cursor t=${tt}` }),
+      const forgedT = fc.constantFrom(
+        '0',
+        '1',
+        '12',
+        '2026',
+        'Jan 1 2026',
+        'Tue Jan 15 2026',
+        '1/1/1',
+        '+275760-09-13T00:00:00.000Z',
+        '-271821-04-20T00:00:00.000Z',
+        '2026-01-15T01:00:00.000+14:00',
+        '9999-12-31T23:59:59.999Z',
+        '2024-02-30T00:00:00.000Z',
+        '0000-01-01T00:00:00.000Z',
+        '2023-02-29T00:00:00.000Z',
       );
+      const arb = fc
+        .tuple(fc.constantFrom(...pageRoutes), forgedT, fc.uuid())
+        .map(([list, tt, id]): Req => ({
+          method: 'GET',
+          path: `${list.path()}?cursor=${b64({ t: tt, id })}`,
+          authorization: keyFor(list.role),
+          why: `forged cursor t=${tt}`,
+        }));
       await fuzz(arb, async (r) => {
         const res = await send(r);
         if (res.status >= 500) throw new Error(`5xx for a forged cursor: ${describeReq(r)} -> ${res.status} ${res.text.slice(0, 300)}`);
@@ -1181,9 +1365,17 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
         ['GET', (id) => `/v1/webhook-endpoints/${id}`, 'admin'],
         ['GET', (id) => `/v1/webhook-endpoints/${id}/deliveries`, 'admin'],
       ];
-      const arb = fc.tuple(fc.constantFrom(...paths), badUuid.filter((s) => s !== '.' && s !== '..')).map(
-        ([[method, path, role], id]): Req => ({ method: method as Req['method'], path: path(encodeURIComponent(id)), authorization: keyFor(role), why: `path id ${JSON.stringify(id)}` }),
-      );
+      const arb = fc
+        .tuple(
+          fc.constantFrom(...paths),
+          badUuid.filter((s) => s !== '.' && s !== '..'),
+        )
+        .map(([[method, path, role], id]): Req => ({
+          method: method as Req['method'],
+          path: path(encodeURIComponent(id)),
+          authorization: keyFor(role),
+          why: `path id ${JSON.stringify(id)}`,
+        }));
       await fuzz(arb, (r) => checkRefused(r, { status: [400], field: 'id' }), RUNS * 2);
     },
     PROPERTY_TIMEOUT,
@@ -1238,9 +1430,23 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
 
     // A NUL character passes the DTO (IsString, MaxLength, IsMetadata) and PostgreSQL refuses it (text and jsonb).
     const nulBodies: [string, Req['method'], () => string, () => Body, Role, string][] = [
-      ['POST /v1/customers metadata value', 'POST', () => '/v1/customers', () => ({ external_id: `nul_${Date.now()}`, name: 'n', metadata: { a: nul } }), 'service', 'metadata'],
+      [
+        'POST /v1/customers metadata value',
+        'POST',
+        () => '/v1/customers',
+        () => ({ external_id: `nul_${Date.now()}`, name: 'n', metadata: { a: nul } }),
+        'service',
+        'metadata',
+      ],
       ['PATCH /v1/customers/:id metadata value', 'PATCH', () => `/v1/customers/${F.customerId}`, () => ({ metadata: { a: nul } }), 'service', 'metadata'],
-      ['POST /v1/plans description', 'POST', () => '/v1/plans', () => ({ name: 'p', amount: 1000, interval: 'month', description: nul }), 'service', 'description'],
+      [
+        'POST /v1/plans description',
+        'POST',
+        () => '/v1/plans',
+        () => ({ name: 'p', amount: 1000, interval: 'month', description: nul }),
+        'service',
+        'description',
+      ],
       ['PATCH /v1/plans/:id description', 'PATCH', () => `/v1/plans/${F.planId}`, () => ({ description: nul }), 'service', 'description'],
       [
         'POST /v1/subscriptions metadata value',
@@ -1250,50 +1456,106 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
         'service',
         'metadata',
       ],
-      ['POST /v1/webhook-endpoints description', 'POST', () => '/v1/webhook-endpoints', () => ({ url: 'https://example.com/h', description: nul }), 'admin', 'description'],
-      ['PATCH /v1/webhook-endpoints/:id description', 'PATCH', () => `/v1/webhook-endpoints/${F.endpointId}`, () => ({ description: nul }), 'admin', 'description'],
+      [
+        'POST /v1/webhook-endpoints description',
+        'POST',
+        () => '/v1/webhook-endpoints',
+        () => ({ url: 'https://example.com/h', description: nul }),
+        'admin',
+        'description',
+      ],
+      [
+        'PATCH /v1/webhook-endpoints/:id description',
+        'PATCH',
+        () => `/v1/webhook-endpoints/${F.endpointId}`,
+        () => ({ description: nul }),
+        'admin',
+        'description',
+      ],
       [
         'POST /v1/customers/:id/billing-keys pg',
         'POST',
         () => `/v1/customers/${F.customerId}/billing-keys`,
-        () => ({ pg: 'nice\u0000pay', card_no: '4242424242424242', card_pw: '12', card_expire_year: '30', card_expire_month: '12', card_identity_no: '900101' }),
+        () => ({
+          pg: 'nice\u0000pay',
+          card_no: '4242424242424242',
+          card_pw: '12',
+          card_expire_year: '30',
+          card_expire_month: '12',
+          card_identity_no: '900101',
+        }),
         'service',
         'pg',
       ],
     ];
-    it.each(nulBodies)('%s with a NUL character: 400 naming the field, nothing stored or sent to Bootpay (was 500)', async (why, method, path, body, role, field) => {
-      await checkRefused(req(method, path(), body(), role, why), { status: [400], field });
-    });
+    it.each(nulBodies)(
+      '%s with a NUL character: 400 naming the field, nothing stored or sent to Bootpay (was 500)',
+      async (why, method, path, body, role, field) => {
+        await checkRefused(req(method, path(), body(), role, why), { status: [400], field });
+      },
+    );
 
     it('GET /v1/customers?external_id= with a NUL character: 400 naming external_id (was 500)', async () => {
       await checkRefused(req('GET', '/v1/customers?external_id=a%00b', undefined, 'service', 'NUL in external_id'), { status: [400], field: 'external_id' });
     });
 
     it('POST /v1/customers/:id/billing-keys {"receipt_id": null}: 400 naming receipt_id, nothing sent to Bootpay (was 502 gateway_rejected)', async () => {
-      await checkRefused(req('POST', `/v1/customers/${F.customerId}/billing-keys`, { receipt_id: null }, 'service', 'receipt_id null'), { status: [400], field: 'receipt_id' });
+      await checkRefused(req('POST', `/v1/customers/${F.customerId}/billing-keys`, { receipt_id: null }, 'service', 'receipt_id null'), {
+        status: [400],
+        field: 'receipt_id',
+      });
     });
 
     // class-validator's whitelist misses unknown fields named like Object.prototype members: they are accepted, and
     // the rest of the body acts (a subscription is canceled, a payment refunded at Bootpay, the clock set, a run started).
-    const PROTO_NAMES = ['toString', 'valueOf', 'hasOwnProperty', 'constructor', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', '__defineGetter__', '__lookupGetter__', '__proto__'];
+    const PROTO_NAMES = [
+      'toString',
+      'valueOf',
+      'hasOwnProperty',
+      'constructor',
+      'isPrototypeOf',
+      'propertyIsEnumerable',
+      'toLocaleString',
+      '__defineGetter__',
+      '__lookupGetter__',
+      '__proto__',
+    ];
     it.each(PROTO_NAMES)('PATCH /v1/customers/:id with an unknown field %j: 400 naming it (was 200)', async (name) => {
       const body = withKey({ name: 'Renamed by a bad request' }, name, name === '__proto__' ? { a: 1 } : 1);
-      await checkRefused(req('PATCH', `/v1/customers/${F.customerId}`, body, 'service', `unknown field ${name}`), { status: [400], field: name === '__proto__' ? undefined : name });
+      await checkRefused(req('PATCH', `/v1/customers/${F.customerId}`, body, 'service', `unknown field ${name}`), {
+        status: [400],
+        field: name === '__proto__' ? undefined : name,
+      });
     });
 
     const protoActions: [string, Req['method'], () => string, () => Body, Role][] = [
       ['POST /v1/customers', 'POST', () => '/v1/customers', () => ({ external_id: `proto_${Date.now()}`, name: 'n', toString: 1 }), 'service'],
-      ['POST /v1/subscriptions/:id/cancel (cancels it)', 'POST', () => `/v1/subscriptions/${own.subToCancel}/cancel`, () => ({ at_period_end: false, reason: 'x', valueOf: 1 }), 'service'],
-      ['POST /v1/payments/:id/refunds (refunds at Bootpay)', 'POST', () => `/v1/payments/${own.paymentToRefund}/refunds`, () => ({ amount: 1000, reason: 'x', valueOf: 1 }), 'admin'],
+      [
+        'POST /v1/subscriptions/:id/cancel (cancels it)',
+        'POST',
+        () => `/v1/subscriptions/${own.subToCancel}/cancel`,
+        () => ({ at_period_end: false, reason: 'x', valueOf: 1 }),
+        'service',
+      ],
+      [
+        'POST /v1/payments/:id/refunds (refunds at Bootpay)',
+        'POST',
+        () => `/v1/payments/${own.paymentToRefund}/refunds`,
+        () => ({ amount: 1000, reason: 'x', valueOf: 1 }),
+        'admin',
+      ],
       ['POST /v1/test/clock (sets the clock)', 'POST', () => '/v1/test/clock', () => ({ now: '2026-03-01T00:00:00+09:00', toString: true }), 'admin'],
       ['POST /v1/charge-runs (starts a run)', 'POST', () => '/v1/charge-runs', () => ({ wait: true, toString: 1 }), 'admin'],
     ];
-    it.each(protoActions)('%s with an unknown field named like an Object.prototype member: 400, nothing done (was 2xx)', async (why, method, path, body, role) => {
-      const b = body();
-      const name = Object.keys(b).find((k) => ['toString', 'valueOf'].includes(k))!;
-      await checkRefused(req(method, path(), b, role, why), { status: [400], field: name });
-      expect(t.clock.now()).toEqual(T0);
-    });
+    it.each(protoActions)(
+      '%s with an unknown field named like an Object.prototype member: 400, nothing done (was 2xx)',
+      async (why, method, path, body, role) => {
+        const b = body();
+        const name = Object.keys(b).find((k) => ['toString', 'valueOf'].includes(k))!;
+        await checkRefused(req(method, path(), b, role, why), { status: [400], field: name });
+        expect(t.clock.now()).toEqual(T0);
+      },
+    );
 
     // Routes without a body DTO ignore any body, against "Unknown fields are refused (400 naming them)".
     it.each([
@@ -1324,9 +1586,15 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
     });
 
     // The audit trail's cursor was a bare number, so any digits passed for one (found by the fuzz property above).
-    it.each(['0', '12', b64({ seq: 0 }), b64({ seq: 1.5 }), b64({ seq: '3' })])('GET /v1/subscriptions/:id/events?cursor=%s: 400 naming cursor (was 200)', async (cursor) => {
-      await checkRefused(req('GET', `/v1/subscriptions/${F.subId}/events?cursor=${cursor}`, undefined, 'service', 'events cursor not from a page'), { status: [400], field: 'cursor' });
-    });
+    it.each(['0', '12', b64({ seq: 0 }), b64({ seq: 1.5 }), b64({ seq: '3' })])(
+      'GET /v1/subscriptions/:id/events?cursor=%s: 400 naming cursor (was 200)',
+      async (cursor) => {
+        await checkRefused(req('GET', `/v1/subscriptions/${F.subId}/events?cursor=${cursor}`, undefined, 'service', 'events cursor not from a page'), {
+          status: [400],
+          field: 'cursor',
+        });
+      },
+    );
 
     // ISO-8601 forms that IsISO8601 accepts and JavaScript cannot read: Invalid Date reaches the SQL.
     it.each([
@@ -1335,7 +1603,10 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
       ['from', '+2026-01-15T00:00:00Z'],
       ['to', '2026-01-15T01:00:00,5Z'],
     ])('GET /v1/reports/summary?%s=%s: 400 naming the parameter (was 500)', async (param, value) => {
-      await checkRefused(req('GET', `/v1/reports/summary?${param}=${encodeURIComponent(value)}`, undefined, 'admin', `${param} unreadable`), { status: [400], field: param });
+      await checkRefused(req('GET', `/v1/reports/summary?${param}=${encodeURIComponent(value)}`, undefined, 'admin', `${param} unreadable`), {
+        status: [400],
+        field: param,
+      });
     });
   });
 });

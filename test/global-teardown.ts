@@ -9,7 +9,9 @@ export default async function globalTeardown(): Promise<void> {
     try {
       const dbs = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE 'bt\\_test\\_%' OR datname = $1`, [template]);
       for (const { datname } of dbs.rows as { datname: string }[]) {
-        await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`).catch((err: unknown) => console.warn(`could not drop test database ${datname}: ${String(err)}`));
+        await admin
+          .query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`)
+          .catch((err: unknown) => console.warn(`could not drop test database ${datname}: ${String(err)}`));
       }
     } finally {
       await admin.end();

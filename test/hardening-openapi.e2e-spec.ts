@@ -7,7 +7,12 @@ import { createBillingKey, createCustomer, createPlan } from './utils/fixtures';
 import { OpenApiContract } from './utils/openapi-contract';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
 
-type Op = { parameters?: { in: string; name: string; schema?: { format?: string } }[]; requestBody?: { content: Record<string, { schema: { $ref?: string } }> }; responses: Record<string, { content?: Record<string, { schema?: unknown }> }>; security?: unknown[] };
+type Op = {
+  parameters?: { in: string; name: string; schema?: { format?: string } }[];
+  requestBody?: { content: Record<string, { schema: { $ref?: string } }> };
+  responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+  security?: unknown[];
+};
 
 describe('Hardening: the OpenAPI document is the contract', () => {
   let t: TestApp;
@@ -94,7 +99,14 @@ describe('Hardening: the OpenAPI document is the contract', () => {
     await call('get', `/v1/customers/${customer.id}/billing-keys`, S);
     await call('get', `/v1/billing-keys/${key.id}`, S);
     await call('get', `/v1/billing-keys/${key.id}/reservations`, S);
-    await call('post', `/v1/customers/${customer.id}/billing-keys`, S, { pg: 'nicepay', card_no: '4111110000000054', card_pw: '12', card_expire_year: '30', card_expire_month: '12', card_identity_no: '900101' });
+    await call('post', `/v1/customers/${customer.id}/billing-keys`, S, {
+      pg: 'nicepay',
+      card_no: '4111110000000054',
+      card_pw: '12',
+      card_expire_year: '30',
+      card_expire_month: '12',
+      card_identity_no: '900101',
+    });
     const plan = await createPlan(t);
     const yearly = await call('post', '/v1/plans', S, { name: 'Contract yearly', amount: 110000, interval: 'year' });
     await call('get', '/v1/plans', S);
@@ -140,7 +152,14 @@ describe('Hardening: the OpenAPI document is the contract', () => {
     await call('post', '/v1/webhooks/bootpay', undefined, { receipt_id: '!' });
 
     // Operations the walk does not know (added since) are called too: without a key (401), so nothing is set going.
-    const reached = () => new Set(seen.map((x) => { const [m, p] = x.split(' '); const op = contract.operation(m, p); return op ? `${op.method} ${op.template}` : x; }));
+    const reached = () =>
+      new Set(
+        seen.map((x) => {
+          const [m, p] = x.split(' ');
+          const op = contract.operation(m, p);
+          return op ? `${op.method} ${op.template}` : x;
+        }),
+      );
     const done = reached();
     for (const { path, method } of ops()) {
       if (done.has(`${method.toUpperCase()} ${path}`)) continue;

@@ -23,7 +23,8 @@ describe('Hardening: secrets stay secret', () => {
   afterEach(() => t.clock.set(T0));
 
   /** Every idempotency record as text. */
-  const records = async () => (await t.db.query(`SELECT response_body::text AS body FROM idempotency_keys`)).rows.map((r: { body: string }) => r.body).join('\n');
+  const records = async () =>
+    (await t.db.query(`SELECT response_body::text AS body FROM idempotency_keys`)).rows.map((r: { body: string }) => r.body).join('\n');
 
   describe('idempotency records', () => {
     it('should not store the signing secret of a new webhook endpoint, and refuse to replay it with 409 naming the endpoint', async () => {
@@ -45,12 +46,14 @@ describe('Hardening: secrets stay secret', () => {
 
     it('should not store a rotated secret either, nor show it on replay', async () => {
       const created = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'https://hooks.example.com/b' });
-      const rotate = () => t.http.post(`/v1/webhook-endpoints/${created.body.id}/rotate-secret`).set(bearer(t.adminKey)).set('Idempotency-Key', 'rotate-1').send({});
+      const rotate = () =>
+        t.http.post(`/v1/webhook-endpoints/${created.body.id}/rotate-secret`).set(bearer(t.adminKey)).set('Idempotency-Key', 'rotate-1').send({});
       const first = await rotate();
       expect(first.status).toBe(200);
       expect(first.body.secret).toMatch(/^whsec_/);
       expect(await records()).not.toContain(first.body.secret);
-      const stored = async () => (await t.db.query(`SELECT secret_ciphertext FROM webhook_endpoints WHERE id = $1`, [created.body.id])).rows[0].secret_ciphertext;
+      const stored = async () =>
+        (await t.db.query(`SELECT secret_ciphertext FROM webhook_endpoints WHERE id = $1`, [created.body.id])).rows[0].secret_ciphertext;
       const inUse = await stored();
       const replay = await rotate();
       expect(replay.status).toBe(409);
@@ -69,7 +72,12 @@ describe('Hardening: secrets stay secret', () => {
     });
 
     it('should remove records older than 24 hours, so the key can be used again', async () => {
-      const send = (name: string) => t.http.post('/v1/customers').set(bearer(t.serviceKey)).set('Idempotency-Key', 'sweep-1').send({ external_id: `sweep-${name}`, name });
+      const send = (name: string) =>
+        t.http
+          .post('/v1/customers')
+          .set(bearer(t.serviceKey))
+          .set('Idempotency-Key', 'sweep-1')
+          .send({ external_id: `sweep-${name}`, name });
       expect((await send('first')).status).toBe(201);
       const db = t.app.get(DataSource);
       const row = async () => (await t.db.query(`SELECT 1 FROM idempotency_keys WHERE idempotency_key = 'sweep-1'`)).rows.length;
@@ -128,11 +136,7 @@ describe('Hardening: secrets stay secret', () => {
       const prefixes: { name: string; key_prefix: string; key_hash: string }[] = (await t.db.query(`SELECT name, key_prefix, key_hash FROM api_keys`)).rows;
       expect(prefixes.find((p) => p.name === 'test admin')!.key_prefix).toMatch(/^bsk_admin_#[0-9a-f]{8}$/);
       expect(prefixes.find((p) => p.name === 'generated')!.key_prefix).toMatch(/^#[0-9a-f]{8}$/);
-      const replay = await t.http
-        .post('/v1/webhook-endpoints')
-        .set(bearer(t.adminKey))
-        .set('Idempotency-Key', 'old-row')
-        .send({});
+      const replay = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).set('Idempotency-Key', 'old-row').send({});
       // Another body than the stored one (its hash is zeros): 422, and never the old secret.
       expect(replay.text).not.toContain('whsec_oldsecret');
     });

@@ -146,7 +146,10 @@ describe('Hardening: outbound webhooks', () => {
       // As if the names had resolved to public addresses at registration and to this host now (DNS rebinding).
       t.runtime.config.outboundWebhooks.allowPrivate = true;
       const byAddress = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: receiver.url });
-      const byName = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: `http://localhost:${receiver.port}/hooks` });
+      const byName = await t.http
+        .post('/v1/webhook-endpoints')
+        .set(bearer(t.adminKey))
+        .send({ url: `http://localhost:${receiver.port}/hooks` });
       t.runtime.config.outboundWebhooks.allowPrivate = false;
       expect([byAddress.status, byName.status]).toEqual([201, 201]);
 
@@ -193,7 +196,12 @@ describe('Hardening: outbound webhooks', () => {
       await newSubscription(t, planId);
       await dispatch();
       expect(open.received).toHaveLength(3);
-      const strip = (d: Record<string, unknown>) => ({ status: d.status, attempts: d.attempts, last_status_code: d.last_status_code, last_error: d.last_error });
+      const strip = (d: Record<string, unknown>) => ({
+        status: d.status,
+        attempts: d.attempts,
+        last_status_code: d.last_status_code,
+        last_error: d.last_error,
+      });
       const a = (await deliveries(closed.id)).map(strip);
       const b = (await deliveries(answered.id)).map(strip);
       expect(a).toHaveLength(3);
@@ -248,7 +256,12 @@ describe('Hardening: outbound webhooks', () => {
 
     beforeAll(async () => {
       t = await startTestApp({
-        env: { OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: 'true', OUTBOUND_WEBHOOK_POLL_MS: '20', OUTBOUND_WEBHOOK_ENDPOINT_CONCURRENCY: '2', OUTBOUND_WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS) },
+        env: {
+          OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: 'true',
+          OUTBOUND_WEBHOOK_POLL_MS: '20',
+          OUTBOUND_WEBHOOK_ENDPOINT_CONCURRENCY: '2',
+          OUTBOUND_WEBHOOK_TIMEOUT_MS: String(TIMEOUT_MS),
+        },
       });
     });
     afterAll(async () => {

@@ -65,10 +65,17 @@ describe('Hardening: no 5xx from input', () => {
   });
 
   it('should refuse a JSON body nested 33 deep and accept the nesting a real body has', async () => {
-    const deep = await t.http.patch(`/v1/customers/${customerId}`).set(bearer(t.serviceKey)).set('Content-Type', 'application/json').send(`{"metadata":${nested(32)}}`);
+    const deep = await t.http
+      .patch(`/v1/customers/${customerId}`)
+      .set(bearer(t.serviceKey))
+      .set('Content-Type', 'application/json')
+      .send(`{"metadata":${nested(32)}}`);
     expect(deep.status).toBe(400);
     expect(deep.body.code).toBe('nesting_too_deep');
-    const ok = await t.http.patch(`/v1/customers/${customerId}`).set(bearer(t.serviceKey)).send({ metadata: { team: 'growth' } });
+    const ok = await t.http
+      .patch(`/v1/customers/${customerId}`)
+      .set(bearer(t.serviceKey))
+      .send({ metadata: { team: 'growth' } });
     expect(ok.status).toBe(200);
   });
 

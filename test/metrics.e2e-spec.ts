@@ -70,7 +70,9 @@ describe('Metrics: GET /metrics', () => {
       (await createSubscription(t, { customer_id: c.customer.id, plan_id: plan.id, billing_key_id: c.key.id })) as { id: string; next_charge_at: string };
     const a = await subscribe(good);
     const b = await subscribe(soft);
-    expect((await createSubscription(t, { customer_id: hard.customer.id, plan_id: plan.id, billing_key_id: hard.key.id }, 402)).failure).toMatchObject({ hard: true });
+    expect((await createSubscription(t, { customer_id: hard.customer.id, plan_id: plan.id, billing_key_id: hard.key.id }, 402)).failure).toMatchObject({
+      hard: true,
+    });
 
     const before = await scrape();
     expect(sample(before, 'billing_subscriptions', { status: 'active', dunning_stage: '0' })).toBe(2);
@@ -99,7 +101,9 @@ describe('Metrics: GET /metrics', () => {
     expect(sample(after1, 'billing_refunds', { status: 'succeeded' })).toBe(0);
 
     // b ends; the next renewal of a gets a 5xx from Bootpay: an UNKNOWN attempt (no webhook settles it), which ages.
-    expect((await t.http.post(`/v1/subscriptions/${b.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: false, reason: 'churned' })).status).toBe(200);
+    expect((await t.http.post(`/v1/subscriptions/${b.id}/cancel`).set(bearer(t.serviceKey)).send({ at_period_end: false, reason: 'churned' })).status).toBe(
+      200,
+    );
     const renewal = (await t.http.get(`/v1/subscriptions/${a.id}`).set(bearer(t.serviceKey))).body.next_charge_at as string;
     t.clock.set(new Date(renewal));
     t.fake.setFaults({ fail_next: { count: 1, status: 500, route: 'subscribe/payment' } });
@@ -112,9 +116,14 @@ describe('Metrics: GET /metrics', () => {
     expect(sample(after2, 'billing_open_attempts', { status: 'UNKNOWN' })).toBe(1);
     expect(sample(after2, 'billing_open_attempt_oldest_age_seconds', { status: 'UNKNOWN' })).toBeGreaterThanOrEqual(2 * 3600);
     expect(sample(after2, 'billing_open_attempts', { status: 'IN_PROGRESS' })).toBe(0);
-    expect(sample(after2, 'billing_subscriptions', { status: 'canceled', dunning_stage: '1' }) + sample(after2, 'billing_subscriptions', { status: 'canceled', dunning_stage: '0' })).toBe(2);
+    expect(
+      sample(after2, 'billing_subscriptions', { status: 'canceled', dunning_stage: '1' }) +
+        sample(after2, 'billing_subscriptions', { status: 'canceled', dunning_stage: '0' }),
+    ).toBe(2);
     // Nothing was delivered to the endpoint that never answers: its oldest event is older than 15 minutes.
-    expect(sample(after2, 'billing_webhook_deliveries_pending', { endpoint_id: hook.body.id })).toBeGreaterThan(sample(before, 'billing_webhook_deliveries_pending', { endpoint_id: hook.body.id }));
+    expect(sample(after2, 'billing_webhook_deliveries_pending', { endpoint_id: hook.body.id })).toBeGreaterThan(
+      sample(before, 'billing_webhook_deliveries_pending', { endpoint_id: hook.body.id }),
+    );
     expect(sample(after2, 'billing_webhook_delivery_oldest_pending_age_seconds', { endpoint_id: hook.body.id })).toBeGreaterThan(15 * 60);
     // Scheduler-mode plans reserve nothing; no reconciliation has run.
     expect(after2.get('billing_reservations_outstanding')).toBe(0);

@@ -29,7 +29,14 @@ const plus = (d: Date, ms: number) => new Date(d.getTime() + ms);
 const iso = (d: Date) => d.toISOString();
 const periodPrefix = (subId: string, start: Date) => `s${subId.replace(/-/g, '')}-${Math.floor(start.getTime() / 1000)}-`;
 
-type Sub = { id: string; status: string; plan_id: string; current_period_start: string | null; current_period_end: string | null; next_charge_at: string | null };
+type Sub = {
+  id: string;
+  status: string;
+  plan_id: string;
+  current_period_start: string | null;
+  current_period_end: string | null;
+  next_charge_at: string | null;
+};
 
 async function flags(t: TestApp, subscriptionId: string) {
   const res = await t.http.get(`/v1/finance-flags?subscription_id=${subscriptionId}`).set(bearer(t.adminKey));
@@ -251,13 +258,20 @@ describe('Money state: lifecycle edges', () => {
     const good = await subscribe(plan.id);
     const broken = await subscribe(plan.id);
     // The broken key's row holds a ciphertext made for another row: it cannot be decrypted (as with another key).
-    await t.db.query(`UPDATE billing_keys SET billing_key_ciphertext = (SELECT billing_key_ciphertext FROM billing_keys WHERE id = $1) WHERE id = $2`, [good.key.id, broken.key.id]);
+    await t.db.query(`UPDATE billing_keys SET billing_key_ciphertext = (SELECT billing_key_ciphertext FROM billing_keys WHERE id = $1) WHERE id = $2`, [
+      good.key.id,
+      broken.key.id,
+    ]);
     t.clock.set(month(1));
     const run = await runCharges(t);
     expect(run.status).toBe('failed');
     expect(run.counts).toMatchObject({ charged: 1, failed: 0, local_faults: 1 });
     expect((await t.http.get(`/v1/charge-runs/${run.id}`).set(bearer(t.adminKey))).body.error).toMatch(/BILLING_KEY_ENCRYPTION_KEY/);
-    expect(await getSubscription(t, broken.id)).toMatchObject({ status: 'active', next_charge_at: iso(month(1)), dunning: { attempts: 0, last_failure: null } });
+    expect(await getSubscription(t, broken.id)).toMatchObject({
+      status: 'active',
+      next_charge_at: iso(month(1)),
+      dunning: { attempts: 0, last_failure: null },
+    });
     expect(chargesFor(t, broken.id, month(1))).toEqual([]);
     expect(t.fake.ledger().failed_charges).toEqual([]);
     expect(t.fake.ledger().billing_keys.find((k) => k.receipt_id === broken.key.bootpay_receipt_id)!.status).toBe('active');
@@ -298,9 +312,21 @@ describe('Money state: lifecycle edges', () => {
     expect(renewal.status).toBe('UNKNOWN');
     // Somebody charges 100 won with the renewal's order_id on another key, and its receipt is posted to the webhook.
     const issued = await fetchFake(t, 'POST', 'request/subscribe', {
-      pg: 'nicepay', order_name: 'x', subscription_id: 'other', card_no: '4242424242424242', card_pw: '12', card_expire_year: '30', card_expire_month: '12', card_identity_no: '900101',
+      pg: 'nicepay',
+      order_name: 'x',
+      subscription_id: 'other',
+      card_no: '4242424242424242',
+      card_pw: '12',
+      card_expire_year: '30',
+      card_expire_month: '12',
+      card_identity_no: '900101',
     });
-    const forged = await fetchFake(t, 'POST', 'subscribe/payment', { billing_key: issued.billing_key, order_name: 'x', order_id: renewal.order_id, price: 100 });
+    const forged = await fetchFake(t, 'POST', 'subscribe/payment', {
+      billing_key: issued.billing_key,
+      order_name: 'x',
+      order_id: renewal.order_id,
+      price: 100,
+    });
     expect((await postBootpayWebhook(t, { receipt_id: forged.receipt_id })).body).toEqual({ success: true });
 
     const after = (await paymentDetails(t, sub.id)).find((p) => p.id === renewal.id)!;
@@ -311,7 +337,11 @@ describe('Money state: lifecycle edges', () => {
     await runCharges(t);
     expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(1)), current_period_end: iso(month(2)) });
     // Bootpay holds the forged 100 won (finance's to look at) and the real 11,000; only the real one paid the period.
-    expect(chargesFor(t, sub.id, month(1)).map((c) => c.price).sort((a, b) => a - b)).toEqual([100, 11000]);
+    expect(
+      chargesFor(t, sub.id, month(1))
+        .map((c) => c.price)
+        .sort((a, b) => a - b),
+    ).toEqual([100, 11000]);
     const done = (await paymentDetails(t, sub.id)).filter((p) => p.period.index === 1 && p.status === 'DONE');
     expect(done.map((p) => [p.amount, p.attempt])).toEqual([[11000, 2]]);
   });
@@ -320,14 +350,22 @@ describe('Money state: lifecycle edges', () => {
     const plan = await createPlan(t, { amount: 11000 });
     const sub = await subscribe(plan.id);
     const payment = (await paymentDetails(t, sub.id))[0];
-    const res = await fetchFake(t, 'POST', 'cancel', { receipt_id: payment.receipt_id!, cancel_id: 'console-1', cancel_price: 4000, cancel_username: 'ops', cancel_message: 'goodwill' });
+    const res = await fetchFake(t, 'POST', 'cancel', {
+      receipt_id: payment.receipt_id!,
+      cancel_id: 'console-1',
+      cancel_price: 4000,
+      cancel_username: 'ops',
+      cancel_message: 'goodwill',
+    });
     expect(res.receipt_id).toBe(payment.receipt_id);
     await t.fake.webhooksIdle();
     expect((await paymentDetails(t, sub.id))[0]).toMatchObject({ status: 'PARTIAL_CANCELED', balance_amount: 7000 });
     const refunds = (await t.http.get(`/v1/payments/${payment.id}/refunds`).set(bearer(t.adminKey))).body.data;
     expect(refunds).toEqual([expect.objectContaining({ amount: 4000, status: 'succeeded', source: 'bootpay', vat: 364 })]);
     const events = (await t.http.get(`/v1/subscriptions/${sub.id}/events?limit=100`).set(bearer(t.serviceKey))).body.data;
-    expect(events.filter((e: { type: string }) => e.type === 'refund.succeeded')).toEqual([expect.objectContaining({ reason: 'refunded outside the service (at Bootpay)' })]);
+    expect(events.filter((e: { type: string }) => e.type === 'refund.succeeded')).toEqual([
+      expect.objectContaining({ reason: 'refunded outside the service (at Bootpay)' }),
+    ]);
     expect((await flags(t, sub.id)).map((f) => f.kind)).toEqual(['refund_outside']);
     // Delivered again: nothing twice. A refund asked of the service afterwards counts the outside one.
     for (const w of [payment.receipt_id]) await postBootpayWebhook(t, { receipt_id: w });
@@ -370,7 +408,10 @@ describe('Money state: due by business day (runs at 03:00 Asia/Seoul)', () => {
     expect((await runCharges(t)).counts).toMatchObject({ due: 0 });
     t.clock.set(new Date('2026-02-28T03:00:00+09:00'));
     expect((await runCharges(t)).counts).toMatchObject({ due: 1, charged: 1 });
-    expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: '2026-02-28T01:00:00.000Z', current_period_end: '2026-03-31T01:00:00.000Z' });
+    expect(await getSubscription(t, sub.id)).toMatchObject({
+      current_period_start: '2026-02-28T01:00:00.000Z',
+      current_period_end: '2026-03-31T01:00:00.000Z',
+    });
   });
 
   it('retries a decline stamped 03:00:20 at the next day’s 03:00 run, not a day later', async () => {
@@ -410,7 +451,10 @@ describe('Money state: due by business day (runs at 03:00 Asia/Seoul)', () => {
 async function fetchFake(t: TestApp, method: string, path: string, body: Record<string, unknown>): Promise<Record<string, string>> {
   const res = await fetch(`${t.fake.apiBaseUrl}/${path}`, {
     method,
-    headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${t.fake.credentials.clientKey}:${t.fake.credentials.secretKey}`).toString('base64')}` },
+    headers: {
+      'Content-Type': 'application/json',
+      Authorization: `Basic ${Buffer.from(`${t.fake.credentials.clientKey}:${t.fake.credentials.secretKey}`).toString('base64')}`,
+    },
     body: JSON.stringify(body),
   });
   const json = (await res.json()) as Record<string, string>;

@@ -55,7 +55,10 @@ describe('Outbound webhooks to the SaaS backend', () => {
     expect(got.body).not.toHaveProperty('secret');
     expect(JSON.stringify(got.body)).not.toContain(secret);
     expect((await t.http.get('/v1/webhook-endpoints').set(bearer(t.serviceKey))).status).toBe(403);
-    const bad = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: 'ftp://x', events: ['nope'] });
+    const bad = await t.http
+      .post('/v1/webhook-endpoints')
+      .set(bearer(t.adminKey))
+      .send({ url: 'ftp://x', events: ['nope'] });
     expect(bad.status).toBe(400);
     expect(bad.body.details.map((d: { field: string }) => d.field)).toEqual(expect.arrayContaining(['url', 'events']));
   });

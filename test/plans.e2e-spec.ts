@@ -13,7 +13,10 @@ describe('Plans', () => {
 
   describe('create and read', () => {
     it('should create a plan with its defaults and show the VAT included in the price', async () => {
-      const res = await t.http.post('/v1/plans').set(bearer(t.adminKey)).send({ name: 'Pro monthly', description: 'Everything in Pro', amount: 11000, interval: 'month' });
+      const res = await t.http
+        .post('/v1/plans')
+        .set(bearer(t.adminKey))
+        .send({ name: 'Pro monthly', description: 'Everything in Pro', amount: 11000, interval: 'month' });
       expect(res.status).toBe(201);
       expect(res.body).toEqual({
         id: expect.stringMatching(/^[0-9a-f-]{36}$/),
@@ -61,16 +64,54 @@ describe('Plans', () => {
       const res = await t.http
         .post('/v1/plans')
         .set(bearer(t.serviceKey))
-        .send({ name: ' Quarterly ', amount: 30000, tax_free_amount: 3000, currency: 'KRW', interval: 'month', interval_count: 3, trial_days: 14, charge_mode: 'reservation' });
+        .send({
+          name: ' Quarterly ',
+          amount: 30000,
+          tax_free_amount: 3000,
+          currency: 'KRW',
+          interval: 'month',
+          interval_count: 3,
+          trial_days: 14,
+          charge_mode: 'reservation',
+        });
       expect(res.status).toBe(201);
-      expect(res.body).toMatchObject({ name: 'Quarterly', amount: 30000, tax_free_amount: 3000, vat: 2455, supply_amount: 24545, interval: 'month', interval_count: 3, trial_days: 14, charge_mode: 'reservation', active: true });
-      const stored = (await t.db.query('SELECT amount, tax_free_amount, interval, interval_count, trial_days, charge_mode, currency FROM plans WHERE id = $1', [res.body.id])).rows[0];
-      expect(stored).toEqual({ amount: '30000', tax_free_amount: '3000', interval: 'month', interval_count: 3, trial_days: 14, charge_mode: 'reservation', currency: 'KRW' });
+      expect(res.body).toMatchObject({
+        name: 'Quarterly',
+        amount: 30000,
+        tax_free_amount: 3000,
+        vat: 2455,
+        supply_amount: 24545,
+        interval: 'month',
+        interval_count: 3,
+        trial_days: 14,
+        charge_mode: 'reservation',
+        active: true,
+      });
+      const stored = (
+        await t.db.query('SELECT amount, tax_free_amount, interval, interval_count, trial_days, charge_mode, currency FROM plans WHERE id = $1', [res.body.id])
+      ).rows[0];
+      expect(stored).toEqual({
+        amount: '30000',
+        tax_free_amount: '3000',
+        interval: 'month',
+        interval_count: 3,
+        trial_days: 14,
+        charge_mode: 'reservation',
+        currency: 'KRW',
+      });
     });
 
     it('should accept the longest period of each unit (10 years)', async () => {
-      for (const [interval, count] of [['day', 3650], ['week', 520], ['month', 120], ['year', 10]] as const) {
-        const res = await t.http.post('/v1/plans').set(bearer(t.adminKey)).send({ name: `max ${interval}`, amount: 1000, interval, interval_count: count });
+      for (const [interval, count] of [
+        ['day', 3650],
+        ['week', 520],
+        ['month', 120],
+        ['year', 10],
+      ] as const) {
+        const res = await t.http
+          .post('/v1/plans')
+          .set(bearer(t.adminKey))
+          .send({ name: `max ${interval}`, amount: 1000, interval, interval_count: count });
         expect({ interval, status: res.status }).toEqual({ interval, status: 201 });
         expect(res.body.interval_count).toBe(count);
       }
@@ -160,7 +201,18 @@ describe('Plans', () => {
       try {
         const res = await t.http.patch(`/v1/plans/${plan.id}`).set(bearer(t.adminKey)).send({ name: 'After', description: 'new words', active: false });
         expect(res.status).toBe(200);
-        expect(res.body).toMatchObject({ id: plan.id, name: 'After', description: 'new words', active: false, amount: 22000, tax_free_amount: 2000, vat: 1818, interval: 'month', updated_at: later.toISOString(), created_at: T0.toISOString() });
+        expect(res.body).toMatchObject({
+          id: plan.id,
+          name: 'After',
+          description: 'new words',
+          active: false,
+          amount: 22000,
+          tax_free_amount: 2000,
+          vat: 1818,
+          interval: 'month',
+          updated_at: later.toISOString(),
+          created_at: T0.toISOString(),
+        });
         const cleared = await t.http.patch(`/v1/plans/${plan.id}`).set(bearer(t.adminKey)).send({ description: null, active: true });
         expect(cleared.status).toBe(200);
         expect(cleared.body).toMatchObject({ name: 'After', description: null, active: true });
@@ -183,7 +235,10 @@ describe('Plans', () => {
     it.each(priceFields)('should refuse a PATCH of %s with 400 naming it and leave the plan unchanged', async (field, body) => {
       const plan = await createPlan(t, { name: 'Fixed terms', amount: 11000 });
       const before = (await t.http.get(`/v1/plans/${plan.id}`).set(bearer(t.adminKey))).body;
-      const res = await t.http.patch(`/v1/plans/${plan.id}`).set(bearer(t.adminKey)).send({ name: 'Renamed', ...body });
+      const res = await t.http
+        .patch(`/v1/plans/${plan.id}`)
+        .set(bearer(t.adminKey))
+        .send({ name: 'Renamed', ...body });
       expect(res.status).toBe(400);
       expect(res.body.code).toBe('invalid_request');
       expect(res.body.details.map((d: { field: string }) => d.field)).toEqual([field]);
@@ -214,7 +269,10 @@ describe('Plans', () => {
       expect(sub.status).toBe('active');
       expect((await t.http.patch(`/v1/plans/${plan.id}`).set(bearer(t.adminKey)).send({ active: false })).status).toBe(200);
 
-      const refused = await t.http.post('/v1/subscriptions').set(bearer(t.serviceKey)).send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id });
+      const refused = await t.http
+        .post('/v1/subscriptions')
+        .set(bearer(t.serviceKey))
+        .send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id });
       expect(refused.status).toBe(422);
       expect(refused.body.details).toEqual([{ field: 'plan_id', message: 'the plan is not active' }]);
 
@@ -225,7 +283,12 @@ describe('Plans', () => {
         t.clock.set(T0);
       }
       const renewed = (await t.http.get(`/v1/subscriptions/${sub.id}`).set(bearer(t.serviceKey))).body;
-      expect(renewed).toMatchObject({ status: 'active', plan_id: plan.id, current_period_start: sub.next_charge_at, latest_payment: { status: 'DONE', amount: 7700 } });
+      expect(renewed).toMatchObject({
+        status: 'active',
+        plan_id: plan.id,
+        current_period_start: sub.next_charge_at,
+        latest_payment: { status: 'DONE', amount: 7700 },
+      });
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([7700, 7700]);
     });
 
@@ -282,7 +345,10 @@ describe('Plans', () => {
     });
 
     it('should say why an interval_count is too large for its unit', async () => {
-      const res = await t.http.post('/v1/plans').set(bearer(t.adminKey)).send({ ...valid, interval: 'year', interval_count: 11 });
+      const res = await t.http
+        .post('/v1/plans')
+        .set(bearer(t.adminKey))
+        .send({ ...valid, interval: 'year', interval_count: 11 });
       expect(res.status).toBe(400);
       expect(res.body.details).toEqual([{ field: 'interval_count', message: 'interval_count must be at most 10 for interval year' }]);
     });

@@ -33,7 +33,10 @@ describe('Nightly reconciliation with Bootpay', () => {
   beforeAll(async () => {
     t = await startTestApp({ now: new Date('2026-03-10T01:00:00Z'), env: { OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: 'true', RECONCILE_WINDOW_DAYS: '35' } });
     receiver = await startReceiver();
-    const ep = await t.http.post('/v1/webhook-endpoints').set(bearer(t.adminKey)).send({ url: receiver.url, events: ['reconciliation.difference'] });
+    const ep = await t.http
+      .post('/v1/webhook-endpoints')
+      .set(bearer(t.adminKey))
+      .send({ url: receiver.url, events: ['reconciliation.difference'] });
     expect(ep.status).toBe(201);
   });
   afterAll(async () => {
@@ -77,7 +80,16 @@ describe('Nightly reconciliation with Bootpay', () => {
     const second = list.data[0];
     expect(second.differences).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ kind: 'payment', id: payment.id, subscription_id: sub.id, field: 'status', local: 'DONE', bootpay: 'CANCELED', first_seen_at: tick2.toISOString(), persistent: false }),
+        expect.objectContaining({
+          kind: 'payment',
+          id: payment.id,
+          subscription_id: sub.id,
+          field: 'status',
+          local: 'DONE',
+          bootpay: 'CANCELED',
+          first_seen_at: tick2.toISOString(),
+          persistent: false,
+        }),
         expect.objectContaining({ kind: 'payment', id: payment.id, field: 'refunded_amount', local: 0, bootpay: 11000, first_seen_at: tick2.toISOString() }),
       ]),
     );
@@ -103,7 +115,9 @@ describe('Nightly reconciliation with Bootpay', () => {
     expect(receiver.events[0].data.object).toMatchObject({ first_seen_at: tick2.toISOString(), subscription_id: sub.id, version: 2 });
     const summary = (await t.http.get('/v1/reports/summary').set(bearer(t.adminKey))).body;
     expect(summary.reconciliation.persistent_differences).toEqual(
-      expect.arrayContaining([expect.objectContaining({ kind: 'payment', object_id: payment.id, field: 'status', first_seen_at: tick2.toISOString(), runs_seen: 2 })]),
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'payment', object_id: payment.id, field: 'status', first_seen_at: tick2.toISOString(), runs_seen: 2 }),
+      ]),
     );
 
     // Another run tells nobody again.

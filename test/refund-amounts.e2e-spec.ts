@@ -36,8 +36,7 @@ describe('Refund amounts', () => {
     return payment;
   }
 
-  const refund = (paymentId: string, body: Record<string, unknown>) =>
-    t.http.post(`/v1/payments/${paymentId}/refunds`).set(bearer(t.adminKey)).send(body);
+  const refund = (paymentId: string, body: Record<string, unknown>) => t.http.post(`/v1/payments/${paymentId}/refunds`).set(bearer(t.adminKey)).send(body);
 
   async function refundAll(paymentId: string, amounts: number[]): Promise<Figures[]> {
     const refunds: Figures[] = [];
@@ -50,8 +49,7 @@ describe('Refund amounts', () => {
     return refunds;
   }
 
-  const sum = (refunds: Figures[], field: 'amount' | 'tax_free_amount' | 'vat' | 'supply_amount') =>
-    refunds.reduce((s, r) => s + r[field], 0);
+  const sum = (refunds: Figures[], field: 'amount' | 'tax_free_amount' | 'vat' | 'supply_amount') => refunds.reduce((s, r) => s + r[field], 0);
 
   it('should give refunds of 11,000 (1,000 tax-free, VAT 909) in four partials VATs that sum to 909', async () => {
     const p = await paidPayment(11000, 1000);

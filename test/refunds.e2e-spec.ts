@@ -73,7 +73,12 @@ describe('Refunds', () => {
   async function eventsOf(subscriptionId: string) {
     const res = await t.http.get(`/v1/subscriptions/${subscriptionId}/events?limit=100`).set(bearer(t.adminKey));
     expect(res.status).toBe(200);
-    return res.body.data as Array<{ type: string; actor: { type: string; id: string | null; name: string | null }; reason: string | null; data: Record<string, unknown> }>;
+    return res.body.data as Array<{
+      type: string;
+      actor: { type: string; id: string | null; name: string | null };
+      reason: string | null;
+      data: Record<string, unknown>;
+    }>;
   }
 
   async function adminKeyId(): Promise<string> {
@@ -266,7 +271,7 @@ describe('Refunds', () => {
       expect(await getPayment(p.id)).toMatchObject({ balance_amount: 10000 });
     });
 
-    it('should store a refund Bootpay refuses as failed and answer 409 with Bootpay\'s code, then follow Bootpay\'s figures', async () => {
+    it("should store a refund Bootpay refuses as failed and answer 409 with Bootpay's code, then follow Bootpay's figures", async () => {
       const p = await paidPayment();
       // 5,000 refunded in Bootpay's console, and its webhook missed: the service still thinks 11,000 remain.
       await t.app.get(BootpayGateway).cancelPayment({ receiptId: p.receipt_id!, cancelPrice: 5000, cancelId: 'console-1' });
@@ -469,7 +474,9 @@ describe('Refunds', () => {
       expect(await refundRows(p.id)).toEqual([expect.objectContaining({ id, status: 'succeeded', attempts: 2, locked_until: null })]);
       expect(await getPayment(p.id)).toMatchObject({ status: 'PARTIAL_CANCELED', balance_amount: 8800 });
       const listed = await t.http.get(`/v1/payments/${p.id}/refunds`).set(bearer(t.adminKey));
-      expect(listed.body.data).toEqual([expect.objectContaining({ id, status: 'succeeded', requested_by: { api_key_id: await adminKeyId(), name: 'test admin' } })]);
+      expect(listed.body.data).toEqual([
+        expect.objectContaining({ id, status: 'succeeded', requested_by: { api_key_id: await adminKeyId(), name: 'test admin' } }),
+      ]);
     });
 
     it('should never refund more than the balance when an unknown refund is resolved by the request that follows', async () => {
@@ -518,7 +525,12 @@ describe('Cancel with refund_unused', () => {
     expect(payment).toMatchObject({ status: 'PARTIAL_CANCELED', balance_amount: 10000 });
     const refunds = await t.http.get(`/v1/payments/${payment.id}/refunds`).set(bearer(t.adminKey));
     expect(refunds.body.data).toEqual([expect.objectContaining({ amount: 20000, status: 'succeeded' })]);
-    expect(t.fake.ledger().cancels.filter((c) => c.receipt_id === payment.receipt_id).map((c) => c.cancel_price)).toEqual([20000]);
+    expect(
+      t.fake
+        .ledger()
+        .cancels.filter((c) => c.receipt_id === payment.receipt_id)
+        .map((c) => c.cancel_price),
+    ).toEqual([20000]);
   });
 
   it('should refuse refund_unused with a cancel at period end, and change nothing', async () => {

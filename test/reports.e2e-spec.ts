@@ -174,7 +174,13 @@ describe('Reconciliation of a day: changes Bootpay recorded that day, and reserv
     const report = await t.http.get(`/v1/reports/reconciliation?date=${seoulDay(executeAt)}`).set(bearer(t.adminKey));
     expect(report.status).toBe(200);
     const statusOf = (id: string) => report.body.differences.find((d: { id: string; field: string }) => d.id === id && d.field === 'status');
-    expect(statusOf(rPaid.id)).toMatchObject({ kind: 'reservation', reserve_id: rPaid.reserve_id, local: 'reserved', bootpay: 'paid', receipt_id: expect.any(String) });
+    expect(statusOf(rPaid.id)).toMatchObject({
+      kind: 'reservation',
+      reserve_id: rPaid.reserve_id,
+      local: 'reserved',
+      bootpay: 'paid',
+      receipt_id: expect.any(String),
+    });
     expect(statusOf(rDeclined.id)).toMatchObject({ kind: 'reservation', reserve_id: rDeclined.reserve_id, local: 'reserved', bootpay: 'declined' });
     expect(statusOf(rRevoked.id)).toMatchObject({ kind: 'reservation', reserve_id: rRevoked.reserve_id, local: 'reserved', bootpay: 'revoked' });
   });

@@ -44,7 +44,15 @@ const RESERVED = 1;
 const EXECUTED = 3;
 const REVOKED = -1;
 
-type Sub = { id: string; status: string; plan_id: string; billing_key_id: string; current_period_start: string | null; current_period_end: string | null; next_charge_at: string | null };
+type Sub = {
+  id: string;
+  status: string;
+  plan_id: string;
+  billing_key_id: string;
+  current_period_start: string | null;
+  current_period_end: string | null;
+  next_charge_at: string | null;
+};
 
 describe('Reservations: charge_mode reservation with a horizon of 3 periods', () => {
   let t: TestApp;
@@ -93,7 +101,9 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
     expect(sub).toMatchObject({ status: 'active', current_period_start: iso(month(0)), current_period_end: iso(month(1)), next_charge_at: iso(month(1)) });
 
     // The first period was charged directly, at once.
-    expect(ledgerChargesOf(t, sub.id)).toEqual([expect.objectContaining({ order_id: orderIdOf(sub.id, month(0), 1), price: 11000, status: 1, source: 'charge' })]);
+    expect(ledgerChargesOf(t, sub.id)).toEqual([
+      expect.objectContaining({ order_id: orderIdOf(sub.id, month(0), 1), price: 11000, status: 1, source: 'charge' }),
+    ]);
 
     const view = await keyReservations(t, key.id);
     expect(view.billing_key_id).toBe(key.id);
@@ -115,7 +125,14 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
     // Bootpay holds the same reservations, active, on this key.
     const suffix = await billingKeySuffix(t, key.id);
     expect(ledgerReservationsOf(t, sub.id)).toEqual(
-      view.reservations.map((r) => ({ reserve_id: r.reserve_id, order_id: r.order_id, status: RESERVED, price: 11000, reserve_execute_at: r.execute_at, billing_key_suffix: suffix })),
+      view.reservations.map((r) => ({
+        reserve_id: r.reserve_id,
+        order_id: r.order_id,
+        status: RESERVED,
+        price: 11000,
+        reserve_execute_at: r.execute_at,
+        billing_key_suffix: suffix,
+      })),
     );
     // Each carries the service's webhook address, so its execution is reported back to the service.
     for (const r of view.reservations) {
@@ -254,7 +271,11 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
         [orderIdOf(s.id, month(1), 1), 'reservation'],
       ]);
       // The service was told by Bootpay's webhook, first time.
-      expect(t.fake.ledger().webhooks.find((w) => w.receipt_id === ex.receipt_id)).toMatchObject({ url: `${t.url}/v1/webhooks/bootpay`, delivered: true, attempts: 1 });
+      expect(t.fake.ledger().webhooks.find((w) => w.receipt_id === ex.receipt_id)).toMatchObject({
+        url: `${t.url}/v1/webhooks/bootpay`,
+        delivered: true,
+        attempts: 1,
+      });
     }
     // A run at the same instant has nothing to do.
     expect((await runAt(month(1))).counts).toEqual(ZERO);
@@ -351,7 +372,8 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
       const executions = await executeAt(month(1));
       expect(executions.map((e) => e.result)).toEqual(['success', 'success']);
       // Bootpay did report them, to the address it was given.
-      for (const e of executions) expect(sink.received).toContainEqual(expect.objectContaining({ receipt_id: e.receipt_id, webhook_type: 'PAYMENT_COMPLETED' }));
+      for (const e of executions)
+        expect(sink.received).toContainEqual(expect.objectContaining({ receipt_id: e.receipt_id, webhook_type: 'PAYMENT_COMPLETED' }));
 
       const unresolved = async () => {
         for (const s of subs) {
@@ -370,8 +392,22 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
       for (const s of subs) {
         const ex = executions.find((e) => e.order_id === orderIdOf(s.id, month(1), 1))!;
         const p1 = (await paymentDetails(t, s.id)).filter((p) => p.period.index === 1);
-        expect(p1).toEqual([expect.objectContaining({ status: 'DONE', attempt: 1, receipt_id: ex.receipt_id, reserve_id: ex.reserve_id, approved_at: iso(month(1)), charge_run_id: null })]);
-        expect(await getSubscription(t, s.id)).toMatchObject({ status: 'active', current_period_start: iso(month(1)), current_period_end: iso(month(2)), next_charge_at: iso(month(2)) });
+        expect(p1).toEqual([
+          expect.objectContaining({
+            status: 'DONE',
+            attempt: 1,
+            receipt_id: ex.receipt_id,
+            reserve_id: ex.reserve_id,
+            approved_at: iso(month(1)),
+            charge_run_id: null,
+          }),
+        ]);
+        expect(await getSubscription(t, s.id)).toMatchObject({
+          status: 'active',
+          current_period_start: iso(month(1)),
+          current_period_end: iso(month(2)),
+          next_charge_at: iso(month(2)),
+        });
         expect(ledgerChargesOf(t, s.id).map((c) => [c.order_id, c.source])).toEqual([
           [orderIdOf(s.id, month(0), 1), 'charge'],
           [orderIdOf(s.id, month(1), 1), 'reservation'],
@@ -492,12 +528,25 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
       // The coming periods (the new plan's, from the end of the paid one) are reserved at the new price.
       const view = await keyReservations(t, key.id);
       expect(view.reservations.map((r) => [r.execute_at, r.amount, r.confirmed])).toEqual([1, 2, 3].map((i) => [iso(month(i)), 22000, true]));
-      expect(activeReservationsAtFake(t, suffix).map((r) => [r.reserve_execute_at, r.price]).sort()).toEqual([1, 2, 3].map((i) => [iso(month(i)), 22000]));
+      expect(
+        activeReservationsAtFake(t, suffix)
+          .map((r) => [r.reserve_execute_at, r.price])
+          .sort(),
+      ).toEqual([1, 2, 3].map((i) => [iso(month(i)), 22000]));
 
       // The next period is charged once, at the new price.
       await executeAt(month(1));
-      expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id.startsWith(periodPrefix(sub.id, month(1)))).map((c) => [c.price, c.source])).toEqual([[22000, 'reservation']]);
-      expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', plan_id: premium.id, current_period_start: iso(month(1)), current_period_end: iso(month(2)) });
+      expect(
+        ledgerChargesOf(t, sub.id)
+          .filter((c) => c.order_id.startsWith(periodPrefix(sub.id, month(1))))
+          .map((c) => [c.price, c.source]),
+      ).toEqual([[22000, 'reservation']]);
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        status: 'active',
+        plan_id: premium.id,
+        current_period_start: iso(month(1)),
+        current_period_end: iso(month(2)),
+      });
     });
 
     it('should move the reservations to the new billing key on a key swap', async () => {
@@ -515,16 +564,30 @@ describe('Reservations: charge_mode reservation with a horizon of 3 periods', ()
 
       // Off the old key, at Bootpay and here.
       expect(activeReservationsAtFake(t, oldSuffix)).toEqual([]);
-      expect(ledgerReservationsOf(t, sub.id).filter((r) => r.billing_key_suffix === oldSuffix).map((r) => r.status)).toEqual([REVOKED, REVOKED, REVOKED]);
+      expect(
+        ledgerReservationsOf(t, sub.id)
+          .filter((r) => r.billing_key_suffix === oldSuffix)
+          .map((r) => r.status),
+      ).toEqual([REVOKED, REVOKED, REVOKED]);
       expect((await keyReservations(t, key.id)).budget.used).toBe(0);
       // On the new key, for the same periods and price.
       const view = await keyReservations(t, newKey.id);
-      expect(view.reservations.map((r) => [r.subscription_id, r.execute_at, r.amount, r.confirmed])).toEqual([1, 2, 3].map((i) => [sub.id, iso(month(i)), 11000, true]));
-      expect(activeReservationsAtFake(t, newSuffix).map((r) => [r.reserve_execute_at, r.price]).sort()).toEqual([1, 2, 3].map((i) => [iso(month(i)), 11000]));
+      expect(view.reservations.map((r) => [r.subscription_id, r.execute_at, r.amount, r.confirmed])).toEqual(
+        [1, 2, 3].map((i) => [sub.id, iso(month(i)), 11000, true]),
+      );
+      expect(
+        activeReservationsAtFake(t, newSuffix)
+          .map((r) => [r.reserve_execute_at, r.price])
+          .sort(),
+      ).toEqual([1, 2, 3].map((i) => [iso(month(i)), 11000]));
 
       // The next period is charged once, on the new card.
       await executeAt(month(1));
-      expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id.startsWith(periodPrefix(sub.id, month(1)))).map((c) => [c.billing_key_suffix, c.source])).toEqual([[newSuffix, 'reservation']]);
+      expect(
+        ledgerChargesOf(t, sub.id)
+          .filter((c) => c.order_id.startsWith(periodPrefix(sub.id, month(1))))
+          .map((c) => [c.billing_key_suffix, c.source]),
+      ).toEqual([[newSuffix, 'reservation']]);
       expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', billing_key_id: newKey.id, current_period_start: iso(month(1)) });
     });
   });

@@ -93,14 +93,22 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     const svc = service;
     let exited = false;
     void svc.exited.then(() => (exited = true));
-    await waitUntil('the service listens', () => {
-      if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
-      return svc.output().includes('  API ');
-    }, { timeoutMs: 60_000 });
+    await waitUntil(
+      'the service listens',
+      () => {
+        if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
+        return svc.output().includes('  API ');
+      },
+      { timeoutMs: 60_000 },
+    );
 
     // Batches of 6, 3 at a time, 300 ms each at Bootpay: the run is mid-way when the signal comes.
     t.fake.setFaults({ latency_ms: 300 });
-    const started = await fetch(`http://127.0.0.1:${port}/v1/charge-runs`, { method: 'POST', headers: { ...bearer(ADMIN_KEY), 'Content-Type': 'application/json' }, body: '{}' });
+    const started = await fetch(`http://127.0.0.1:${port}/v1/charge-runs`, {
+      method: 'POST',
+      headers: { ...bearer(ADMIN_KEY), 'Content-Type': 'application/json' },
+      body: '{}',
+    });
     expect(started.status).toBe(202);
     const runId = ((await started.json()) as { id: string }).id;
     await waitUntil('the run has made 7 charges', () => renewalsAtFake().length >= 7, { intervalMs: 5 });
@@ -115,7 +123,11 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     // Every attempt it sent has its outcome: nothing is left open, and each charge at Bootpay is a DONE payment.
     const rows = (await t.db.query(`SELECT order_id, status FROM payments WHERE charge_run_id = $1`, [runId])).rows as { order_id: string; status: string }[];
     expect(rows.filter((r) => r.status !== 'DONE')).toEqual([]);
-    expect(rows.map((r) => r.order_id).sort()).toEqual(renewalsAtFake().map((c) => c.order_id).sort());
+    expect(rows.map((r) => r.order_id).sort()).toEqual(
+      renewalsAtFake()
+        .map((c) => c.order_id)
+        .sort(),
+    );
     expect(rows.length).toBeGreaterThanOrEqual(7);
     expect(rows.length).toBeLessThan(N);
     const open = await t.db.query(`SELECT count(*)::int AS n FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN')`);
@@ -133,7 +145,10 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     // A normal next run charges the rest, and nothing twice.
     t.clock.set(new Date());
     const next = await runCharges(t);
-    expect(next).toMatchObject({ status: 'completed', counts: expect.objectContaining({ due: N - rows.length, charged: N - rows.length, resolved: 0, unknown: 0 }) });
+    expect(next).toMatchObject({
+      status: 'completed',
+      counts: expect.objectContaining({ due: N - rows.length, charged: N - rows.length, resolved: 0, unknown: 0 }),
+    });
     const renewals = renewalsAtFake().map((c) => c.order_id);
     expect(renewals).toHaveLength(N);
     expect(new Set(renewals).size).toBe(N);

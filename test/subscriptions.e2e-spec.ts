@@ -133,7 +133,12 @@ describe('Subscriptions', () => {
       await runCharges(t);
       const after = await getSubscription(t, sub.id);
       // Jan 29 + 1 month in a 28-day February.
-      expect(after).toMatchObject({ status: 'active', current_period_start: trialEnd, current_period_end: '2026-02-28T01:00:00.000Z', next_charge_at: '2026-02-28T01:00:00.000Z' });
+      expect(after).toMatchObject({
+        status: 'active',
+        current_period_start: trialEnd,
+        current_period_end: '2026-02-28T01:00:00.000Z',
+        next_charge_at: '2026-02-28T01:00:00.000Z',
+      });
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([plan.amount]);
     });
 
@@ -143,7 +148,15 @@ describe('Subscriptions', () => {
       const startAt = '2026-01-20T00:00:00+09:00';
       const startIso = '2026-01-19T15:00:00.000Z';
       const sub = await createSubscription(t, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id, start_at: startAt });
-      expect(sub).toMatchObject({ status: 'incomplete', anchor_at: startIso, next_charge_at: startIso, current_period_start: null, current_period_end: null, trial_end: null, latest_payment: null });
+      expect(sub).toMatchObject({
+        status: 'incomplete',
+        anchor_at: startIso,
+        next_charge_at: startIso,
+        current_period_start: null,
+        current_period_end: null,
+        trial_end: null,
+        latest_payment: null,
+      });
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
 
       await runCharges(t);
@@ -154,7 +167,12 @@ describe('Subscriptions', () => {
 
       setClock(t, startIso);
       await runCharges(t);
-      expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', current_period_start: startIso, current_period_end: '2026-02-19T15:00:00.000Z', next_charge_at: '2026-02-19T15:00:00.000Z' });
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        status: 'active',
+        current_period_start: startIso,
+        current_period_end: '2026-02-19T15:00:00.000Z',
+        next_charge_at: '2026-02-19T15:00:00.000Z',
+      });
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([9900]);
       await runCharges(t);
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(1);
@@ -170,11 +188,20 @@ describe('Subscriptions', () => {
       expect(res.status).toBe(402);
       expect(res.body).toMatchObject({ status_code: 402, error: 'Payment Required', code: 'payment_failed' });
       expect(res.body.failure).toEqual({ code: card.chargeErrorCode, pg_code: card.pgErrorCode, message: expect.stringContaining(card.message), hard });
-      expect(res.body.subscription).toMatchObject({ status: 'canceled', cancel_reason: 'first payment failed', next_charge_at: null, ended_at: T0.toISOString() });
+      expect(res.body.subscription).toMatchObject({
+        status: 'canceled',
+        cancel_reason: 'first payment failed',
+        next_charge_at: null,
+        ended_at: T0.toISOString(),
+      });
       const subId = res.body.subscription.id;
 
       const got = await getSubscription(t, subId);
-      expect(got).toMatchObject({ status: 'canceled', current_period_start: null, latest_payment: { status: 'ABORTED', amount: 11000, failure: { code: card.chargeErrorCode, pg_code: card.pgErrorCode } } });
+      expect(got).toMatchObject({
+        status: 'canceled',
+        current_period_start: null,
+        latest_payment: { status: 'ABORTED', amount: 11000, failure: { code: card.chargeErrorCode, pg_code: card.pgErrorCode } },
+      });
       const events = await eventsOf(t, subId);
       expect(events.map((e) => e.type)).toEqual(['subscription.created', 'payment.failed', 'subscription.canceled']);
       expect(events.some((e) => e.after?.status === 'active')).toBe(false);
@@ -182,7 +209,9 @@ describe('Subscriptions', () => {
       expect(ledgerChargesOf(t, subId)).toHaveLength(0);
       expect(ledgerFailedChargesOf(t, subId)).toEqual([expect.objectContaining({ price: 11000, pg_error_code: card.pgErrorCode })]);
       const payments = await paymentsOf(t, subId);
-      expect(payments).toEqual([expect.objectContaining({ id: res.body.payment_id, status: 'ABORTED', failure: expect.objectContaining({ pg_code: card.pgErrorCode, hard }) })]);
+      expect(payments).toEqual([
+        expect.objectContaining({ id: res.body.payment_id, status: 'ABORTED', failure: expect.objectContaining({ pg_code: card.pgErrorCode, hard }) }),
+      ]);
 
       // The billing key is kept (the customer never had the service; they may retry with it).
       expect(ledgerBillingKey(t, key.bootpay_receipt_id)!.status).toBe('active');
@@ -207,7 +236,10 @@ describe('Subscriptions', () => {
       const { key: bobsKey } = await customerWithKey(t);
       const before = await tableCounts(t.db);
       const chargesBefore = t.fake.ledger().charges.length;
-      const res = await t.http.post('/v1/subscriptions').set(bearer(t.serviceKey)).send({ customer_id: alice.id, plan_id: plan.id, billing_key_id: bobsKey.id });
+      const res = await t.http
+        .post('/v1/subscriptions')
+        .set(bearer(t.serviceKey))
+        .send({ customer_id: alice.id, plan_id: plan.id, billing_key_id: bobsKey.id });
       expect(res.status).toBe(422);
       expect(res.body.code).toBe('invalid_reference');
       expect(res.body.details).toEqual([{ field: 'billing_key_id', message: expect.stringContaining('another customer') }]);
@@ -243,7 +275,11 @@ describe('Subscriptions', () => {
           .post('/v1/subscriptions')
           .set(bearer(t.serviceKey))
           .send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id, ...override });
-        expect({ override, status: res.status, fields: res.body.details?.map((d: { field: string }) => d.field) }).toEqual({ override, status: 422, fields: field.split(',') });
+        expect({ override, status: res.status, fields: res.body.details?.map((d: { field: string }) => d.field) }).toEqual({
+          override,
+          status: 422,
+          fields: field.split(','),
+        });
         expect(await tableCounts(t.db)).toEqual(before);
         expect(t.fake.ledger().charges.length).toBe(chargesBefore);
       }
@@ -254,7 +290,10 @@ describe('Subscriptions', () => {
       const { customer, key } = await customerWithKey(t);
       for (const startAt of ['2026-01-14T10:00:00+09:00', '2026-01-15T09:58:00+09:00', '2027-02-01T00:00:00+09:00']) {
         const before = await tableCounts(t.db);
-        const res = await t.http.post('/v1/subscriptions').set(bearer(t.serviceKey)).send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id, start_at: startAt });
+        const res = await t.http
+          .post('/v1/subscriptions')
+          .set(bearer(t.serviceKey))
+          .send({ customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id, start_at: startAt });
         expect({ startAt, status: res.status }).toEqual({ startAt, status: 400 });
         expect(res.body.details).toEqual([{ field: 'start_at', message: expect.any(String) }]);
         expect(await tableCounts(t.db)).toEqual(before);
@@ -339,7 +378,13 @@ describe('Subscriptions', () => {
         expect({ i, early: early.counts.due }).toEqual({ i, early: 0 });
         setClock(t, due);
         const run = await runCharges(t);
-        expect({ i, status: run.status, due: run.counts.due, charged: run.counts.charged, failed: run.counts.failed }).toEqual({ i, status: 'completed', due: 1, charged: 1, failed: 0 });
+        expect({ i, status: run.status, due: run.counts.due, charged: run.counts.charged, failed: run.counts.failed }).toEqual({
+          i,
+          status: 'completed',
+          due: 1,
+          charged: 1,
+          failed: 0,
+        });
         const again = await runCharges(t);
         expect({ i, again: again.counts.due, charged: again.counts.charged }).toEqual({ i, again: 0, charged: 0 });
         sub = await getSubscription(t, subId);
@@ -452,7 +497,14 @@ describe('Subscriptions', () => {
       setClock(t, at);
       const res = await subscriptionAction(t, sub.id, 'cancel', { at_period_end: false, reason: 'customer left' });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'canceled', canceled_at: at, ended_at: at, cancel_reason: 'customer left', cancel_at_period_end: false, next_charge_at: null });
+      expect(res.body).toMatchObject({
+        status: 'canceled',
+        canceled_at: at,
+        ended_at: at,
+        cancel_reason: 'customer left',
+        cancel_at_period_end: false,
+        next_charge_at: null,
+      });
       expect(ledgerBillingKey(t, key.bootpay_receipt_id)!.status).toBe('destroyed');
       const shown = await t.http.get(`/v1/billing-keys/${key.id}`).set(bearer(t.serviceKey));
       expect(shown.status).toBe(200);
@@ -522,7 +574,14 @@ describe('Subscriptions', () => {
       setClock(t, T0.getTime() + DAY);
       const res = await subscriptionAction(t, sub.id, 'cancel', { at_period_end: true, reason: 'too expensive' });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'active', cancel_at_period_end: true, cancel_reason: 'too expensive', ended_at: null, next_charge_at: P1, current_period_end: P1 });
+      expect(res.body).toMatchObject({
+        status: 'active',
+        cancel_at_period_end: true,
+        cancel_reason: 'too expensive',
+        ended_at: null,
+        next_charge_at: P1,
+        current_period_end: P1,
+      });
       expect(ledgerBillingKey(t, key.bootpay_receipt_id)!.status).toBe('active');
 
       const twice = await subscriptionAction(t, sub.id, 'cancel', { at_period_end: true, reason: 'again' });
@@ -536,7 +595,13 @@ describe('Subscriptions', () => {
       setClock(t, P1);
       await runCharges(t);
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(1);
-      expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'canceled', ended_at: P1, cancel_reason: 'too expensive', next_charge_at: null, cancel_at_period_end: false });
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        status: 'canceled',
+        ended_at: P1,
+        cancel_reason: 'too expensive',
+        next_charge_at: null,
+        cancel_at_period_end: false,
+      });
       expect(ledgerBillingKey(t, key.bootpay_receipt_id)!.status).toBe('destroyed');
       expect((await t.http.get(`/v1/billing-keys/${key.id}`).set(bearer(t.serviceKey))).body.status).toBe('deleted');
 
@@ -544,7 +609,13 @@ describe('Subscriptions', () => {
       const events = await eventsOf(t, sub.id);
       expect(events.slice(-2)).toEqual([
         expect.objectContaining({ type: 'subscription.cancel_scheduled', actor: actors.service, reason: 'too expensive' }),
-        expect.objectContaining({ type: 'subscription.canceled', actor: actors.system, reason: 'too expensive', before: expect.objectContaining({ status: 'active' }), after: expect.objectContaining({ status: 'canceled' }) }),
+        expect.objectContaining({
+          type: 'subscription.canceled',
+          actor: actors.system,
+          reason: 'too expensive',
+          before: expect.objectContaining({ status: 'active' }),
+          after: expect.objectContaining({ status: 'canceled' }),
+        }),
       ]);
 
       setClock(t, P2);
@@ -667,7 +738,11 @@ describe('Subscriptions', () => {
       setClock(t, pausedAt);
       const res = await subscriptionAction(t, sub.id, 'pause', { reason: 'customer travelling' }, t.adminKey);
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'paused', pause: { paused_at: pausedAt, reason: 'customer travelling', resume_at: null }, next_charge_at: null });
+      expect(res.body).toMatchObject({
+        status: 'paused',
+        pause: { paused_at: pausedAt, reason: 'customer travelling', resume_at: null },
+        next_charge_at: null,
+      });
 
       for (const at of [P1, Date.parse(P1) + DAY, '2026-03-20T01:00:00.000Z']) {
         setClock(t, at);
@@ -735,7 +810,13 @@ describe('Subscriptions', () => {
       setClock(t, runAt);
       const run = await runCharges(t);
       expect(run.counts.resumed).toBe(1);
-      expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', pause: null, current_period_start: runAt, current_period_end: '2026-03-31T16:00:00.000Z', next_charge_at: '2026-03-31T16:00:00.000Z' });
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        status: 'active',
+        pause: null,
+        current_period_start: runAt,
+        current_period_end: '2026-03-31T16:00:00.000Z',
+        next_charge_at: '2026-03-31T16:00:00.000Z',
+      });
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([plan.amount, plan.amount]);
       const resumed = (await eventsOf(t, sub.id)).find((e) => e.type === 'subscription.resumed');
       expect(resumed).toMatchObject({ actor: { type: 'system', id: null, name: 'system' }, before: { status: 'paused' }, after: { status: 'active' } });
@@ -754,7 +835,11 @@ describe('Subscriptions', () => {
       expect((await subscriptionAction(t, sub.id, 'cancel', { at_period_end: false, reason: 'gone' })).status).toBe(200);
       const res = await subscriptionAction(t, sub.id, 'pause', { reason: 'x' }, t.adminKey);
       expect(res.status).toBe(409);
-      expect(res.body).toMatchObject({ code: 'invalid_transition', message: 'Cannot pause a canceled subscription; allowed from: trialing, active, past_due', current_status: 'canceled' });
+      expect(res.body).toMatchObject({
+        code: 'invalid_transition',
+        message: 'Cannot pause a canceled subscription; allowed from: trialing, active, past_due',
+        current_status: 'canceled',
+      });
       expect((await getSubscription(t, sub.id)).status).toBe('canceled');
     });
 
@@ -806,8 +891,16 @@ describe('Subscriptions', () => {
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([11000, 110000]);
       const events = await eventsOf(t, sub.id);
       const actors = await apiKeyActors(t);
-      expect(events.find((e) => e.type === 'subscription.plan_change_scheduled')).toMatchObject({ actor: actors.service, reason: 'wants yearly', after: { pending_plan_id: yearly.id } });
-      expect(events.find((e) => e.type === 'subscription.plan_changed')).toMatchObject({ actor: actors.system, before: { plan_id: plan.id }, after: { plan_id: yearly.id } });
+      expect(events.find((e) => e.type === 'subscription.plan_change_scheduled')).toMatchObject({
+        actor: actors.service,
+        reason: 'wants yearly',
+        after: { pending_plan_id: yearly.id },
+      });
+      expect(events.find((e) => e.type === 'subscription.plan_changed')).toMatchObject({
+        actor: actors.system,
+        before: { plan_id: plan.id },
+        after: { plan_id: yearly.id },
+      });
     });
 
     it('should upgrade now at exactly half the period with a prorated charge of the difference, and renew at the new price', async () => {
@@ -845,7 +938,15 @@ describe('Subscriptions', () => {
       setClock(t, HALF);
       const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: big.id, proration: 'now' });
       expect(res.status).toBe(200);
-      const expected = prorationForPlanChange({ oldAmount: 11001, oldTaxFree: 0, newAmount: 33000, newTaxFree: 0, periodStart: T0, periodEnd: new Date(P1), at: new Date(HALF) });
+      const expected = prorationForPlanChange({
+        oldAmount: 11001,
+        oldTaxFree: 0,
+        newAmount: 33000,
+        newTaxFree: 0,
+        periodStart: T0,
+        periodEnd: new Date(P1),
+        at: new Date(HALF),
+      });
       expect(expected).toMatchObject({ credit: 5501, charge: 16500, net: 10999 });
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([11001, 10999]);
       expect(res.body.latest_payment).toMatchObject({ status: 'DONE', amount: 10999 });
@@ -879,26 +980,29 @@ describe('Subscriptions', () => {
       expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([33000, 11000]);
     });
 
-    it.each(['now', 'period_end'])('should move a trialing subscription to the new plan (%s) without charging, and charge the new price at the trial end', async (proration) => {
-      const { sub } = await newSub(t, { amount: 11000, trial_days: 14 });
-      const other = await createPlan(t, { amount: 22000 });
-      setClock(t, T0.getTime() + 3 * DAY);
-      const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: other.id, proration });
-      expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ status: 'trialing', trial_end: sub.trial_end, next_charge_at: sub.trial_end });
-      expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
+    it.each(['now', 'period_end'])(
+      'should move a trialing subscription to the new plan (%s) without charging, and charge the new price at the trial end',
+      async (proration) => {
+        const { sub } = await newSub(t, { amount: 11000, trial_days: 14 });
+        const other = await createPlan(t, { amount: 22000 });
+        setClock(t, T0.getTime() + 3 * DAY);
+        const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: other.id, proration });
+        expect(res.status).toBe(200);
+        expect(res.body).toMatchObject({ status: 'trialing', trial_end: sub.trial_end, next_charge_at: sub.trial_end });
+        expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
 
-      setClock(t, sub.trial_end);
-      await runCharges(t);
-      expect(await getSubscription(t, sub.id)).toMatchObject({
-        status: 'active',
-        plan_id: other.id,
-        pending_plan_id: null,
-        current_period_start: sub.trial_end,
-        current_period_end: '2026-02-28T01:00:00.000Z',
-      });
-      expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([22000]);
-    });
+        setClock(t, sub.trial_end);
+        await runCharges(t);
+        expect(await getSubscription(t, sub.id)).toMatchObject({
+          status: 'active',
+          plan_id: other.id,
+          pending_plan_id: null,
+          current_period_start: sub.trial_end,
+          current_period_end: '2026-02-28T01:00:00.000Z',
+        });
+        expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([22000]);
+      },
+    );
 
     it('should refuse a change to the same plan with 409 and to an inactive or unknown plan with 422', async () => {
       const { sub, plan } = await newSub(t);
@@ -930,7 +1034,14 @@ describe('Subscriptions', () => {
       } finally {
         t.fake.setKeyBehavior(key.bootpay_receipt_id, null);
       }
-      expect(await getSubscription(t, sub.id)).toMatchObject({ plan_id: plan.id, pending_plan_id: null, status: 'active', current_period_end: P1, next_charge_at: P1, anchor_at: T0.toISOString() });
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        plan_id: plan.id,
+        pending_plan_id: null,
+        status: 'active',
+        current_period_end: P1,
+        next_charge_at: P1,
+        anchor_at: T0.toISOString(),
+      });
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(1);
       expect(ledgerFailedChargesOf(t, sub.id)).toEqual([expect.objectContaining({ price: 11000 })]);
       expect((await eventsOf(t, sub.id)).some((e) => e.type === 'subscription.plan_changed')).toBe(false);

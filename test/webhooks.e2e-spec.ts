@@ -194,8 +194,21 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
 
       // Refunded at Bootpay (its console): 4,000 first, then the rest.
       t.clock.set(plus(month(1), 2 * MINUTE));
-      expect((await callFakeBootpay(t, 'POST', 'cancel', { receipt_id: receiptId, cancel_id: 'console-1', cancel_price: 4000, cancel_username: 'ops', cancel_message: 'goodwill' })).status).toBe(200);
-      expect((await callFakeBootpay(t, 'POST', 'cancel', { receipt_id: receiptId, cancel_id: 'console-2', cancel_username: 'ops', cancel_message: 'refund' })).status).toBe(200);
+      expect(
+        (
+          await callFakeBootpay(t, 'POST', 'cancel', {
+            receipt_id: receiptId,
+            cancel_id: 'console-1',
+            cancel_price: 4000,
+            cancel_username: 'ops',
+            cancel_message: 'goodwill',
+          })
+        ).status,
+      ).toBe(200);
+      expect(
+        (await callFakeBootpay(t, 'POST', 'cancel', { receipt_id: receiptId, cancel_id: 'console-2', cancel_username: 'ops', cancel_message: 'refund' }))
+          .status,
+      ).toBe(200);
       await t.fake.webhooksIdle();
       const held = (type: string) => sink.received.find((w) => w.receipt_id === receiptId && w.webhook_type === type)!;
       const completed = held('PAYMENT_COMPLETED');
@@ -207,8 +220,19 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
       // subscription is not advanced by a charge that was given back (the period stays due), and finance is told.
       expect((await postBootpayWebhook(t, cancelled)).body).toEqual({ success: true });
       const settled = (await paymentDetails(t, sub.id)).find((p) => p.order_id === orderId)!;
-      expect(settled).toMatchObject({ status: 'CANCELED', receipt_id: receiptId, amount: 11000, balance_amount: 0, approved_at: iso(month(1)), canceled_at: expect.any(String) });
-      expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(0)), current_period_end: iso(month(1)), next_charge_at: iso(month(1)) });
+      expect(settled).toMatchObject({
+        status: 'CANCELED',
+        receipt_id: receiptId,
+        amount: 11000,
+        balance_amount: 0,
+        approved_at: iso(month(1)),
+        canceled_at: expect.any(String),
+      });
+      expect(await getSubscription(t, sub.id)).toMatchObject({
+        current_period_start: iso(month(0)),
+        current_period_end: iso(month(1)),
+        next_charge_at: iso(month(1)),
+      });
       const flags = (await t.http.get(`/v1/finance-flags?subscription_id=${sub.id}`).set(bearer(t.adminKey))).body.data;
       expect(flags).toEqual([expect.objectContaining({ kind: 'charge_not_applied', payment_id: settled.id })]);
       const after = await snapshot([sub.id]);
@@ -219,7 +243,9 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
 
       // The period is still owed: the next run charges it once, with a new order_id; the refunded one is never re-sent.
       expect((await runAt(plus(month(1), 5 * MINUTE))).counts).toEqual(counts({ due: 1, charged: 1 }));
-      expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id === orderId)).toEqual([expect.objectContaining({ receipt_id: receiptId, cancelled_price: 11000, status: 20 })]);
+      expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id === orderId)).toEqual([
+        expect.objectContaining({ receipt_id: receiptId, cancelled_price: 11000, status: 20 }),
+      ]);
       expect(ledgerChargesOf(t, sub.id).filter((c) => c.order_id === orderIdOf(sub.id, month(1), 2))).toHaveLength(1);
       expect(await getSubscription(t, sub.id)).toMatchObject({ current_period_start: iso(month(1)), current_period_end: iso(month(2)) });
     } finally {
@@ -244,7 +270,12 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
       const completed = sink.received.find((w) => w.receipt_id === receiptId && w.webhook_type === 'PAYMENT_COMPLETED')!;
 
       for (const body of [partial, partial, completed, partial]) expect((await postBootpayWebhook(t, body)).status).toBe(200);
-      expect((await paymentDetails(t, sub.id)).find((p) => p.order_id === orderId)).toMatchObject({ status: 'PARTIAL_CANCELED', receipt_id: receiptId, amount: 11000, balance_amount: 7000 });
+      expect((await paymentDetails(t, sub.id)).find((p) => p.order_id === orderId)).toMatchObject({
+        status: 'PARTIAL_CANCELED',
+        receipt_id: receiptId,
+        amount: 11000,
+        balance_amount: 7000,
+      });
       expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', current_period_start: iso(month(1)), next_charge_at: iso(month(2)) });
     } finally {
       await t.fake.webhooksIdle();
@@ -271,8 +302,22 @@ describe("Bootpay's webhook (POST /v1/webhooks/bootpay)", () => {
       expect.objectContaining({ url: `${t.url}/v1/webhooks/bootpay`, webhook_type: 'PAYMENT_COMPLETED', delivered: true }),
     ]);
     const p1 = (await paymentDetails(t, sub.id)).filter((p) => p.period.index === 1);
-    expect(p1).toEqual([expect.objectContaining({ status: 'DONE', attempt: 1, order_id: orderId, receipt_id: charges[0].receipt_id, charge_run_id: run.id, approved_at: iso(month(1)) })]);
-    expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'active', current_period_start: iso(month(1)), current_period_end: iso(month(2)), next_charge_at: iso(month(2)) });
+    expect(p1).toEqual([
+      expect.objectContaining({
+        status: 'DONE',
+        attempt: 1,
+        order_id: orderId,
+        receipt_id: charges[0].receipt_id,
+        charge_run_id: run.id,
+        approved_at: iso(month(1)),
+      }),
+    ]);
+    expect(await getSubscription(t, sub.id)).toMatchObject({
+      status: 'active',
+      current_period_start: iso(month(1)),
+      current_period_end: iso(month(2)),
+      next_charge_at: iso(month(2)),
+    });
     const succeeded = (await eventsOf(t, sub.id)).filter((e) => e.type === 'payment.succeeded' && (e.data as { payment_id?: string }).payment_id === p1[0].id);
     expect(succeeded).toHaveLength(1);
 

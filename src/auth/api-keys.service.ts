@@ -75,20 +75,26 @@ export class ApiKeysService {
    * (the embedded default), a database with no keys at all gets one of each, returned in clear to be printed once.
    * Runs under an advisory lock so that instances starting together create each key once.
    */
-  async ensureInitialKeys(opts: {
-    adminKey?: string;
-    serviceKey?: string;
-    generateWhenEmpty: boolean;
-  }): Promise<{ admin?: string; service?: string }> {
+  async ensureInitialKeys(opts: { adminKey?: string; serviceKey?: string; generateWhenEmpty: boolean }): Promise<{ admin?: string; service?: string }> {
     return this.db.transaction(async (m) => {
       await m.query('SELECT pg_advisory_xact_lock($1)', [DatabaseLock.BootstrapApiKeys]);
       const repo = m.getRepository(ApiKeyEntity);
       const created: { admin?: string; service?: string } = {};
       const ensure = async (key: string | undefined, role: ApiKeyRole) => {
         if (!key) return;
-        const exists = await repo.createQueryBuilder('k').where('k.key_hash = :h', { h: hashApiKey(key) }).getCount();
+        const exists = await repo
+          .createQueryBuilder('k')
+          .where('k.key_hash = :h', { h: hashApiKey(key) })
+          .getCount();
         if (exists === 0) {
-          await repo.save({ name: `${role} (from settings)`, role, keyHash: hashApiKey(key), keyPrefix: apiKeyIdentifier(key), createdAt: this.clock.now(), revokedAt: null });
+          await repo.save({
+            name: `${role} (from settings)`,
+            role,
+            keyHash: hashApiKey(key),
+            keyPrefix: apiKeyIdentifier(key),
+            createdAt: this.clock.now(),
+            revokedAt: null,
+          });
         }
       };
       await ensure(opts.adminKey, 'admin');
@@ -96,7 +102,14 @@ export class ApiKeysService {
       if (opts.generateWhenEmpty && (await repo.count()) === 0) {
         for (const role of ['admin', 'service'] as const) {
           const key = generateApiKey(role);
-          await repo.save({ name: `${role} (generated at first start)`, role, keyHash: hashApiKey(key), keyPrefix: apiKeyIdentifier(key), createdAt: this.clock.now(), revokedAt: null });
+          await repo.save({
+            name: `${role} (generated at first start)`,
+            role,
+            keyHash: hashApiKey(key),
+            keyPrefix: apiKeyIdentifier(key),
+            createdAt: this.clock.now(),
+            revokedAt: null,
+          });
           created[role] = key;
         }
       }

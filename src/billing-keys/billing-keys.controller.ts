@@ -12,7 +12,7 @@ export class BillingKeysController {
   constructor(private readonly keys: BillingKeysService) {}
 
   @Post('customers/:id/billing-keys')
-  @ApiOperation({ summary: "Register a billing key: from a client-SDK receipt_id, or by card data passed to Bootpay" })
+  @ApiOperation({ summary: 'Register a billing key: from a client-SDK receipt_id, or by card data passed to Bootpay' })
   create(@Param('id', UuidPipe) customerId: string, @Body() dto: CreateBillingKeyDto): Promise<BillingKeyResponseDto> {
     return this.keys.create(customerId, dto);
   }

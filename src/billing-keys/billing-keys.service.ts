@@ -118,12 +118,7 @@ export class BillingKeysService {
 
   /** The plain billing key, for the gateway only. Never log or return it. */
   async reveal(id: string, manager: EntityManager = this.db.manager): Promise<string> {
-    const row = await manager
-      .getRepository(BillingKeyEntity)
-      .createQueryBuilder('b')
-      .addSelect('b.billingKeyCiphertext')
-      .where('b.id = :id', { id })
-      .getOne();
+    const row = await manager.getRepository(BillingKeyEntity).createQueryBuilder('b').addSelect('b.billingKeyCiphertext').where('b.id = :id', { id }).getOne();
     if (!row?.billingKeyCiphertext) throw new ConflictError('billing_key_deleted', `Billing key ${id} is deleted`);
     return this.box.decrypt(row.billingKeyCiphertext, id);
   }
@@ -162,10 +157,7 @@ export class BillingKeysService {
   async markForDeletionIfUnused(m: EntityManager, id: string): Promise<boolean> {
     const [row] = await m.query(`SELECT status FROM billing_keys WHERE id = $1 FOR UPDATE`, [id]);
     if (!row || row.status !== 'active') return false;
-    const [{ count }] = await m.query(
-      `SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status <> 'canceled'`,
-      [id],
-    );
+    const [{ count }] = await m.query(`SELECT count(*)::int AS count FROM subscriptions WHERE billing_key_id = $1 AND status <> 'canceled'`, [id]);
     if (count > 0) return false;
     await m.query(`UPDATE billing_keys SET status = 'deleting', updated_at = $2 WHERE id = $1`, [id, this.clock.now()]);
     return true;

@@ -1,14 +1,5 @@
 import fc from 'fast-check';
-import {
-  breakdown,
-  monthlyAmount,
-  prorate,
-  prorationForPlanChange,
-  splitTaxFree,
-  supplyOf,
-  unusedRefund,
-  vatOf,
-} from './money';
+import { breakdown, monthlyAmount, prorate, prorationForPlanChange, splitTaxFree, supplyOf, unusedRefund, vatOf } from './money';
 
 const DAY = 86_400_000;
 const RUNS = { numRuns: 200 };
@@ -385,17 +376,11 @@ describe(unusedRefund.name, () => {
 
   it('should keep the tax-free part within the tax-free and taxable balances left', () => {
     // earlier refunds took all the tax-free part
-    expect(
-      unusedRefund({ ...paid, at: after(start, 12 * DAY), alreadyRefunded: 3000, alreadyRefundedTaxFree: 3000 }),
-    ).toEqual({ amount: 18000, taxFree: 0 });
+    expect(unusedRefund({ ...paid, at: after(start, 12 * DAY), alreadyRefunded: 3000, alreadyRefundedTaxFree: 3000 })).toEqual({ amount: 18000, taxFree: 0 });
     // earlier refunds were all taxable: what is left is tax-free only
-    expect(
-      unusedRefund({ ...paid, at: after(start, 12 * DAY), alreadyRefunded: 27000, alreadyRefundedTaxFree: 0 }),
-    ).toEqual({ amount: 3000, taxFree: 3000 });
+    expect(unusedRefund({ ...paid, at: after(start, 12 * DAY), alreadyRefunded: 27000, alreadyRefundedTaxFree: 0 })).toEqual({ amount: 3000, taxFree: 3000 });
     // 10000 left of which 7000 taxable: a 9000 refund needs at least 2000 tax-free
-    expect(
-      unusedRefund({ ...paid, at: after(start, 21 * DAY), alreadyRefunded: 20000, alreadyRefundedTaxFree: 0 }),
-    ).toEqual({ amount: 9000, taxFree: 2000 });
+    expect(unusedRefund({ ...paid, at: after(start, 21 * DAY), alreadyRefunded: 20000, alreadyRefundedTaxFree: 0 })).toEqual({ amount: 9000, taxFree: 2000 });
   });
 
   it('should reject inconsistent inputs', () => {

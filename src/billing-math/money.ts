@@ -174,9 +174,7 @@ export function unusedRefund(input: UnusedRefundInput): { amount: number; taxFre
   const refunded = assertWon('alreadyRefunded', input.alreadyRefunded ?? 0);
   if (refunded > paid) throw new RangeError(`alreadyRefunded (${refunded}) must not exceed paidAmount (${paid})`);
   const refundedTf =
-    input.alreadyRefundedTaxFree === undefined
-      ? splitTaxFree(refunded, paid, paidTf)
-      : assertWon('alreadyRefundedTaxFree', input.alreadyRefundedTaxFree);
+    input.alreadyRefundedTaxFree === undefined ? splitTaxFree(refunded, paid, paidTf) : assertWon('alreadyRefundedTaxFree', input.alreadyRefundedTaxFree);
   if (refundedTf > refunded || refundedTf > paidTf || refunded - refundedTf > paid - paidTf) {
     throw new RangeError('alreadyRefundedTaxFree is inconsistent with alreadyRefunded / paidAmount / paidTaxFree');
   }

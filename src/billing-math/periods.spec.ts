@@ -41,9 +41,7 @@ function refDaysInMonth(y: number, m: number): number {
 }
 /** All local start dates (YYYY-MM-DD in Seoul) of periods 0..count-1. */
 function seoulStartDates(anchor: Date, interval: BillingInterval, intervalCount: number, count: number): string[] {
-  return Array.from({ length: count }, (_, n) =>
-    formatZoned(periodStart(anchor, interval, intervalCount, n, SEOUL), SEOUL).slice(0, 10),
-  );
+  return Array.from({ length: count }, (_, n) => formatZoned(periodStart(anchor, interval, intervalCount, n, SEOUL), SEOUL).slice(0, 10));
 }
 
 // Instants from 2000 to 2100 (Seoul has had no DST since 1988).
@@ -108,7 +106,16 @@ describe('local time read through the offset cache', () => {
   function intlParts(ms: number, timeZone: string) {
     let dtf = references.get(timeZone);
     if (!dtf) {
-      dtf = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+      dtf = new Intl.DateTimeFormat('en-US', {
+        timeZone,
+        hourCycle: 'h23',
+        year: 'numeric',
+        month: 'numeric',
+        day: 'numeric',
+        hour: 'numeric',
+        minute: 'numeric',
+        second: 'numeric',
+      });
       references.set(timeZone, dtf);
     }
     const f = Object.fromEntries(dtf.formatToParts(ms).map((p) => [p.type, p.value]));
@@ -162,9 +169,13 @@ describe('local time read through the offset cache', () => {
 
   it('should equal Intl at any instant in years 1..9999, in any order of reads', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...ZONES), fc.array(fc.integer({ min: -62_000_000_000_000, max: 253_000_000_000_000 }), { minLength: 1, maxLength: 20 }), (zone, instants) => {
-        for (const ms of instants) expect(local(ms, zone)).toEqual(intlParts(ms, zone));
-      }),
+      fc.property(
+        fc.constantFrom(...ZONES),
+        fc.array(fc.integer({ min: -62_000_000_000_000, max: 253_000_000_000_000 }), { minLength: 1, maxLength: 20 }),
+        (zone, instants) => {
+          for (const ms of instants) expect(local(ms, zone)).toEqual(intlParts(ms, zone));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -180,9 +191,7 @@ describe(timeZoneOffsetMs.name, () => {
 
 describe(daysInMonth.name, () => {
   it('should know month lengths and Gregorian leap years', () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((m) => daysInMonth(2025, m))).toEqual([
-      31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31,
-    ]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12].map((m) => daysInMonth(2025, m))).toEqual([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]);
     expect(daysInMonth(2024, 2)).toBe(29);
     expect(daysInMonth(2000, 2)).toBe(29);
     expect(daysInMonth(2100, 2)).toBe(28);
@@ -192,9 +201,7 @@ describe(daysInMonth.name, () => {
 
 describe(fromZonedParts.name, () => {
   it('should build a Seoul instant from local parts', () => {
-    expect(fromZonedParts({ year: 2025, month: 1, day: 31, hour: 0, minute: 30 }, SEOUL).toISOString()).toBe(
-      '2025-01-30T15:30:00.000Z',
-    );
+    expect(fromZonedParts({ year: 2025, month: 1, day: 31, hour: 0, minute: 30 }, SEOUL).toISOString()).toBe('2025-01-30T15:30:00.000Z');
     expect(fromZonedParts({ year: 2024, month: 2, day: 29 }, SEOUL).toISOString()).toBe('2024-02-28T15:00:00.000Z');
   });
 
@@ -207,9 +214,7 @@ describe(fromZonedParts.name, () => {
 
   it('should take the earlier instant for an ambiguous local time (DST overlap)', () => {
     // 2025-11-02 01:30 happens twice in New York: 05:30Z (EDT) and 06:30Z (EST).
-    expect(fromZonedParts({ year: 2025, month: 11, day: 2, hour: 1, minute: 30 }, NEW_YORK).toISOString()).toBe(
-      '2025-11-02T05:30:00.000Z',
-    );
+    expect(fromZonedParts({ year: 2025, month: 11, day: 2, hour: 1, minute: 30 }, NEW_YORK).toISOString()).toBe('2025-11-02T05:30:00.000Z');
   });
 
   it('should move forward over a skipped calendar day', () => {
@@ -254,8 +259,20 @@ describe(periodStart.name, () => {
     const anchor = kst(2025, 1, 31, 10);
     expect(anchor.toISOString()).toBe('2025-01-31T01:00:00.000Z');
     const expected = [
-      '2025-01-31', '2025-02-28', '2025-03-31', '2025-04-30', '2025-05-31', '2025-06-30', '2025-07-31',
-      '2025-08-31', '2025-09-30', '2025-10-31', '2025-11-30', '2025-12-31', '2026-01-31', '2026-02-28',
+      '2025-01-31',
+      '2025-02-28',
+      '2025-03-31',
+      '2025-04-30',
+      '2025-05-31',
+      '2025-06-30',
+      '2025-07-31',
+      '2025-08-31',
+      '2025-09-30',
+      '2025-10-31',
+      '2025-11-30',
+      '2025-12-31',
+      '2026-01-31',
+      '2026-02-28',
       '2026-03-31',
     ];
     expected.forEach((date, n) => {
@@ -265,8 +282,20 @@ describe(periodStart.name, () => {
 
   it('should give Feb 29 for a monthly Jan 31 anchor in a leap year', () => {
     expect(seoulStartDates(kst(2024, 1, 31, 10), 'month', 1, 15)).toEqual([
-      '2024-01-31', '2024-02-29', '2024-03-31', '2024-04-30', '2024-05-31', '2024-06-30', '2024-07-31',
-      '2024-08-31', '2024-09-30', '2024-10-31', '2024-11-30', '2024-12-31', '2025-01-31', '2025-02-28',
+      '2024-01-31',
+      '2024-02-29',
+      '2024-03-31',
+      '2024-04-30',
+      '2024-05-31',
+      '2024-06-30',
+      '2024-07-31',
+      '2024-08-31',
+      '2024-09-30',
+      '2024-10-31',
+      '2024-11-30',
+      '2024-12-31',
+      '2025-01-31',
+      '2025-02-28',
       '2025-03-31',
     ]);
   });
@@ -283,12 +312,17 @@ describe(periodStart.name, () => {
 
   it('should follow a 3-month Nov 30 anchor from the anchor day, not the previous period', () => {
     expect(seoulStartDates(kst(2023, 11, 30, 14), 'month', 3, 9)).toEqual([
-      '2023-11-30', '2024-02-29', '2024-05-30', '2024-08-30', '2024-11-30', '2025-02-28', '2025-05-30',
-      '2025-08-30', '2025-11-30',
+      '2023-11-30',
+      '2024-02-29',
+      '2024-05-30',
+      '2024-08-30',
+      '2024-11-30',
+      '2025-02-28',
+      '2025-05-30',
+      '2025-08-30',
+      '2025-11-30',
     ]);
-    expect(seoulStartDates(kst(2024, 11, 30, 14), 'month', 3, 5)).toEqual([
-      '2024-11-30', '2025-02-28', '2025-05-30', '2025-08-30', '2025-11-30',
-    ]);
+    expect(seoulStartDates(kst(2024, 11, 30, 14), 'month', 3, 5)).toEqual(['2024-11-30', '2025-02-28', '2025-05-30', '2025-08-30', '2025-11-30']);
   });
 
   it('should add whole local days and weeks for day and week intervals', () => {
@@ -362,38 +396,26 @@ describe(periodStart.name, () => {
 
   it('should produce strictly increasing period starts', () => {
     fc.assert(
-      fc.property(
-        instantArb,
-        intervalArb,
-        fc.integer({ min: 1, max: 24 }),
-        fc.integer({ min: 0, max: 120 }),
-        zoneArb,
-        (anchor, interval, count, n, tz) => {
-          const s0 = periodStart(anchor, interval, count, n, tz).getTime();
-          const s1 = periodStart(anchor, interval, count, n + 1, tz).getTime();
-          expect(s1).toBeGreaterThan(s0);
-          expect(periodEnd(anchor, interval, count, n, tz).getTime()).toBe(s1);
-        },
-      ),
+      fc.property(instantArb, intervalArb, fc.integer({ min: 1, max: 24 }), fc.integer({ min: 0, max: 120 }), zoneArb, (anchor, interval, count, n, tz) => {
+        const s0 = periodStart(anchor, interval, count, n, tz).getTime();
+        const s1 = periodStart(anchor, interval, count, n + 1, tz).getTime();
+        expect(s1).toBeGreaterThan(s0);
+        expect(periodEnd(anchor, interval, count, n, tz).getTime()).toBe(s1);
+      }),
       RUNS,
     );
   });
 
   it("should put monthly starts on min(anchor day, days in month) of the right month at the anchor's time", () => {
     fc.assert(
-      fc.property(
-        instantArb,
-        fc.integer({ min: 1, max: 12 }),
-        fc.integer({ min: 0, max: 200 }),
-        (anchor, count, n) => {
-          const a = seoulLocal(anchor);
-          const s = seoulLocal(periodStart(anchor, 'month', count, n, SEOUL));
-          const total = a.year * 12 + (a.month - 1) + n * count;
-          const year = Math.floor(total / 12);
-          const month = (total % 12) + 1;
-          expect(s).toEqual({ year, month, day: Math.min(a.day, refDaysInMonth(year, month)), timeOfDay: a.timeOfDay });
-        },
-      ),
+      fc.property(instantArb, fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 200 }), (anchor, count, n) => {
+        const a = seoulLocal(anchor);
+        const s = seoulLocal(periodStart(anchor, 'month', count, n, SEOUL));
+        const total = a.year * 12 + (a.month - 1) + n * count;
+        const year = Math.floor(total / 12);
+        const month = (total % 12) + 1;
+        expect(s).toEqual({ year, month, day: Math.min(a.day, refDaysInMonth(year, month)), timeOfDay: a.timeOfDay });
+      }),
       RUNS,
     );
   });
@@ -417,17 +439,9 @@ describe(periodStart.name, () => {
 
   it('should preserve the local time-of-day in Asia/Seoul for every interval', () => {
     fc.assert(
-      fc.property(
-        instantArb,
-        intervalArb,
-        fc.integer({ min: 1, max: 12 }),
-        fc.integer({ min: 0, max: 100 }),
-        (anchor, interval, count, n) => {
-          expect(seoulLocal(periodStart(anchor, interval, count, n, SEOUL)).timeOfDay).toBe(
-            seoulLocal(anchor).timeOfDay,
-          );
-        },
-      ),
+      fc.property(instantArb, intervalArb, fc.integer({ min: 1, max: 12 }), fc.integer({ min: 0, max: 100 }), (anchor, interval, count, n) => {
+        expect(seoulLocal(periodStart(anchor, interval, count, n, SEOUL)).timeOfDay).toBe(seoulLocal(anchor).timeOfDay);
+      }),
       RUNS,
     );
   });
@@ -479,9 +493,7 @@ describe(periodIndexAt.name, () => {
       const days = (Date.UTC(2099, 0, 1) - Date.UTC(2025, 0, 31)) / DAY;
       expect(periodIndexAt(anchor, 'day', 1, at, SEOUL)).toBe(days - 1);
       expect(periodIndexAt(anchor, 'month', 1, at, SEOUL)).toBe((2098 - 2025) * 12 + 11);
-      expect(periodIndexAt(anchor, 'day', 1, new Date('9999-12-30T00:00:00Z'), SEOUL)).toBe(
-        (Date.UTC(9999, 11, 30) - Date.UTC(2025, 0, 31)) / DAY - 1,
-      );
+      expect(periodIndexAt(anchor, 'day', 1, new Date('9999-12-30T00:00:00Z'), SEOUL)).toBe((Date.UTC(9999, 11, 30) - Date.UTC(2025, 0, 31)) / DAY - 1);
       expect(spy.mock.calls.length).toBeLessThan(100);
     } finally {
       spy.mockRestore();
@@ -502,19 +514,12 @@ describe(periodIndexAt.name, () => {
 
   it('should invert periodStart: index of start(n) is n and of start(n+1) - 1ms is n', () => {
     fc.assert(
-      fc.property(
-        instantArb,
-        intervalArb,
-        fc.integer({ min: 1, max: 24 }),
-        fc.integer({ min: 0, max: 150 }),
-        zoneArb,
-        (anchor, interval, count, n, tz) => {
-          const start = periodStart(anchor, interval, count, n, tz);
-          const next = periodStart(anchor, interval, count, n + 1, tz);
-          expect(periodIndexAt(anchor, interval, count, start, tz)).toBe(n);
-          expect(periodIndexAt(anchor, interval, count, new Date(next.getTime() - 1), tz)).toBe(n);
-        },
-      ),
+      fc.property(instantArb, intervalArb, fc.integer({ min: 1, max: 24 }), fc.integer({ min: 0, max: 150 }), zoneArb, (anchor, interval, count, n, tz) => {
+        const start = periodStart(anchor, interval, count, n, tz);
+        const next = periodStart(anchor, interval, count, n + 1, tz);
+        expect(periodIndexAt(anchor, interval, count, start, tz)).toBe(n);
+        expect(periodIndexAt(anchor, interval, count, new Date(next.getTime() - 1), tz)).toBe(n);
+      }),
       RUNS,
     );
   });

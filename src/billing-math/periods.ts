@@ -44,8 +44,7 @@ export interface ZonedParts {
 }
 
 /** Input for fromZonedParts: the time-of-day fields default to 0. */
-export type ZonedPartsInput = Pick<ZonedParts, 'year' | 'month' | 'day'> &
-  Partial<Pick<ZonedParts, 'hour' | 'minute' | 'second' | 'millisecond'>>;
+export type ZonedPartsInput = Pick<ZonedParts, 'year' | 'month' | 'day'> & Partial<Pick<ZonedParts, 'hour' | 'minute' | 'second' | 'millisecond'>>;
 
 const MS_PER_DAY = 86_400_000;
 const MIN_YEAR = 1;
@@ -286,10 +285,7 @@ export function fromZonedParts(parts: ZonedPartsInput, timeZone: string): Date {
 export function formatZoned(date: Date, timeZone: string): string {
   const p = zonedParts(date, timeZone);
   const pad = (v: number, w = 2) => String(v).padStart(w, '0');
-  return (
-    `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}` +
-    `.${pad(p.millisecond, 3)}`
-  );
+  return `${pad(p.year, 4)}-${pad(p.month)}-${pad(p.day)}T${pad(p.hour)}:${pad(p.minute)}:${pad(p.second)}` + `.${pad(p.millisecond, 3)}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -328,23 +324,13 @@ function shiftLocal(p: ZonedParts, interval: BillingInterval, units: number): nu
 /** Instant after shifting the local date; NaN when the result leaves the supported range. */
 function shiftInstant(ms: number, interval: BillingInterval, units: number, dtf: Intl.DateTimeFormat): number {
   const [year, month, day, hour, minute, second] = localFields(ms, dtf);
-  const local = shiftLocal(
-    { year, month, day, hour, minute, second, millisecond: floorMod(ms, 1000) },
-    interval,
-    units,
-  );
+  const local = shiftLocal({ year, month, day, hour, minute, second, millisecond: floorMod(ms, 1000) }, interval, units);
   if (Number.isNaN(local)) return NaN;
   const t = instantFromLocalMs(local, dtf);
   return t < MIN_SUPPORTED_INSTANT_MS || t > MAX_SUPPORTED_INSTANT_MS ? NaN : t;
 }
 
-function periodStartMs(
-  anchorMs: number,
-  interval: BillingInterval,
-  intervalCount: number,
-  n: number,
-  dtf: Intl.DateTimeFormat,
-): number {
+function periodStartMs(anchorMs: number, interval: BillingInterval, intervalCount: number, n: number, dtf: Intl.DateTimeFormat): number {
   if (n === 0) return anchorMs;
   return shiftInstant(anchorMs, interval, n * intervalCount, dtf);
 }
@@ -353,13 +339,7 @@ function periodStartMs(
  * Start of the n-th period (n = 0: the anchor itself) of a subscription anchored at `anchor`, billed every
  * `intervalCount` `interval`s in `timeZone`. Always computed from the anchor (month-end days clamp and come back).
  */
-export function periodStart(
-  anchor: Date,
-  interval: BillingInterval,
-  intervalCount: number,
-  n: number,
-  timeZone: string,
-): Date {
+export function periodStart(anchor: Date, interval: BillingInterval, intervalCount: number, n: number, timeZone: string): Date {
   const dtf = formatterFor(timeZone);
   const anchorMs = assertDate('anchor', anchor);
   assertInterval(interval);
@@ -369,13 +349,7 @@ export function periodStart(
 }
 
 /** End (exclusive) of the n-th period = start of period n + 1. */
-export function periodEnd(
-  anchor: Date,
-  interval: BillingInterval,
-  intervalCount: number,
-  n: number,
-  timeZone: string,
-): Date {
+export function periodEnd(anchor: Date, interval: BillingInterval, intervalCount: number, n: number, timeZone: string): Date {
   assertIntegerIn('n', n, 0, Number.MAX_SAFE_INTEGER - 1);
   return periodStart(anchor, interval, intervalCount, n + 1, timeZone);
 }
@@ -384,13 +358,7 @@ export function periodEnd(
  * Index n of the period containing `at` (periodStart(n) <= at < periodStart(n + 1)); -1 when at < anchor.
  * O(1): estimates n from the local calendar distance, then corrects by at most a couple of steps.
  */
-export function periodIndexAt(
-  anchor: Date,
-  interval: BillingInterval,
-  intervalCount: number,
-  at: Date,
-  timeZone: string,
-): number {
+export function periodIndexAt(anchor: Date, interval: BillingInterval, intervalCount: number, at: Date, timeZone: string): number {
   const dtf = formatterFor(timeZone);
   const anchorMs = assertDate('anchor', anchor);
   const atMs = assertDate('at', at);

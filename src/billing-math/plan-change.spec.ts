@@ -180,7 +180,13 @@ describe(planChange.name, () => {
           at: input.at,
         });
         expect(q.rule).toBe('same_period');
-        expect([q.credit, q.creditTaxFree, q.charge, q.chargeTaxFree, q.net]).toEqual([before.credit, before.creditTaxFree, before.charge, before.chargeTaxFree, before.net]);
+        expect([q.credit, q.creditTaxFree, q.charge, q.chargeTaxFree, q.net]).toEqual([
+          before.credit,
+          before.creditTaxFree,
+          before.charge,
+          before.chargeTaxFree,
+          before.net,
+        ]);
         // Changing to the same plan nets nothing.
         const unchanged = planChange({ ...input, new: input.old, paid: input.old.amount, paidTaxFree: input.old.taxFree });
         expect([unchanged.net, unchanged.netTaxFree]).toEqual([0, 0]);

@@ -124,11 +124,7 @@ export function planChange(input: PlanChangeQuoteInput): PlanChangeQuote {
   const newPlan = input.new;
 
   const credit = Math.min(prorate(oldPlan.amount, end - at, end - start), paid);
-  const creditTaxFree = Math.min(
-    Math.max(splitTaxFree(credit, oldPlan.amount, oldPlan.taxFree), credit - (paid - paidTaxFree), 0),
-    paidTaxFree,
-    credit,
-  );
+  const creditTaxFree = Math.min(Math.max(splitTaxFree(credit, oldPlan.amount, oldPlan.taxFree), credit - (paid - paidTaxFree), 0), paidTaxFree, credit);
   const charge = same ? prorate(newPlan.amount, end - at, end - start) : newPlan.amount;
   const chargeTaxFree = splitTaxFree(charge, newPlan.amount, newPlan.taxFree);
   const net = charge - credit;

@@ -186,7 +186,12 @@ describe(unusedRefundOfPeriod.name, () => {
       taxFree: 2000,
       parts: [{ paymentIndex: 0, amount: 5000, taxFree: 2000 }],
     });
-    const before = unusedRefundOfPeriod({ payments: [paid(10000, 4000), paid(3001, 1)], periodStart: start, periodEnd: end, at: new Date(start.getTime() - 1) });
+    const before = unusedRefundOfPeriod({
+      payments: [paid(10000, 4000), paid(3001, 1)],
+      periodStart: start,
+      periodEnd: end,
+      at: new Date(start.getTime() - 1),
+    });
     expect(before).toEqual({
       amount: 13001,
       taxFree: 4001,
@@ -269,7 +274,13 @@ describe(unusedRefundOfPeriod.name, () => {
         fc.integer({ min: -DAY, max: 31 * DAY }),
         fc.option(fc.integer({ min: 0, max: 2_000_000_000 })),
         (payments, offset, planAmount) => {
-          const r = unusedRefundOfPeriod({ payments, periodStart: start, periodEnd: end, at: new Date(start.getTime() + offset), planAmount: planAmount ?? undefined });
+          const r = unusedRefundOfPeriod({
+            payments,
+            periodStart: start,
+            periodEnd: end,
+            at: new Date(start.getTime() + offset),
+            planAmount: planAmount ?? undefined,
+          });
           const left = payments.reduce((s, p) => s + p.balanceAmount, 0);
           expect(r.amount).toBeGreaterThanOrEqual(0);
           expect(r.amount).toBeLessThanOrEqual(left);

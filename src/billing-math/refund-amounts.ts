@@ -66,10 +66,7 @@ function remainingOf(payment: RefundablePayment): Remaining {
   if (refundedTaxFree > taxFree || refundedTaxable < 0 || refundedTaxable > paymentTaxable) {
     throw new RangeError('refundedTaxFree is inconsistent with amount, taxFreeAmount and balanceAmount');
   }
-  const refundedVat =
-    payment.refundedVat === undefined
-      ? cumulativeVat(vat, paymentTaxable, refundedTaxable)
-      : assertWon('refundedVat', payment.refundedVat);
+  const refundedVat = payment.refundedVat === undefined ? cumulativeVat(vat, paymentTaxable, refundedTaxable) : assertWon('refundedVat', payment.refundedVat);
   const taxable = paymentTaxable - refundedTaxable;
   return {
     balance,
@@ -117,8 +114,7 @@ export function refundSplit(payment: RefundablePayment, refundAmount: number, re
   const left = remainingOf(payment);
   const amount = assertWon('refundAmount', refundAmount);
   if (amount > left.balance) throw new RangeError(`refundAmount (${amount}) exceeds the balance (${left.balance})`);
-  const taxFree =
-    refundTaxFree === undefined ? proportionalTaxFree(amount, left.balance, left.taxFree) : assertWon('refundTaxFree', refundTaxFree);
+  const taxFree = refundTaxFree === undefined ? proportionalTaxFree(amount, left.balance, left.taxFree) : assertWon('refundTaxFree', refundTaxFree);
   if (taxFree > amount) throw new RangeError(`refundTaxFree (${taxFree}) exceeds refundAmount (${amount})`);
   if (taxFree > left.taxFree) throw new RangeError(`refundTaxFree (${taxFree}) exceeds the tax-free amount left (${left.taxFree})`);
   const taxable = amount - taxFree;

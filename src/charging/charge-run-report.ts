@@ -59,7 +59,13 @@ export function failureSummary(failures: readonly RunFailure[], limit = 10): str
     lines.push(`${title}: ${list.length}${list.length > limit ? ` (first ${limit}; --json lists all)` : ''}`);
     for (const f of list.slice(0, limit)) lines.push(`  subscription ${f.subscription_id}  payment ${f.payment_id}  ${f.kind}  ${f.reason}`);
   };
-  section('Needs attention (unknown outcome or nothing charged)', failures.filter((f) => f.kind !== 'declined'));
-  section('Declined', failures.filter((f) => f.kind === 'declined'));
+  section(
+    'Needs attention (unknown outcome or nothing charged)',
+    failures.filter((f) => f.kind !== 'declined'),
+  );
+  section(
+    'Declined',
+    failures.filter((f) => f.kind === 'declined'),
+  );
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

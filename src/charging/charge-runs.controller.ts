@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
-import { IsBoolean} from 'class-validator';
+import { IsBoolean } from 'class-validator';
 import { Optional } from '../common/validators';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { PageQueryDto } from '../common/pagination';

@@ -113,7 +113,8 @@ export class ChargeRunsService implements OnModuleDestroy {
       new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
     ]);
     clearTimeout(timer);
-    if (!ended) this.logger.warn({ message: 'runs still charging at the shutdown time-out; the next run resolves their open attempts', runs: this.active.size });
+    if (!ended)
+      this.logger.warn({ message: 'runs still charging at the shutdown time-out; the next run resolves their open attempts', runs: this.active.size });
     return ended;
   }
 
@@ -156,7 +157,22 @@ export class ChargeRunsService implements OnModuleDestroy {
            local_faults = $13, task_failures = $14,
            heartbeat_at = clock_timestamp(), status = COALESCE($10, status), finished_at = COALESCE($11, finished_at), error = COALESCE($12, error)
          WHERE id = $1`,
-        [run.id, c.due, c.charged, c.failed, c.unknown, c.skipped, c.resolved, c.canceled, c.resumed, extra.status ?? null, extra.finishedAt ?? null, extra.error ?? null, c.localFaults, c.taskFailures],
+        [
+          run.id,
+          c.due,
+          c.charged,
+          c.failed,
+          c.unknown,
+          c.skipped,
+          c.resolved,
+          c.canceled,
+          c.resumed,
+          extra.status ?? null,
+          extra.finishedAt ?? null,
+          extra.error ?? null,
+          c.localFaults,
+          c.taskFailures,
+        ],
       );
       onProgress?.({ ...c });
     };
@@ -176,8 +192,10 @@ export class ChargeRunsService implements OnModuleDestroy {
       const cursor: ClaimCursor = { after: null, swept: false };
       let claims = 0;
       // Outcomes are recorded apart from the sending (in batches), so a gateway slot is free as soon as Bootpay answers.
-      const settler = new ChargeSettler(this.attempts, { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2, gatherMs: 20 }, (paymentId, outcome, err) =>
-        this.count(c, outcome, err, paymentId),
+      const settler = new ChargeSettler(
+        this.attempts,
+        { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2, gatherMs: 20 },
+        (paymentId, outcome, err) => this.count(c, outcome, err, paymentId),
       );
       try {
         // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
@@ -217,7 +235,11 @@ export class ChargeRunsService implements OnModuleDestroy {
         this.logger.error({ message: 'charge run failed on local faults', run_id: run.id, ...c });
         await save({ status: 'failed', finishedAt: this.clock.now(), error });
       } else if (stoppedEarly) {
-        await save({ status: 'interrupted', finishedAt: this.clock.now(), error: 'stopped by a shutdown after recording every charge it sent; the next run charges the rest' });
+        await save({
+          status: 'interrupted',
+          finishedAt: this.clock.now(),
+          error: 'stopped by a shutdown after recording every charge it sent; the next run charges the rest',
+        });
         this.logger.warn({ message: 'charge run interrupted by a shutdown', run_id: run.id, ...c });
       } else {
         await save({ status: 'completed', finishedAt: this.clock.now() });
@@ -244,7 +266,11 @@ export class ChargeRunsService implements OnModuleDestroy {
     try {
       await run();
     } catch (err) {
-      this.logger.warn({ message: `${what} failed; the next run tries again`, subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
+      this.logger.warn({
+        message: `${what} failed; the next run tries again`,
+        subscription_id: subscriptionId,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -359,7 +385,12 @@ export class ChargeRunsService implements OnModuleDestroy {
           const t = terms && transition(sub, event, { ...ctx, plan: terms });
           if (!t || !t.ok) {
             // Never charged without the consent it needs: left as it is (and logged) when the change is refused.
-            this.logger.warn({ message: 'consent decision not applied; not charged', subscription_id: sub.id, decision: decision.action, code: t && !t.ok ? t.code : 'plan_not_found' });
+            this.logger.warn({
+              message: 'consent decision not applied; not charged',
+              subscription_id: sub.id,
+              decision: decision.action,
+              code: t && !t.ok ? t.code : 'plan_not_found',
+            });
             c.skipped++;
             continue;
           }
@@ -372,7 +403,8 @@ export class ChargeRunsService implements OnModuleDestroy {
             await this.consents.recordMigrationOutcome(m, decision.migrationId, sub.id, 'switched', decision.consentId);
             if (decision.consentId) reliedOn.set(sub.id, decision.consentId);
           } else {
-            if (decision.changeId) await this.consents.recordMigrationOutcome(m, decision.changeId, sub.id, sub.status === 'paused' ? 'paused' : 'canceled', null);
+            if (decision.changeId)
+              await this.consents.recordMigrationOutcome(m, decision.changeId, sub.id, sub.status === 'paused' ? 'paused' : 'canceled', null);
             if (sub.status === 'canceled') {
               if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
               c.canceled++;
@@ -384,7 +416,9 @@ export class ChargeRunsService implements OnModuleDestroy {
         if (sub.cancelAtPeriodEnd || sub.pendingPlanId) {
           // The period ends: a cancel at period end takes effect instead of the charge; a pending plan applies first.
           const terms = await this.plansService.terms(sub.planId);
-          const t = terms && transition(sub, { type: 'period_end' }, { now, tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
+          const t =
+            terms &&
+            transition(sub, { type: 'period_end' }, { now, tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
           if (t && t.ok) {
             const before = snapshot(sub);
             sub = t.sub;
@@ -448,13 +482,15 @@ export class ChargeRunsService implements OnModuleDestroy {
     const staleMs = Math.max(60_000, 2 * this.runtime.gateway.chargeTimeoutMs);
     const staleBefore = new Date(asOf.getTime() - staleMs);
     for (;;) {
-      const claimed = returnedRows<{ id: string }>(await this.db.query(
-        `UPDATE payments SET updated_at = $2 WHERE id IN (
+      const claimed = returnedRows<{ id: string }>(
+        await this.db.query(
+          `UPDATE payments SET updated_at = $2 WHERE id IN (
            SELECT id FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN') AND updated_at <= $1
            ORDER BY updated_at LIMIT 200 FOR UPDATE SKIP LOCKED)
          RETURNING id`,
-        [staleBefore, asOf],
-      ));
+          [staleBefore, asOf],
+        ),
+      );
       if (!claimed.length) return;
       const payments = await this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
       await runPool(payments, this.settings.concurrency, null, async (p) => {
@@ -533,7 +569,11 @@ export class ChargeRunsService implements OnModuleDestroy {
       }
       qb.where('(r.started_at, r.id) < (:t::timestamptz, :id::uuid)', { t, id });
     }
-    const rows = await qb.orderBy('r.started_at', 'DESC').addOrderBy('r.id', 'DESC').limit(limit + 1).getMany();
+    const rows = await qb
+      .orderBy('r.started_at', 'DESC')
+      .addOrderBy('r.id', 'DESC')
+      .limit(limit + 1)
+      .getMany();
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {

@@ -3,15 +3,7 @@
  * Services throw these; they never throw HttpException.
  */
 export type ErrorKind =
-  | 'validation'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'conflict'
-  | 'payment_failed'
-  | 'unprocessable'
-  | 'gateway_unavailable'
-  | 'gateway_error';
+  'validation' | 'unauthorized' | 'forbidden' | 'not_found' | 'conflict' | 'payment_failed' | 'unprocessable' | 'gateway_unavailable' | 'gateway_error';
 
 export interface FieldError {
   field: string;

@@ -30,13 +30,7 @@ const REASON: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export function errorBody(
-  status: number,
-  code: string,
-  message: string,
-  details: FieldError[] = [],
-  extra: Record<string, unknown> = {},
-): ErrorBody {
+export function errorBody(status: number, code: string, message: string, details: FieldError[] = [], extra: Record<string, unknown> = {}): ErrorBody {
   return { status_code: status, error: REASON[status] ?? 'Error', code, message, details, ...extra };
 }
 
@@ -60,10 +54,7 @@ export function requestIdOf(req: Request, res?: Response): string {
 }
 
 /** Maps body-parser and other low-level errors (thrown before Nest routing) to the common error body. */
-export function lowLevelErrorBody(
-  err: { status?: number; statusCode?: number; type?: string; message?: string },
-  requestId: string = randomUUID(),
-): ErrorBody {
+export function lowLevelErrorBody(err: { status?: number; statusCode?: number; type?: string; message?: string }, requestId: string = randomUUID()): ErrorBody {
   const status = err.status ?? err.statusCode ?? 500;
   if (err.type === 'entity.parse.failed') {
     return errorBody(400, 'malformed_json', 'The request body is not valid JSON', [{ field: 'body', message: 'must be valid JSON' }]);
@@ -88,18 +79,16 @@ export class GlobalExceptionFilter implements ExceptionFilter {
     const req = ctx.getRequest<Request>();
     const body = this.toBody(exception, req, res);
     if (body.status_code >= 500) {
-      this.logger.error(
-        {
-          message: 'request failed',
-          request_id: body.request_id,
-          method: req.method,
-          path: req.path,
-          status: body.status_code,
-          error_name: exception instanceof Error ? exception.name : typeof exception,
-          error_message: exception instanceof Error ? exception.message : undefined,
-          stack: exception instanceof Error ? exception.stack : undefined,
-        },
-      );
+      this.logger.error({
+        message: 'request failed',
+        request_id: body.request_id,
+        method: req.method,
+        path: req.path,
+        status: body.status_code,
+        error_name: exception instanceof Error ? exception.name : typeof exception,
+        error_message: exception instanceof Error ? exception.message : undefined,
+        stack: exception instanceof Error ? exception.stack : undefined,
+      });
     }
     if (res.headersSent) return;
     if (exception instanceof StoredErrorResponse) {
@@ -124,7 +113,7 @@ export class GlobalExceptionFilter implements ExceptionFilter {
         typeof response === 'string'
           ? response
           : Array.isArray((response as { message?: unknown }).message)
-            ? ((response as { message: string[] }).message).join('; ')
+            ? (response as { message: string[] }).message.join('; ')
             : String((response as { message?: unknown }).message ?? exception.message);
       if (status === 404) {
         return errorBody(404, 'route_not_found', `No route ${req.method} ${req.path}`);

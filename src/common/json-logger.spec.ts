@@ -67,18 +67,14 @@ describe(JsonLogger.name, () => {
     it('should take a trailing string as the context', () => {
       const { logger, entries } = setup();
       logger.log('Nest application successfully started', 'NestApplication');
-      expect(entries()).toEqual([
-        { time: T0.toISOString(), level: 'info', context: 'NestApplication', message: 'Nest application successfully started' },
-      ]);
+      expect(entries()).toEqual([{ time: T0.toISOString(), level: 'info', context: 'NestApplication', message: 'Nest application successfully started' }]);
     });
 
     it('should take (message, stack, context) for errors', () => {
       const { logger, entries } = setup();
       const stack = 'Error: boom\n    at handler (app.ts:1:1)';
       logger.error('boom', stack, 'ExceptionsHandler');
-      expect(entries()).toEqual([
-        { time: T0.toISOString(), level: 'error', context: 'ExceptionsHandler', message: 'boom', stack },
-      ]);
+      expect(entries()).toEqual([{ time: T0.toISOString(), level: 'error', context: 'ExceptionsHandler', message: 'boom', stack }]);
     });
 
     it('should leave the context out when none is given', () => {
@@ -197,10 +193,7 @@ describe(JsonLogger.name, () => {
 
   describe('time', () => {
     it('should come from the injected clock on every call', () => {
-      const clock = jest
-        .fn<Date, []>()
-        .mockReturnValueOnce(new Date('2025-01-01T00:00:00.000Z'))
-        .mockReturnValueOnce(new Date('2025-01-01T00:00:01.500Z'));
+      const clock = jest.fn<Date, []>().mockReturnValueOnce(new Date('2025-01-01T00:00:00.000Z')).mockReturnValueOnce(new Date('2025-01-01T00:00:01.500Z'));
       const { logger, entries } = setup('info', clock);
       logger.log('a');
       logger.error('b');

@@ -43,7 +43,8 @@ const pageSchema: Json = {
 };
 
 const WHY: Record<string, string> = {
-  '400': 'The request is invalid (a field, a query parameter, a path id that is not a UUID, malformed or too deeply nested JSON, an unknown field); details name each problem',
+  '400':
+    'The request is invalid (a field, a query parameter, a path id that is not a UUID, malformed or too deeply nested JSON, an unknown field); details name each problem',
   '401': 'No API key, or not a valid one',
   '402': 'The payment was declined (failure: {code, pg_code, message, hard})',
   '403': 'The API key does not have the role this operation needs',
@@ -51,16 +52,29 @@ const WHY: Record<string, string> = {
   '409': 'Refused in the current state (the reason and the allowed states are in the body), or a request with the same Idempotency-Key is still running',
   '413': 'The body is larger than 100 kB',
   '415': 'The body is not application/json',
-  '422': 'A reference does not fit (another customer\'s billing key, an unknown plan), or an Idempotency-Key reused with another body',
-  '429': 'Too many calls from this address; retry after the Retry-After header\'s seconds',
+  '422': "A reference does not fit (another customer's billing key, an unknown plan), or an Idempotency-Key reused with another body",
+  '429': "Too many calls from this address; retry after the Retry-After header's seconds",
   '502': 'Bootpay answered with an error',
   '503': 'Bootpay could not be reached',
 };
 
 /** Operations whose action may charge a card (and so answer 402). */
-const CHARGING = [/^\/v1\/subscriptions$/, /^\/v1\/subscriptions\/\{id\}\/(change-plan|billing-key|retry|resume)$/, /^\/v1\/customers\/\{id\}\/billing-keys$/, /^\/v1\/payments\/\{id\}\/refunds$/];
+const CHARGING = [
+  /^\/v1\/subscriptions$/,
+  /^\/v1\/subscriptions\/\{id\}\/(change-plan|billing-key|retry|resume)$/,
+  /^\/v1\/customers\/\{id\}\/billing-keys$/,
+  /^\/v1\/payments\/\{id\}\/refunds$/,
+];
 /** Operations that ask Bootpay (and so answer 503 when it cannot be reached). */
-const ASKS_BOOTPAY = [/^\/v1\/subscriptions/, /^\/v1\/customers\/\{id\}\/billing-keys$/, /^\/v1\/billing-keys\/\{id\}$/, /^\/v1\/payments\/\{id\}\/refunds$/, /^\/v1\/reports\/reconciliation$/, /^\/v1\/webhooks\/bootpay$/, /^\/v1\/charge-runs$/];
+const ASKS_BOOTPAY = [
+  /^\/v1\/subscriptions/,
+  /^\/v1\/customers\/\{id\}\/billing-keys$/,
+  /^\/v1\/billing-keys\/\{id\}$/,
+  /^\/v1\/payments\/\{id\}\/refunds$/,
+  /^\/v1\/reports\/reconciliation$/,
+  /^\/v1\/webhooks\/bootpay$/,
+  /^\/v1\/charge-runs$/,
+];
 
 /**
  * Completes the document Nest builds from the decorators so that it states the contract the server enforces:

@@ -82,10 +82,10 @@ describe(paginate.name, () => {
     const second = fakeQb([row(3)]);
     const page = await paginate(second.asBuilder, { limit: 2, cursor: next_cursor! }, (r) => r.name, 's');
     expect(second.qb.andWhere).toHaveBeenCalledTimes(1);
-    expect(second.qb.andWhere).toHaveBeenCalledWith(
-      '(s.created_at, s.id) > (:cursorT::timestamptz, :cursorId::uuid)',
-      { cursorT: '2025-03-01T00:00:02.000Z', cursorId: row(2).id },
-    );
+    expect(second.qb.andWhere).toHaveBeenCalledWith('(s.created_at, s.id) > (:cursorT::timestamptz, :cursorId::uuid)', {
+      cursorT: '2025-03-01T00:00:02.000Z',
+      cursorId: row(2).id,
+    });
     expect(page).toEqual({ data: ['row 3'], has_more: false, next_cursor: null });
   });
 
@@ -109,8 +109,7 @@ describe(paginate.name, () => {
 });
 
 describe(PageQueryDto.name, () => {
-  const errorsFor = (query: Record<string, unknown>) =>
-    validateSync(plainToInstance(PageQueryDto, query)).map((e) => e.property);
+  const errorsFor = (query: Record<string, unknown>) => validateSync(plainToInstance(PageQueryDto, query)).map((e) => e.property);
 
   it('should accept no parameters, limits 1 and 100 and a cursor of base64url characters', () => {
     expect(errorsFor({})).toEqual([]);

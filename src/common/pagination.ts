@@ -78,7 +78,9 @@ export async function paginate<E extends ObjectLiteral & { id: string; createdAt
       cursorId: c.id,
     });
   }
-  qb.orderBy(`${alias}.created_at`, 'ASC').addOrderBy(`${alias}.id`, 'ASC').limit(limit + 1);
+  qb.orderBy(`${alias}.created_at`, 'ASC')
+    .addOrderBy(`${alias}.id`, 'ASC')
+    .limit(limit + 1);
   const rows = await qb.getMany();
   const hasMore = rows.length > limit;
   const page = rows.slice(0, limit);
@@ -86,9 +88,6 @@ export async function paginate<E extends ObjectLiteral & { id: string; createdAt
   return {
     data: page.map(map),
     has_more: hasMore,
-    next_cursor:
-      hasMore && last
-        ? Buffer.from(JSON.stringify({ t: last.createdAt.toISOString(), id: last.id })).toString('base64url')
-        : null,
+    next_cursor: hasMore && last ? Buffer.from(JSON.stringify({ t: last.createdAt.toISOString(), id: last.id })).toString('base64url') : null,
   };
 }

@@ -23,12 +23,9 @@ describe(redact.name, () => {
     expect(redact({ [key]: 'sensitive-value', other: 'kept' })).toEqual({ [key]: REDACTED, other: 'kept' });
   });
 
-  it.each(['billing_key_id', 'api_key_id', 'customer_id', 'subscription_id', 'idempotency_key', 'order_id'])(
-    'should keep the value of %s',
-    (key) => {
-      expect(redact({ [key]: 'id-123' })).toEqual({ [key]: 'id-123' });
-    },
-  );
+  it.each(['billing_key_id', 'api_key_id', 'customer_id', 'subscription_id', 'idempotency_key', 'order_id'])('should keep the value of %s', (key) => {
+    expect(redact({ [key]: 'id-123' })).toEqual({ [key]: 'id-123' });
+  });
 
   it('should redact at any depth in nested objects and arrays', () => {
     const input = {
@@ -48,10 +45,7 @@ describe(redact.name, () => {
     expect(redact(input)).toEqual({
       customer: {
         id: 'cus_1',
-        cards: [
-          { card_no: REDACTED, cardNo: REDACTED, card_pw: REDACTED, card_identity_no: REDACTED, label: 'main' },
-          [{ billing_key: REDACTED }],
-        ],
+        cards: [{ card_no: REDACTED, cardNo: REDACTED, card_pw: REDACTED, card_identity_no: REDACTED, label: 'main' }, [{ billing_key: REDACTED }]],
       },
       headers: { authorization: REDACTED, 'content-type': 'application/json' },
       bootpay: { secret_key: REDACTED, access_token: REDACTED, receipt_id: 'r_1' },

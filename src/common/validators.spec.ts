@@ -50,8 +50,7 @@ describe(normalizePhone.name, () => {
 });
 
 describe(IsMetadata.name, () => {
-  const MESSAGE =
-    'metadata must be an object of at most 20 string values, keys of 1-40 letters, digits or _ and values of at most 500 characters';
+  const MESSAGE = 'metadata must be an object of at most 20 string values, keys of 1-40 letters, digits or _ and values of at most 500 characters';
 
   it.each([
     ['an empty object', {}],

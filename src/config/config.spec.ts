@@ -122,22 +122,14 @@ describe(loadConfig.name, () => {
       ['BOOTPAY_CLIENT_KEY without BOOTPAY_SECRET_KEY', { BOOTPAY_CLIENT_KEY: 'client-key-1' }, 'BOOTPAY_SECRET_KEY'],
       ['BOOTPAY_SECRET_KEY without BOOTPAY_CLIENT_KEY', { BOOTPAY_SECRET_KEY: 'secret-key-1' }, 'BOOTPAY_CLIENT_KEY'],
       ['BOOTPAY_APPLICATION_ID without BOOTPAY_PRIVATE_KEY', { BOOTPAY_APPLICATION_ID: 'app-1' }, 'BOOTPAY_PRIVATE_KEY'],
-      [
-        'BOOTPAY_API_BASE_URL without credentials',
-        { BOOTPAY_API_BASE_URL: 'https://api.bootpay.co.kr/v2' },
-        'BOOTPAY_API_BASE_URL',
-      ],
+      ['BOOTPAY_API_BASE_URL without credentials', { BOOTPAY_API_BASE_URL: 'https://api.bootpay.co.kr/v2' }, 'BOOTPAY_API_BASE_URL'],
     ])('should refuse %s', (_label, env, setting) => {
       expectRefused(env, setting);
     });
 
     it('should say what is wrong with PORT and echo the value', () => {
-      expect(expectRefused({ PORT: '70000' }, 'PORT').message).toBe(
-        'Invalid setting PORT: must be between 0 and 65535, got 70000',
-      );
-      expect(expectRefused({ PORT: 'abc' }, 'PORT').message).toBe(
-        'Invalid setting PORT: must be a whole number, got "abc"',
-      );
+      expect(expectRefused({ PORT: '70000' }, 'PORT').message).toBe('Invalid setting PORT: must be between 0 and 65535, got 70000');
+      expect(expectRefused({ PORT: 'abc' }, 'PORT').message).toBe('Invalid setting PORT: must be a whole number, got "abc"');
     });
 
     it('should not echo secret values in the message', () => {
@@ -165,10 +157,7 @@ describe(loadConfig.name, () => {
     });
 
     it('should refuse to start without Bootpay credentials', () => {
-      const err = expectRefused(
-        { ...PRODUCTION, BOOTPAY_CLIENT_KEY: undefined, BOOTPAY_SECRET_KEY: undefined },
-        'BOOTPAY_CLIENT_KEY',
-      );
+      const err = expectRefused({ ...PRODUCTION, BOOTPAY_CLIENT_KEY: undefined, BOOTPAY_SECRET_KEY: undefined }, 'BOOTPAY_CLIENT_KEY');
       expect(err.message).toContain('BOOTPAY_SECRET_KEY');
     });
 

@@ -62,7 +62,12 @@ export class ConsentNoticesService {
         if (await this.send(n)) counts[n.kind]++;
       } catch (err) {
         // One notice that fails never stops the others; the next sweep sends it.
-        this.logger.warn({ message: 'notice not sent; the next sweep tries again', subscription_id: n.subscriptionId, kind: n.kind, error: err instanceof Error ? err.message : String(err) });
+        this.logger.warn({
+          message: 'notice not sent; the next sweep tries again',
+          subscription_id: n.subscriptionId,
+          kind: n.kind,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     }
     if (!onlySubscriptionId) this.logger.log({ message: 'consent notices swept', as_of: asOf.toISOString(), ...counts });
@@ -77,7 +82,11 @@ export class ConsentNoticesService {
     try {
       for (const n of await this.consentRequired(this.clock.now(), subscriptionId)) await this.send(n);
     } catch (err) {
-      this.logger.warn({ message: 'notice at creation not sent; the next sweep sends it', subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
+      this.logger.warn({
+        message: 'notice at creation not sent; the next sweep sends it',
+        subscription_id: subscriptionId,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
 
@@ -101,7 +110,13 @@ export class ConsentNoticesService {
         kind: 'consent_required',
         changeKey: `trial_conversion:${epoch(t.next_charge_at)}`,
         changeAt: t.next_charge_at,
-        object: this.noticeObject('trial_conversion', null, t.next_charge_at, { id: t.plan_id, amount: 0 }, { id: t.plan_id, name: t.name, amount: Number(t.amount) }),
+        object: this.noticeObject(
+          'trial_conversion',
+          null,
+          t.next_charge_at,
+          { id: t.plan_id, amount: 0 },
+          { id: t.plan_id, name: t.name, amount: Number(t.amount) },
+        ),
       });
     }
     const migrations: { id: string; from_plan_id: string; to_plan_id: string; effective_at: Date; to_name: string; to_amount: string }[] = await this.db.query(
@@ -116,7 +131,9 @@ export class ConsentNoticesService {
         .createQueryBuilder('s')
         .where(`s.plan_id = :plan AND s.status IN ('trialing', 'active', 'past_due')`, { plan: mg.from_plan_id })
         .andWhere('(CAST(:only AS uuid) IS NULL OR s.id = :only)', { only })
-        .andWhere(`NOT EXISTS (SELECT 1 FROM consent_notices n WHERE n.subscription_id = s.id AND n.kind = 'consent_required' AND n.change_key = :key)`, { key: `migration:${mg.id}` })
+        .andWhere(`NOT EXISTS (SELECT 1 FROM consent_notices n WHERE n.subscription_id = s.id AND n.kind = 'consent_required' AND n.change_key = :key)`, {
+          key: `migration:${mg.id}`,
+        })
         // The earliest changes first (a change's date follows the subscription's next charge), so none is starved.
         .orderBy('s.next_charge_at', 'ASC', 'NULLS LAST')
         .addOrderBy('s.id', 'ASC')
@@ -130,7 +147,13 @@ export class ConsentNoticesService {
           kind: 'consent_required',
           changeKey: `migration:${mg.id}`,
           changeAt,
-          object: this.noticeObject('price_increase', mg.id, changeAt, { id: from.id, amount: from.amount }, { id: mg.to_plan_id, name: mg.to_name, amount: Number(mg.to_amount) }),
+          object: this.noticeObject(
+            'price_increase',
+            mg.id,
+            changeAt,
+            { id: from.id, amount: from.amount },
+            { id: mg.to_plan_id, name: mg.to_name, amount: Number(mg.to_amount) },
+          ),
         });
       }
     }
@@ -173,7 +196,13 @@ export class ConsentNoticesService {
     }));
   }
 
-  private noticeObject(kind: 'trial_conversion' | 'price_increase', changeId: string | null, changeAt: Date, before: { id: string; amount: number }, after: { id: string; name: string; amount: number }) {
+  private noticeObject(
+    kind: 'trial_conversion' | 'price_increase',
+    changeId: string | null,
+    changeAt: Date,
+    before: { id: string; amount: number },
+    after: { id: string; name: string; amount: number },
+  ) {
     const action = this.runtime.config.consent.missingAction;
     return {
       object: 'notice',
@@ -217,7 +246,10 @@ export class ConsentNoticesService {
         ),
       );
       if (!inserted.length) return false;
-      await this.events.record(m, sub, `subscription.${n.kind}`, 'system', { object: { id: inserted[0].id, ...n.object }, data: { notice_id: inserted[0].id, ...n.object } });
+      await this.events.record(m, sub, `subscription.${n.kind}`, 'system', {
+        object: { id: inserted[0].id, ...n.object },
+        data: { notice_id: inserted[0].id, ...n.object },
+      });
       return true;
     });
   }
@@ -225,11 +257,10 @@ export class ConsentNoticesService {
   /** The scheduled sweep: one instance per tick (the tick's row), the others skip it. */
   async tick(scheduledFor: Date, worker: string): Promise<NoticeCounts | null> {
     const claimed = returnedRows<{ scheduled_for: Date }>(
-      await this.db.query(`INSERT INTO consent_notice_ticks (scheduled_for, worker, started_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scheduled_for`, [
-        scheduledFor,
-        worker.slice(0, 100),
-        new Date(),
-      ]),
+      await this.db.query(
+        `INSERT INTO consent_notice_ticks (scheduled_for, worker, started_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING scheduled_for`,
+        [scheduledFor, worker.slice(0, 100), new Date()],
+      ),
     );
     if (!claimed.length) return null;
     await this.db.query(`DELETE FROM consent_notice_ticks WHERE scheduled_for < $1`, [new Date(scheduledFor.getTime() - 30 * 24 * 3600_000)]);

@@ -28,7 +28,11 @@ describe('consent rules (전자상거래법 제13조 제6항)', () => {
   it('should charge a trial end only with a valid conversion consent, and a plan with a zero amount or the rule off without one', () => {
     const trialing = { status: 'trialing' as const, nextChargeAt: CHANGE };
     expect(decideRenewal(trialing, 11000, null, [consent()], settings)).toEqual({ action: 'charge', consentId: 'c1' });
-    expect(decideRenewal(trialing, 11000, null, [consent({ obtainedAt: at(-40 * DAY) })], settings)).toEqual({ action: 'consent_missing', kind: 'trial_conversion', changeId: null });
+    expect(decideRenewal(trialing, 11000, null, [consent({ obtainedAt: at(-40 * DAY) })], settings)).toEqual({
+      action: 'consent_missing',
+      kind: 'trial_conversion',
+      changeId: null,
+    });
     expect(decideRenewal(trialing, 11000, null, [consent({ kind: 'price_increase', changeId: 'm1' })], settings)).toMatchObject({ action: 'consent_missing' });
     expect(decideRenewal(trialing, 0, null, [], settings)).toEqual({ action: 'charge', consentId: null });
     expect(decideRenewal(trialing, 11000, null, [], { ...settings, required: false })).toEqual({ action: 'charge', consentId: null });
@@ -39,8 +43,17 @@ describe('consent rules (전자상거래법 제13조 제6항)', () => {
     const migration = { id: 'm1', fromPlanId: 'a', toPlanId: 'b', toAmount: 22000, effectiveAt: at(-DAY), requiresConsent: true };
     const forIt = consent({ kind: 'price_increase', changeId: 'm1', amountAfter: 22000 });
     expect(decideRenewal(active, 11000, migration, [forIt], settings)).toEqual({ action: 'migrate', toPlanId: 'b', migrationId: 'm1', consentId: 'c1' });
-    expect(decideRenewal(active, 11000, migration, [{ ...forIt, changeId: 'other' }], settings)).toEqual({ action: 'consent_missing', kind: 'price_increase', changeId: 'm1' });
-    expect(decideRenewal(active, 11000, { ...migration, requiresConsent: false }, [], settings)).toEqual({ action: 'migrate', toPlanId: 'b', migrationId: 'm1', consentId: null });
+    expect(decideRenewal(active, 11000, migration, [{ ...forIt, changeId: 'other' }], settings)).toEqual({
+      action: 'consent_missing',
+      kind: 'price_increase',
+      changeId: 'm1',
+    });
+    expect(decideRenewal(active, 11000, { ...migration, requiresConsent: false }, [], settings)).toEqual({
+      action: 'migrate',
+      toPlanId: 'b',
+      migrationId: 'm1',
+      consentId: null,
+    });
     // A renewal before the migration's date is charged on the old plan.
     expect(decideRenewal(active, 11000, { ...migration, effectiveAt: at(DAY) }, [], settings)).toEqual({ action: 'charge', consentId: null });
   });

@@ -109,7 +109,8 @@ export function decideRenewal(
     return c ? { action: 'charge', consentId: c.id } : { action: 'consent_missing', kind: 'trial_conversion', changeId: null };
   }
   if (sub.status === 'active' && migration && migration.effectiveAt.getTime() <= changeAt.getTime()) {
-    if (!settings.required || !migration.requiresConsent) return { action: 'migrate', toPlanId: migration.toPlanId, migrationId: migration.id, consentId: null };
+    if (!settings.required || !migration.requiresConsent)
+      return { action: 'migrate', toPlanId: migration.toPlanId, migrationId: migration.id, consentId: null };
     const c = validConsent(consents, { kind: 'price_increase', changeId: migration.id, changeAt, amountAfter: migration.toAmount }, settings.tz);
     return c
       ? { action: 'migrate', toPlanId: migration.toPlanId, migrationId: migration.id, consentId: c.id }

@@ -86,8 +86,10 @@ export class ConsentsService {
     const errors: FieldError[] = [];
     if (!isSupportedInstant(obtainedAt)) errors.push({ field: 'obtained_at', message: 'obtained_at must be a valid date-time from 1970 on' });
     else if (obtainedAt.getTime() > now.getTime() + CLOCK_SKEW_MS) errors.push({ field: 'obtained_at', message: 'obtained_at must not be in the future' });
-    if (dto.kind === 'price_increase' && !dto.change_id) errors.push({ field: 'change_id', message: 'change_id (the plan migration) is required for a price_increase consent' });
-    if (dto.kind === 'trial_conversion' && dto.change_id !== undefined) errors.push({ field: 'change_id', message: 'change_id goes with a price_increase consent only' });
+    if (dto.kind === 'price_increase' && !dto.change_id)
+      errors.push({ field: 'change_id', message: 'change_id (the plan migration) is required for a price_increase consent' });
+    if (dto.kind === 'trial_conversion' && dto.change_id !== undefined)
+      errors.push({ field: 'change_id', message: 'change_id goes with a price_increase consent only' });
     if (errors.length) throw new InvalidInputError(errors, errors[0].message);
 
     return this.db.transaction(async (m) => {
@@ -97,7 +99,9 @@ export class ConsentsService {
         // A trial, or a subscription paused at its trial's end for want of this consent (its conversion is the resume).
         const pausedForConsent = sub.status === 'paused' && sub.pauseReason === CONSENT_PAUSE_REASON;
         if (!pausedForConsent && (sub.status !== 'trialing' || !sub.nextChargeAt)) {
-          throw new ConflictError('no_paid_conversion', `A ${sub.status} subscription has no paid conversion to consent to; allowed from: trialing`, { current_status: sub.status });
+          throw new ConflictError('no_paid_conversion', `A ${sub.status} subscription has no paid conversion to consent to; allowed from: trialing`, {
+            current_status: sub.status,
+          });
         }
         const plan = await this.terms(sub.planId);
         const changeAt = pausedForConsent ? this.clock.now() : sub.nextChargeAt!;
@@ -108,7 +112,8 @@ export class ConsentsService {
           const message = !migration ? 'no plan migration has this id' : 'the subscription is not on the plan this migration moves';
           throw new DomainError('unprocessable', 'invalid_reference', `change_id: ${message}`, [{ field: 'change_id', message }]);
         }
-        if (sub.status === 'canceled') throw new ConflictError('no_price_increase', 'A canceled subscription has no price increase to consent to', { current_status: sub.status });
+        if (sub.status === 'canceled')
+          throw new ConflictError('no_price_increase', 'A canceled subscription has no price increase to consent to', { current_status: sub.status });
         const from = await this.terms(sub.planId);
         const changeAt = migrationChangeAt(sub, from, migration.effective_at, this.tz);
         change = { changeAt, planBefore: sub.planId, planAfter: migration.to_plan_id, amountBefore: from.amount, amountAfter: Number(migration.to_amount) };
@@ -139,7 +144,16 @@ export class ConsentsService {
       )) as ConsentRow[];
       const view = this.view(row);
       await this.events.record(m, sub, 'subscription.consent_recorded', actor, {
-        data: { consent_id: row.id, kind: row.kind, change_id: row.change_id, change_at: view.change_at, obtained_at: view.obtained_at, price_before: view.price_before, price_after: view.price_after, status: view.status },
+        data: {
+          consent_id: row.id,
+          kind: row.kind,
+          change_id: row.change_id,
+          change_at: view.change_at,
+          obtained_at: view.obtained_at,
+          price_before: view.price_before,
+          price_after: view.price_after,
+          status: view.status,
+        },
       });
       return view;
     });
@@ -155,7 +169,10 @@ export class ConsentsService {
       const [after] = returnedRows<ConsentRow>(
         await m.query(`UPDATE consents SET withdrawn_at = $2, withdraw_reason = $3 WHERE id = $1 RETURNING *`, [row.id, now, reason?.slice(0, 500) ?? null]),
       );
-      await this.events.record(m, sub, 'subscription.consent_withdrawn', actor, { reason: reason ?? null, data: { consent_id: row.id, kind: row.kind, change_id: row.change_id } });
+      await this.events.record(m, sub, 'subscription.consent_withdrawn', actor, {
+        reason: reason ?? null,
+        data: { consent_id: row.id, kind: row.kind, change_id: row.change_id },
+      });
       return this.view(after);
     });
   }
@@ -163,7 +180,9 @@ export class ConsentsService {
   async list(subscriptionId: string) {
     const [sub] = await this.db.query(`SELECT id FROM subscriptions WHERE id = $1`, [subscriptionId]);
     if (!sub) throw new NotFoundError('Subscription', subscriptionId);
-    const rows = (await this.db.query(`SELECT * FROM consents WHERE subscription_id = $1 ORDER BY obtained_at, created_at, id LIMIT 201`, [subscriptionId])) as ConsentRow[];
+    const rows = (await this.db.query(`SELECT * FROM consents WHERE subscription_id = $1 ORDER BY obtained_at, created_at, id LIMIT 201`, [
+      subscriptionId,
+    ])) as ConsentRow[];
     return { data: rows.slice(0, 200).map((r) => this.view(r)), has_more: rows.length > 200, next_cursor: null };
   }
 
@@ -202,7 +221,8 @@ export class ConsentsService {
     const errors: FieldError[] = [];
     if (!isSupportedInstant(effectiveAt)) errors.push({ field: 'effective_at', message: 'effective_at must be a valid date-time from 1970 on' });
     else if (effectiveAt.getTime() < now.getTime() - CLOCK_SKEW_MS) errors.push({ field: 'effective_at', message: 'effective_at must not be in the past' });
-    else if (effectiveAt.getTime() > now.getTime() + MAX_MIGRATION_AHEAD_MS) errors.push({ field: 'effective_at', message: 'effective_at must be within two years' });
+    else if (effectiveAt.getTime() > now.getTime() + MAX_MIGRATION_AHEAD_MS)
+      errors.push({ field: 'effective_at', message: 'effective_at must be within two years' });
     if (dto.to_plan_id === fromPlanId) errors.push({ field: 'to_plan_id', message: 'to_plan_id must be another plan' });
     if (errors.length) throw new InvalidInputError(errors, errors[0].message);
     const from = await this.plans.terms(fromPlanId);
@@ -265,10 +285,9 @@ export class ConsentsService {
   }
 
   private async migrationRow(m: EntityManager, id: string): Promise<MigrationRow | null> {
-    const [row] = (await m.query(
-      `SELECT mg.*, p.amount AS to_amount FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id WHERE mg.id = $1`,
-      [id],
-    )) as MigrationRow[];
+    const [row] = (await m.query(`SELECT mg.*, p.amount AS to_amount FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id WHERE mg.id = $1`, [
+      id,
+    ])) as MigrationRow[];
     return row ?? null;
   }
 
@@ -290,21 +309,43 @@ export class ConsentsService {
         [planIds],
       )) as MigrationRow[];
       for (const r of rows) {
-        migrations.set(r.from_plan_id, { id: r.id, fromPlanId: r.from_plan_id, toPlanId: r.to_plan_id, toAmount: Number(r.to_amount), effectiveAt: r.effective_at, requiresConsent: r.requires_consent });
+        migrations.set(r.from_plan_id, {
+          id: r.id,
+          fromPlanId: r.from_plan_id,
+          toPlanId: r.to_plan_id,
+          toAmount: Number(r.to_amount),
+          effectiveAt: r.effective_at,
+          requiresConsent: r.requires_consent,
+        });
       }
     }
     const settings = { required: this.runtime.config.consent.required, tz: this.tz };
     const needConsents = relevant.filter((s) => s.status === 'trialing' || migrations.has(s.planId)).map((s) => s.id);
     const consents = new Map<string, StoredConsent[]>();
     if (settings.required && needConsents.length) {
-      const rows: { id: string; subscription_id: string; kind: string; change_id: string | null; amount_after: string; obtained_at: Date; withdrawn_at: Date | null }[] = await m.query(
+      const rows: {
+        id: string;
+        subscription_id: string;
+        kind: string;
+        change_id: string | null;
+        amount_after: string;
+        obtained_at: Date;
+        withdrawn_at: Date | null;
+      }[] = await m.query(
         `SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents
          WHERE subscription_id = ANY($1::uuid[]) AND withdrawn_at IS NULL`,
         [needConsents],
       );
       for (const r of rows) {
         const list = consents.get(r.subscription_id) ?? [];
-        list.push({ id: r.id, kind: r.kind, changeId: r.change_id, amountAfter: Number(r.amount_after), obtainedAt: r.obtained_at, withdrawnAt: r.withdrawn_at });
+        list.push({
+          id: r.id,
+          kind: r.kind,
+          changeId: r.change_id,
+          amountAfter: Number(r.amount_after),
+          obtainedAt: r.obtained_at,
+          withdrawnAt: r.withdrawn_at,
+        });
         consents.set(r.subscription_id, list);
       }
     }
@@ -315,7 +356,13 @@ export class ConsentsService {
   }
 
   /** What became of a subscription at a migration's renewal, for the migration's progress. */
-  async recordMigrationOutcome(m: EntityManager, migrationId: string, subscriptionId: string, outcome: 'switched' | 'canceled' | 'paused', consentId: string | null): Promise<void> {
+  async recordMigrationOutcome(
+    m: EntityManager,
+    migrationId: string,
+    subscriptionId: string,
+    outcome: 'switched' | 'canceled' | 'paused',
+    consentId: string | null,
+  ): Promise<void> {
     await m.query(
       `INSERT INTO plan_migration_outcomes (migration_id, subscription_id, outcome, consent_id, at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (migration_id, subscription_id) DO UPDATE SET outcome = EXCLUDED.outcome, consent_id = EXCLUDED.consent_id, at = EXCLUDED.at`,
@@ -344,7 +391,9 @@ export class ConsentsService {
        ORDER BY s.next_charge_at, s.id LIMIT 1000`,
       [dueBefore],
     );
-    const migrations = (await this.db.query(`SELECT mg.*, p.amount AS to_amount FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id`)) as MigrationRow[];
+    const migrations = (await this.db.query(
+      `SELECT mg.*, p.amount AS to_amount FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id`,
+    )) as MigrationRow[];
     const migrated: { sub: SubscriptionEntity; migration: MigrationRow; from: PlanTerms; changeAt: Date }[] = [];
     for (const mg of migrations) {
       const from = await this.terms(mg.from_plan_id);
@@ -362,8 +411,19 @@ export class ConsentsService {
       }
     }
     const ids = [...trials.map((t) => t.id), ...migrated.map((x) => x.sub.id)];
-    const consentRows: { id: string; subscription_id: string; kind: string; change_id: string | null; amount_after: string; obtained_at: Date; withdrawn_at: Date | null }[] = ids.length
-      ? await this.db.query(`SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents WHERE subscription_id = ANY($1::uuid[])`, [ids])
+    const consentRows: {
+      id: string;
+      subscription_id: string;
+      kind: string;
+      change_id: string | null;
+      amount_after: string;
+      obtained_at: Date;
+      withdrawn_at: Date | null;
+    }[] = ids.length
+      ? await this.db.query(
+          `SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents WHERE subscription_id = ANY($1::uuid[])`,
+          [ids],
+        )
       : [];
     const bySub = new Map<string, StoredConsent[]>();
     for (const r of consentRows) {
@@ -393,7 +453,11 @@ export class ConsentsService {
       }),
       ...migrated.map(({ sub, migration, from, changeAt }) => {
         const needed = required && migration.requires_consent;
-        const c = validConsent(bySub.get(sub.id) ?? [], { kind: 'price_increase', changeId: migration.id, changeAt, amountAfter: Number(migration.to_amount) }, this.tz);
+        const c = validConsent(
+          bySub.get(sub.id) ?? [],
+          { kind: 'price_increase', changeId: migration.id, changeAt, amountAfter: Number(migration.to_amount) },
+          this.tz,
+        );
         return {
           subscription_id: sub.id,
           customer_id: sub.customerId,

@@ -7,7 +7,16 @@ import { OperatorsService } from '../operators/operators.service';
 import { Runtime, RUNTIME } from '../config/runtime';
 import { CONSOLE_CSS, htmxScript } from './assets';
 import { ConsoleExceptionFilter } from './console-exception.filter';
-import { ConsoleOpen, ConsoleRequest, ConsoleSessionGuard, PasswordChangeAllowed, readCookie, sameToken, SESSION_COOKIE, sessionCookie } from './console-session.guard';
+import {
+  ConsoleOpen,
+  ConsoleRequest,
+  ConsoleSessionGuard,
+  PasswordChangeAllowed,
+  readCookie,
+  sameToken,
+  SESSION_COOKIE,
+  sessionCookie,
+} from './console-session.guard';
 import { kst } from './html';
 import { loginPage, passwordPage } from './views/auth.view';
 import type { Notice } from './layout';
@@ -41,11 +50,11 @@ export class ConsoleAuthController {
   /** Always 200: a refused sign-in is the sign-in page again, with the reason. */
   private showLogin(res: Response, opts: Omit<Parameters<typeof loginPage>[0], 'loginToken'>): void {
     const token = randomBytes(24).toString('base64url');
-    res.setHeader(
-      'Set-Cookie',
-      `${LOGIN_COOKIE}=${token}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=3600${this.production ? '; Secure' : ''}`,
-    );
-    res.status(200).type('html').send(loginPage({ ...opts, loginToken: token }));
+    res.setHeader('Set-Cookie', `${LOGIN_COOKIE}=${token}; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=3600${this.production ? '; Secure' : ''}`);
+    res
+      .status(200)
+      .type('html')
+      .send(loginPage({ ...opts, loginToken: token }));
   }
 
   @Get('login')
@@ -89,10 +98,7 @@ export class ConsoleAuthController {
       this.showLogin(res, { email, next, notice: { kind: 'error', text: '이메일 또는 비밀번호가 맞지 않습니다.' } });
       return;
     }
-    res.setHeader('Set-Cookie', [
-      sessionCookie(result.token, this.production),
-      `${LOGIN_COOKIE}=; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=0`,
-    ]);
+    res.setHeader('Set-Cookie', [sessionCookie(result.token, this.production), `${LOGIN_COOKIE}=; Path=/console/login; HttpOnly; SameSite=Strict; Max-Age=0`]);
     res.redirect(303, next);
   }
 
@@ -107,7 +113,10 @@ export class ConsoleAuthController {
 
   private showPassword(req: ConsoleRequest, res: Response, notice: Notice | null): void {
     const s = req.consoleSession!;
-    res.status(200).type('html').send(passwordPage({ operator: s.operator, csrfToken: s.csrfToken, section: 'overview', notice }, s.operator.mustChangePassword));
+    res
+      .status(200)
+      .type('html')
+      .send(passwordPage({ operator: s.operator, csrfToken: s.csrfToken, section: 'overview', notice }, s.operator.mustChangePassword));
   }
 
   @Get('account/password')

@@ -68,6 +68,14 @@ export class ConsoleExceptionFilter implements ExceptionFilter {
     res
       .status(status)
       .type('html')
-      .send(page(title, ctx, html`<h1>${title}</h1><div class="notice error" role="alert">${message}</div><p><a href="/console">개요로 돌아가기</a></p>`));
+      .send(
+        page(
+          title,
+          ctx,
+          html`<h1>${title}</h1>
+            <div class="notice error" role="alert">${message}</div>
+            <p><a href="/console">개요로 돌아가기</a></p>`,
+        ),
+      );
   }
 }

@@ -265,7 +265,11 @@ export class ConsoleController {
           await this.subscriptions.resume(id, reason, actor);
           break;
         case 'cancel':
-          await this.subscriptions.cancel(id, { at_period_end: review.when === 'period_end', reason, ...(review.refundUnused ? { refund_unused: true } : {}) }, actor);
+          await this.subscriptions.cancel(
+            id,
+            { at_period_end: review.when === 'period_end', reason, ...(review.refundUnused ? { refund_unused: true } : {}) },
+            actor,
+          );
           break;
         case 'retry':
           await this.subscriptions.retryNow(id, actor);
@@ -283,7 +287,12 @@ export class ConsoleController {
 
   @Get('payments')
   async paymentList(@Req() req: ConsoleRequest, @Res() res: Response): Promise<void> {
-    const f: PaymentFilters = { status: str(req.query.status, 20), from: str(req.query.from, 10), to: str(req.query.to, 10), customer: str(req.query.customer) };
+    const f: PaymentFilters = {
+      status: str(req.query.status, 20),
+      from: str(req.query.from, 10),
+      to: str(req.query.to, 10),
+      customer: str(req.query.customer),
+    };
     const from = f.from ? fromSeoulInput(f.from) : undefined;
     const toStart = f.to ? fromSeoulInput(f.to) : undefined;
     let error: string | null = null;
@@ -298,7 +307,13 @@ export class ConsoleController {
     this.send(res, paymentsPage(this.ctx(req, 'payments'), f, result, error));
   }
 
-  private async renderPayment(req: ConsoleRequest, res: Response, id: string, notice?: Notice, formValues?: { amount?: string; taxFree?: string; reason?: string }) {
+  private async renderPayment(
+    req: ConsoleRequest,
+    res: Response,
+    id: string,
+    notice?: Notice,
+    formValues?: { amount?: string; taxFree?: string; reason?: string },
+  ) {
     const p = await this.queries.payment(id);
     if (!p) throw new NotFoundError('Payment', id);
     const refunds = await this.queries.refundsOfPayment(id);
@@ -332,12 +347,18 @@ export class ConsoleController {
     const taxFree = taxFreeIn ?? (amountIn === undefined ? remainingTaxFree : splitTaxFree(amount, balance, Math.max(0, remainingTaxFree)));
     if (taxFree > amount) return fail('면세 금액은 환불 금액보다 클 수 없습니다.');
     if (taxFree > remainingTaxFree) return fail(`면세 금액 ${won(taxFree)}이 남은 면세 금액 ${won(remainingTaxFree)}보다 큽니다.`);
-    if (amount - taxFree > balance - remainingTaxFree) return fail(`과세 부분 ${won(amount - taxFree)}이 남은 과세 금액 ${won(balance - remainingTaxFree)}보다 큽니다.`);
+    if (amount - taxFree > balance - remainingTaxFree)
+      return fail(`과세 부분 ${won(amount - taxFree)}이 남은 과세 금액 ${won(balance - remainingTaxFree)}보다 큽니다.`);
     if (body.step !== 'confirm') {
       const vat = vatOf(amount, taxFree);
       this.send(
         res,
-        refundReviewPage(this.ctx(req, 'payments'), p, { amount, taxFree, vat, supply: amount - taxFree - vat, balanceAfter: balance - amount }, { amount, taxFree, reason }),
+        refundReviewPage(
+          this.ctx(req, 'payments'),
+          p,
+          { amount, taxFree, vat, supply: amount - taxFree - vat, balanceAfter: balance - amount },
+          { amount, taxFree, reason },
+        ),
       );
       return;
     }

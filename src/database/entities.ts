@@ -11,4 +11,18 @@ import { SubscriptionEventEntity } from '../ledger/subscription-event.entity';
 import { SubscriptionEntity } from '../ledger/subscription.entity';
 
 /** Every entity, listed explicitly (no globbing: the same list works from ts and from dist). */
-export const ENTITIES = [ApiKeyEntity, CustomerEntity, BillingKeyEntity, IdempotencyKeyEntity, PlanEntity, SubscriptionEntity, SubscriptionEventEntity, PaymentEntity, ChargeRunEntity, WebhookEndpointEntity, WebhookEventEntity, WebhookDeliveryEntity, RefundEntity];
+export const ENTITIES = [
+  ApiKeyEntity,
+  CustomerEntity,
+  BillingKeyEntity,
+  IdempotencyKeyEntity,
+  PlanEntity,
+  SubscriptionEntity,
+  SubscriptionEventEntity,
+  PaymentEntity,
+  ChargeRunEntity,
+  WebhookEndpointEntity,
+  WebhookEventEntity,
+  WebhookDeliveryEntity,
+  RefundEntity,
+];

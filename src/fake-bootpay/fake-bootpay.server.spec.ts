@@ -16,7 +16,11 @@ function request(base: string, method: string, path: string, body?: unknown, hea
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = http.request(
       `${base}${path}`,
-      { method, agent, headers: { 'content-type': 'application/json', ...(payload ? { 'content-length': String(Buffer.byteLength(payload)) } : {}), ...headers } },
+      {
+        method,
+        agent,
+        headers: { 'content-type': 'application/json', ...(payload ? { 'content-length': String(Buffer.byteLength(payload)) } : {}), ...headers },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -102,7 +106,10 @@ describe(FakeBootpayServer.name, () => {
       expect((await api('GET', '/v2/receipt/ffffffffffffffffffffffff', undefined, bearer)).status).toBe(404);
 
       now = new Date(T0.getTime() + 30 * MINUTE);
-      expect(await api('GET', '/v2/receipt/ffffffffffffffffffffffff', undefined, bearer)).toMatchObject({ status: 401, body: { error_code: 'TOKEN_KEY_INVALID' } });
+      expect(await api('GET', '/v2/receipt/ffffffffffffffffffffffff', undefined, bearer)).toMatchObject({
+        status: 401,
+        body: { error_code: 'TOKEN_KEY_INVALID' },
+      });
 
       expect((await request(sut.url, 'POST', '/v2/request/token', { ...creds, application_id: 'x' })).body.error_code).toBe('APP_KEY_NOT_FOUND');
       expect((await request(sut.url, 'POST', '/v2/request/token', { ...creds, private_key: 'x' })).body.error_code).toBe('APP_SK_NOT_MATCHED');
@@ -134,10 +141,20 @@ describe(FakeBootpayServer.name, () => {
   it('should validate charge fields', async () => {
     const bk = await issue();
     const base = { billing_key: bk.billing_key, order_name: 'Pro', order_id: 'o-1', price: 1000 };
-    for (const body of [{ ...base, price: 0 }, { ...base, price: 10.5 }, { ...base, price: '1000' }, { ...base, tax_free: 1001 }, { ...base, order_id: '' }, { ...base, order_name: undefined }]) {
+    for (const body of [
+      { ...base, price: 0 },
+      { ...base, price: 10.5 },
+      { ...base, price: '1000' },
+      { ...base, tax_free: 1001 },
+      { ...base, order_id: '' },
+      { ...base, order_name: undefined },
+    ]) {
       expect(await api('POST', '/v2/subscribe/payment', body)).toMatchObject({ status: 400, body: { error_code: 'RC_INVALID_PARAMETER' } });
     }
-    expect(await api('POST', '/v2/subscribe/payment', { ...base, billing_key: 'unknown' })).toMatchObject({ status: 404, body: { error_code: 'RC_NOT_FOUND' } });
+    expect(await api('POST', '/v2/subscribe/payment', { ...base, billing_key: 'unknown' })).toMatchObject({
+      status: 404,
+      body: { error_code: 'RC_NOT_FOUND' },
+    });
     expect((await api('POST', '/v2/subscribe/payment', base)).status).toBe(200);
     expect(sut.ledger().charges).toHaveLength(1);
   });
@@ -160,11 +177,24 @@ describe(FakeBootpayServer.name, () => {
     });
     expect(res).toEqual({ status: 200, body: { reserve_id: expect.stringMatching(/^[0-9a-f]{24}$/), reserve_execute_at: '2030-01-15T09:00:00.000Z' } });
     const lookup = await api('GET', `/v2/subscribe/payment/reserve/${String(res.body.reserve_id)}`);
-    expect(lookup.body).toMatchObject({ reserve_id: res.body.reserve_id, order_id: 'r-1', price: 9900, status: 1, reserve_revoked_at: null, reserve_requested_at: T0.toISOString() });
+    expect(lookup.body).toMatchObject({
+      reserve_id: res.body.reserve_id,
+      order_id: 'r-1',
+      price: 9900,
+      status: 1,
+      reserve_revoked_at: null,
+      reserve_requested_at: T0.toISOString(),
+    });
     expect(lookup.body).not.toHaveProperty('receipt_id');
     expect(lookup.body).not.toHaveProperty('billing_key');
     for (const at of ['2030-01-15', 'tomorrow', 12345]) {
-      const bad = await api('POST', '/v2/subscribe/payment/reserve', { billing_key: bk.billing_key, order_name: 'Pro', order_id: 'r-2', price: 9900, reserve_execute_at: at });
+      const bad = await api('POST', '/v2/subscribe/payment/reserve', {
+        billing_key: bk.billing_key,
+        order_name: 'Pro',
+        order_id: 'r-2',
+        price: 9900,
+        reserve_execute_at: at,
+      });
       expect(bad.status).toBe(400);
     }
   });
@@ -240,7 +270,13 @@ describe(FakeBootpayServer.name, () => {
       expect((await api('POST', '/__fake/billing-keys/ffffffffffffffffffffffff/behavior', { decline: null }, {})).status).toBe(404);
       await api('POST', `/__fake/billing-keys/${String(bk.receipt_id)}/behavior`, { decline: null }, {});
 
-      await api('POST', '/v2/subscribe/payment/reserve', { billing_key: bk.billing_key, order_name: 'Pro', order_id: 'r-1', price: 9900, reserve_execute_at: '2030-01-16T00:00:00Z' });
+      await api('POST', '/v2/subscribe/payment/reserve', {
+        billing_key: bk.billing_key,
+        order_name: 'Pro',
+        order_id: 'r-1',
+        price: 9900,
+        reserve_execute_at: '2030-01-16T00:00:00Z',
+      });
       expect((await api('POST', '/__fake/reservations/execute', {}, {})).body).toEqual({ executions: [] });
       const executed = await api('POST', '/__fake/reservations/execute', { now: '2030-01-16T00:00:00Z' }, {});
       expect(executed.body).toEqual({ executions: [expect.objectContaining({ order_id: 'r-1', result: 'success', reservation_status: 3 })] });
@@ -289,7 +325,9 @@ describe(FakeBootpayServer.name, () => {
   it('should keep up with hundreds of concurrent keep-alive requests', async () => {
     const bk = await issue();
     const results = await Promise.all(
-      Array.from({ length: 400 }, (_, i) => api('POST', '/v2/subscribe/payment', { billing_key: bk.billing_key, order_name: 'Pro', order_id: `bulk-${i}`, price: 1000 })),
+      Array.from({ length: 400 }, (_, i) =>
+        api('POST', '/v2/subscribe/payment', { billing_key: bk.billing_key, order_name: 'Pro', order_id: `bulk-${i}`, price: 1000 }),
+      ),
     );
     expect(results.every((r) => r.status === 200)).toBe(true);
     expect(sut.ledger().charges).toHaveLength(400);

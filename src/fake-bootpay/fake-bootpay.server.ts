@@ -9,16 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import {
-  DeclineScenario,
-  TEST_CARD_BY_NUMBER,
-  TEST_CARD_BY_SCENARIO,
-  TEST_CARDS,
-  TestCard,
-  cardCompanyFor,
-  isDeclineScenario,
-  maskCardNo,
-} from './test-cards';
+import { DeclineScenario, TEST_CARD_BY_NUMBER, TEST_CARD_BY_SCENARIO, TEST_CARDS, TestCard, cardCompanyFor, isDeclineScenario, maskCardNo } from './test-cards';
 import type {
   FailNextFault,
   FakeBootpayOptions,
@@ -618,7 +609,10 @@ export class FakeBootpayServer {
     }
     let segments: string[];
     try {
-      segments = pathname.slice(4).split('/').map((s) => decodeURIComponent(s));
+      segments = pathname
+        .slice(4)
+        .split('/')
+        .map((s) => decodeURIComponent(s));
     } catch {
       this.send(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: 'malformed path' });
       return;
@@ -898,13 +892,17 @@ export class FakeBootpayServer {
     return null;
   }
 
-  private newPayment(bk: BillingKeyRec, f: { orderId: string; orderName: string; price: number; taxFree: number }, extra: {
-    metadata: unknown;
-    user: unknown;
-    feedbackUrl: string | null;
-    source: 'charge' | 'reservation';
-    now: Date;
-  }): PaymentRec {
+  private newPayment(
+    bk: BillingKeyRec,
+    f: { orderId: string; orderName: string; price: number; taxFree: number },
+    extra: {
+      metadata: unknown;
+      user: unknown;
+      feedbackUrl: string | null;
+      source: 'charge' | 'reservation';
+      now: Date;
+    },
+  ): PaymentRec {
     return {
       receiptId: hexId(),
       orderId: f.orderId,
@@ -1272,7 +1270,7 @@ export class FakeBootpayServer {
           ok = false;
         }
       }
-      this.webhookAttemptDone(job, status, ok ? undefined : error ?? (status === 200 ? 'body is not {"success":true}' : `HTTP ${status}`), ok);
+      this.webhookAttemptDone(job, status, ok ? undefined : (error ?? (status === 200 ? 'body is not {"success":true}' : `HTTP ${status}`)), ok);
     };
     const req = (isHttps ? https : http).request(
       target,

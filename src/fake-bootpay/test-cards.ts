@@ -69,7 +69,8 @@ export const TEST_CARDS: readonly TestCard[] = Object.freeze([
   {
     scenario: 'expired_card',
     cardNo: '4111110000000054',
-    description: 'Refused at issue (SUBSCRIBE_PUBLISH_FAILED); a key switched to this scenario, or whose card expiry has passed on the fake clock, is declined at charge',
+    description:
+      'Refused at issue (SUBSCRIBE_PUBLISH_FAILED); a key switched to this scenario, or whose card expiry has passed on the fake clock, is declined at charge',
     failsAt: { issue: true, charge: true },
     issueErrorCode: 'SUBSCRIBE_PUBLISH_FAILED',
     chargeErrorCode: 'RC_CONFIRM_FAILED',

@@ -163,7 +163,16 @@ describe(BootpayGatewayCore.name, () => {
         caught(sut.lookupBillingKey(info.billingKey)),
         caught(sut.lookupBillingKeyByReceipt(info.receiptId)),
         caught(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 })),
-        caught(sut.reserve({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0, executeAt: new Date(T0.getTime() + MINUTE) })),
+        caught(
+          sut.reserve({
+            billingKey: info.billingKey,
+            orderId: orderId(),
+            orderName: 'Pro',
+            price: 1000,
+            taxFree: 0,
+            executeAt: new Date(T0.getTime() + MINUTE),
+          }),
+        ),
       ]);
       for (const e of errors) {
         expect(e).toBeInstanceOf(GatewayInvalidBillingKeyError);
@@ -250,7 +259,15 @@ describe(BootpayGatewayCore.name, () => {
       });
       await expect(sut.getReceipt(receipt.receiptId)).resolves.toEqual(receipt);
       expect(fake.ledger().charges).toEqual([
-        expect.objectContaining({ receipt_id: receipt.receiptId, order_id: id, price: 11000, tax_free: 1000, status: 1, source: 'charge', billing_key_suffix: info.billingKey.slice(-4) }),
+        expect.objectContaining({
+          receipt_id: receipt.receiptId,
+          order_id: id,
+          price: 11000,
+          tax_free: 1000,
+          status: 1,
+          source: 'charge',
+          billing_key_suffix: info.billingKey.slice(-4),
+        }),
       ]);
     });
 
@@ -273,13 +290,17 @@ describe(BootpayGatewayCore.name, () => {
       expect(err.message).not.toContain(info.billingKey);
       expect(JSON.stringify(err)).not.toContain(info.billingKey);
       expect(fake.ledger().charges).toHaveLength(0);
-      expect(fake.ledger().failed_charges).toEqual([expect.objectContaining({ error_code: card.chargeErrorCode, pg_error_code: card.pgErrorCode, source: 'charge' })]);
+      expect(fake.ledger().failed_charges).toEqual([
+        expect.objectContaining({ error_code: card.chargeErrorCode, pg_error_code: card.pgErrorCode, source: 'charge' }),
+      ]);
     });
 
     it('should approve the first charge of the "from 2nd charge" card and decline the later ones as soft', async () => {
       const card = TEST_CARDS.find((c) => c.scenario === 'insufficient_funds_from_second_charge')!;
       const info = await issue(card.cardNo);
-      await expect(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 5000, taxFree: 0 })).resolves.toMatchObject({ status: 1 });
+      await expect(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 5000, taxFree: 0 })).resolves.toMatchObject({
+        status: 1,
+      });
       for (let i = 0; i < 2; i++) {
         const err = await caught(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 5000, taxFree: 0 }));
         expect(err).toBeInstanceOf(GatewayDeclinedError);
@@ -297,7 +318,10 @@ describe(BootpayGatewayCore.name, () => {
       expect(err.pgCode).toBe('F061');
       fake.setKeyBehavior(info.receiptId, null);
       // A declined attempt does not take its order_id.
-      await expect(sut.charge({ billingKey: info.billingKey, orderId: declinedOrder, orderName: 'Pro', price: 5000, taxFree: 0 })).resolves.toMatchObject({ status: 1, orderId: declinedOrder });
+      await expect(sut.charge({ billingKey: info.billingKey, orderId: declinedOrder, orderName: 'Pro', price: 5000, taxFree: 0 })).resolves.toMatchObject({
+        status: 1,
+        orderId: declinedOrder,
+      });
     });
 
     it('should decline with expired_card once the card expiry has passed on the fake clock', async () => {
@@ -333,7 +357,12 @@ describe(BootpayGatewayCore.name, () => {
     it('should refuse invalid amounts before sending anything', async () => {
       const info = await issue();
       const before = fake.stats().requests;
-      for (const [price, taxFree] of [[0, 0], [100.5, 0], [100, 101], [100, -1]]) {
+      for (const [price, taxFree] of [
+        [0, 0],
+        [100.5, 0],
+        [100, 101],
+        [100, -1],
+      ]) {
         const err = await caught(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price, taxFree }));
         expect(err).toBeInstanceOf(GatewayRequestError);
         expect(err.code).toBe('INVALID_ARGUMENT');
@@ -369,13 +398,17 @@ describe(BootpayGatewayCore.name, () => {
 
     it('should refuse a reservation in the past and a second one with the same order_id', async () => {
       const info = await issue();
-      const past = await caught(sut.reserve({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 9900, taxFree: 0, executeAt: new Date(T0.getTime() - 1000) }));
+      const past = await caught(
+        sut.reserve({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 9900, taxFree: 0, executeAt: new Date(T0.getTime() - 1000) }),
+      );
       expect(past).toBeInstanceOf(GatewayRequestError);
       expect(past.code).toBe('RC_INVALID_PARAMETER');
       const id = orderId();
       const executeAt = new Date(T0.getTime() + 3600_000);
       await sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 9900, taxFree: 0, executeAt });
-      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 9900, taxFree: 0, executeAt }))).toBeInstanceOf(GatewayDuplicateError);
+      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 9900, taxFree: 0, executeAt }))).toBeInstanceOf(
+        GatewayDuplicateError,
+      );
     });
 
     it('should execute due reservations and deliver the webhook, retrying until {"success":true}', async () => {
@@ -397,7 +430,14 @@ describe(BootpayGatewayCore.name, () => {
           feedbackUrl: receiver.url,
           metadata: { period: '2030-02' },
         });
-        const later = await sut.reserve({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 9900, taxFree: 0, executeAt: new Date(T0.getTime() + 48 * 3600_000) });
+        const later = await sut.reserve({
+          billingKey: info.billingKey,
+          orderId: orderId(),
+          orderName: 'Pro',
+          price: 9900,
+          taxFree: 0,
+          executeAt: new Date(T0.getTime() + 48 * 3600_000),
+        });
 
         clock.set(new Date(T0.getTime() + 2 * 3600_000));
         const executions = await fake.executeDueReservations();
@@ -441,7 +481,13 @@ describe(BootpayGatewayCore.name, () => {
         const executions = await fake.executeDueReservations(new Date(T0.getTime() + 2 * 3600_000));
         await fake.webhooksIdle();
         expect(executions).toEqual([
-          expect.objectContaining({ reserve_id: r1.reserveId, result: 'failed', reservation_status: -3, error_code: 'RC_CONFIRM_FAILED', pg_error_code: 'F051' }),
+          expect.objectContaining({
+            reserve_id: r1.reserveId,
+            result: 'failed',
+            reservation_status: -3,
+            error_code: 'RC_CONFIRM_FAILED',
+            pg_error_code: 'F051',
+          }),
           expect.objectContaining({ reserve_id: r2.reserveId, result: 'failed', reservation_status: -3, error_code: 'SUBSCRIBE_BK_EXPIRED' }),
         ]);
         const failedReceipt = await sut.getReceipt(executions[0].receipt_id);
@@ -465,7 +511,14 @@ describe(BootpayGatewayCore.name, () => {
         const paid = await sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 10000, taxFree: 2000 });
 
         clock.set(new Date(T0.getTime() + 60_000));
-        const partial = await sut.cancelPayment({ receiptId: paid.receiptId, cancelPrice: 3000, cancelTaxFree: 500, cancelId: 'refund-1', username: 'ops', message: '부분 환불' });
+        const partial = await sut.cancelPayment({
+          receiptId: paid.receiptId,
+          cancelPrice: 3000,
+          cancelTaxFree: 500,
+          cancelId: 'refund-1',
+          username: 'ops',
+          message: '부분 환불',
+        });
         expect(partial).toMatchObject({ status: 1, cancelledPrice: 3000, cancelledTaxFree: 500, cancelledAt: clock.now() });
 
         const dup = await caught(sut.cancelPayment({ receiptId: paid.receiptId, cancelPrice: 3000, cancelId: 'refund-1' }));
@@ -561,8 +614,12 @@ describe(BootpayGatewayCore.name, () => {
       const id = orderId();
       const executeAt = new Date(T0.getTime() + 3600_000);
       fake.setFaults({ timeout_after_charge: { count: 1, route: 'subscribe/payment/reserve' } });
-      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 5000, taxFree: 0, executeAt }))).toBeInstanceOf(GatewayUnknownOutcomeError);
-      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 5000, taxFree: 0, executeAt }))).toBeInstanceOf(GatewayDuplicateError);
+      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 5000, taxFree: 0, executeAt }))).toBeInstanceOf(
+        GatewayUnknownOutcomeError,
+      );
+      expect(await caught(sut.reserve({ billingKey: info.billingKey, orderId: id, orderName: 'Pro', price: 5000, taxFree: 0, executeAt }))).toBeInstanceOf(
+        GatewayDuplicateError,
+      );
       expect(fake.ledger().reservations).toHaveLength(1);
     });
 
@@ -629,7 +686,8 @@ describe(BootpayGatewayCore.name, () => {
       });
     });
 
-    const chargeOdd = () => caught(gateway({ apiBaseUrl: oddUrl }).charge({ billingKey: 'bk-odd', orderId: 'odd-1', orderName: 'Pro', price: 1000, taxFree: 0 }));
+    const chargeOdd = () =>
+      caught(gateway({ apiBaseUrl: oddUrl }).charge({ billingKey: 'bk-odd', orderId: 'odd-1', orderName: 'Pro', price: 1000, taxFree: 0 }));
     const readOdd = () => caught(gateway({ apiBaseUrl: oddUrl }).getReceipt('ffffffffffffffffffffffff'));
 
     it('should map a 2xx body carrying error_code like the error it is', async () => {
@@ -695,7 +753,9 @@ describe(BootpayGatewayCore.name, () => {
       expect(tokens()).toBe(base + 2);
 
       clock.advance(26 * MINUTE);
-      await Promise.all(Array.from({ length: 20 }, () => g.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 })));
+      await Promise.all(
+        Array.from({ length: 20 }, () => g.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 })),
+      );
       expect(tokens()).toBe(base + 3);
     });
 
@@ -737,7 +797,11 @@ describe(BootpayGatewayCore.name, () => {
     await sut.destroyBillingKey(info.billingKey);
     errors.push(await caught(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 })));
     errors.push(await caught(sut.issueBillingKey(issueParams('4111110000000014'))));
-    errors.push(await caught(gateway({ secretKey: 'sk_wrong_secret_value' }).charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 })));
+    errors.push(
+      await caught(
+        gateway({ secretKey: 'sk_wrong_secret_value' }).charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 1000, taxFree: 0 }),
+      ),
+    );
     for (const e of errors) {
       const dump = `${e.message}\n${e.stack ?? ''}\n${JSON.stringify(e)}`;
       expect(dump).not.toContain(info.billingKey);
@@ -757,9 +821,13 @@ describe(BootpayGatewayCore.name, () => {
       const info = await issue();
       await sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 });
       const declining = await issue(TEST_CARDS.find((c) => c.scenario === 'insufficient_funds')!.cardNo);
-      await expect(sut.charge({ billingKey: declining.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(GatewayDeclinedError);
+      await expect(sut.charge({ billingKey: declining.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(
+        GatewayDeclinedError,
+      );
       fake.setFaults({ timeout_after_charge: { count: 1, mode: 'drop' } });
-      await expect(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(GatewayUnknownOutcomeError);
+      await expect(sut.charge({ billingKey: info.billingKey, orderId: orderId(), orderName: 'Pro', price: 11000, taxFree: 0 })).rejects.toBeInstanceOf(
+        GatewayUnknownOutcomeError,
+      );
       await expect(sut.getReceipt('000000000000000000000000')).rejects.toBeInstanceOf(GatewayNotFoundError);
       expect(calls.map(([op, outcome]) => [op, outcome])).toEqual([
         ['issueBillingKey', 'ok'],

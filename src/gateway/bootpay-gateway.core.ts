@@ -266,9 +266,17 @@ export class BootpayGatewayCore {
   ) {
     this.logger = logger ?? SILENT_LOGGER;
     if (config.mode !== 'development' && config.mode !== 'stage' && config.mode !== 'production') {
-      throw new GatewayConfigError({ code: 'INVALID_CONFIG', operation: 'ping', retryable: false, message: 'Bootpay mode must be development, stage or production' });
+      throw new GatewayConfigError({
+        code: 'INVALID_CONFIG',
+        operation: 'ping',
+        retryable: false,
+        message: 'Bootpay mode must be development, stage or production',
+      });
     }
-    for (const [name, v] of [['timeoutMs', config.timeoutMs], ['chargeTimeoutMs', config.chargeTimeoutMs]] as const) {
+    for (const [name, v] of [
+      ['timeoutMs', config.timeoutMs],
+      ['chargeTimeoutMs', config.chargeTimeoutMs],
+    ] as const) {
       if (!Number.isFinite(v) || v <= 0) {
         throw new GatewayConfigError({ code: 'INVALID_CONFIG', operation: 'ping', retryable: false, message: `${name} must be a positive number` });
       }
@@ -616,7 +624,12 @@ export class BootpayGatewayCore {
         throw this.logged(e2 as GatewayError);
       });
     }
-    const errorCtx: ErrorContext = { operation: spec.operation, stateChanging: spec.stateChanging, billingKeyCall: spec.billingKeyCall, secrets: this.secretsOf(spec) };
+    const errorCtx: ErrorContext = {
+      operation: spec.operation,
+      stateChanging: spec.stateChanging,
+      billingKeyCall: spec.billingKeyCall,
+      secrets: this.secretsOf(spec),
+    };
     if (isRecord(body) && body.error_code !== undefined && body.error_code !== null) {
       // A 2xx answer that carries an error.
       throw this.logged(toGatewayError(body, errorCtx));
@@ -656,7 +669,12 @@ export class BootpayGatewayCore {
 
   private malformed(spec: CallSpec, detail: string): GatewayError {
     return spec.stateChanging
-      ? new GatewayUnknownOutcomeError({ code: 'UNEXPECTED_RESPONSE', operation: spec.operation, reason: 'unexpected_response', message: `${spec.operation}: outcome unknown: ${detail}` })
+      ? new GatewayUnknownOutcomeError({
+          code: 'UNEXPECTED_RESPONSE',
+          operation: spec.operation,
+          reason: 'unexpected_response',
+          message: `${spec.operation}: outcome unknown: ${detail}`,
+        })
       : new GatewayUnavailableError({ code: 'UNEXPECTED_RESPONSE', operation: spec.operation, retryable: true, message: `${spec.operation}: ${detail}` });
   }
 
@@ -725,7 +743,8 @@ export class BootpayGatewayCore {
     if (!token) throw this.logged(this.malformed(spec, 'token response lacks access_token'));
     const now = this.clock.now().getTime();
     const expireIn = isRecord(body) ? num(body, 'expire_in') : null;
-    this.tokenRefreshAfterMs = expireIn && expireIn > 0 ? Math.max(60_000, Math.min(TOKEN_REFRESH_AFTER_MS, expireIn * 1000 - 5 * 60_000)) : TOKEN_REFRESH_AFTER_MS;
+    this.tokenRefreshAfterMs =
+      expireIn && expireIn > 0 ? Math.max(60_000, Math.min(TOKEN_REFRESH_AFTER_MS, expireIn * 1000 - 5 * 60_000)) : TOKEN_REFRESH_AFTER_MS;
     if (token !== previous || this.tokenIssuedAtMs === null) {
       this.tokenIssuedAtMs = now;
       this.tokenRecheckAtMs = 0;

@@ -36,7 +36,10 @@ export function toDomainError(err: unknown, opts: { receiptField?: string } = {}
   if (err instanceof GatewayDeclinedError) {
     return new DomainError('payment_failed', 'card_declined', `The card was declined: ${err.message}`, [], { failure: failureOf(err) });
   }
-  if (opts.receiptField && (err instanceof GatewayNotFoundError || err instanceof GatewayInvalidBillingKeyError || /NOT_SUBSCRIBE|NOT_FOUND/.test(String(err.code)))) {
+  if (
+    opts.receiptField &&
+    (err instanceof GatewayNotFoundError || err instanceof GatewayInvalidBillingKeyError || /NOT_SUBSCRIBE|NOT_FOUND/.test(String(err.code)))
+  ) {
     return new DomainError('unprocessable', 'billing_key_not_found', 'Bootpay has no live billing key for this receipt_id', [
       { field: opts.receiptField, message: 'Bootpay has no live billing key for this receipt_id' },
     ]);

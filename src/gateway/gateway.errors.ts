@@ -113,7 +113,8 @@ export const DECLINE_PG_CODES: Readonly<Record<string, { hard: boolean; reason: 
 
 /** Error codes that are a decline by the PG / card company (hardness then comes from the pg code or message). */
 const DECLINE_CODES = new Set(['RC_CONFIRM_FAILED', 'RC_REQUEST_FAILED', 'SUBSCRIBE_PUBLISH_FAILED', 'SUBSCRIBE_REQUEST_FAILED', 'RC_INVALID_EXP_MONTH']);
-const HARD_DECLINE_MESSAGE = /분실|도난|유효\s*기간|만료|거래\s*정지|정지\s*카드|해지|카드\s*번호|사용\s*불가|비밀번호|생년월일|사업자\s*번호|lost|stolen|expired|suspended|invalid card/i;
+const HARD_DECLINE_MESSAGE =
+  /분실|도난|유효\s*기간|만료|거래\s*정지|정지\s*카드|해지|카드\s*번호|사용\s*불가|비밀번호|생년월일|사업자\s*번호|lost|stolen|expired|suspended|invalid card/i;
 const SOFT_DECLINE_MESSAGE = /잔액|한도|일시|잠시|시스템|통신|insufficient|limit|temporar/i;
 
 const CONFIG_CODES = new Set([
@@ -173,9 +174,7 @@ export function redactSecrets(text: string, secrets: readonly string[] = []): st
   for (const s of secrets) {
     if (s && s.length >= 2) out = out.split(s).join('[REDACTED]');
   }
-  return out
-    .replace(/\d(?:[ -]?\d){11,18}/g, '[REDACTED]')
-    .replace(/[A-Za-z0-9+/_=-]{32,}/g, '[REDACTED]');
+  return out.replace(/\d(?:[ -]?\d){11,18}/g, '[REDACTED]').replace(/[A-Za-z0-9+/_=-]{32,}/g, '[REDACTED]');
 }
 
 export function isDeclineHard(errorCode: string, pgCode: string | undefined, message: string): boolean {
@@ -231,9 +230,7 @@ export function toGatewayError(raw: unknown, ctx: ErrorContext): GatewayError {
   if (code === 'RC_RESERVE_ALREADY_DONE') return new GatewayReservationAlreadyDoneError({ ...base, retryable: false });
   if (code === 'SUBSCRIBE_BK_EXPIRED') return new GatewayInvalidBillingKeyError({ ...base, retryable: false });
   if (code === 'RC_NOT_FOUND') {
-    return ctx.billingKeyCall
-      ? new GatewayInvalidBillingKeyError({ ...base, retryable: false })
-      : new GatewayNotFoundError({ ...base, retryable: false });
+    return ctx.billingKeyCall ? new GatewayInvalidBillingKeyError({ ...base, retryable: false }) : new GatewayNotFoundError({ ...base, retryable: false });
   }
   if (code === 'RC_ALREADY_CANCELLED') return new GatewayAlreadyCancelledError({ ...base, retryable: false });
   if (CONFIG_CODES.has(code)) return new GatewayConfigError({ ...base, retryable: false });

@@ -67,9 +67,7 @@ function canonical(value: unknown): string {
   return `{${entries.join(',')}}`;
 }
 
-type Begin =
-  | { kind: 'fresh'; id: string }
-  | { kind: 'replay'; status: number; body: unknown; withheld: boolean };
+type Begin = { kind: 'fresh'; id: string } | { kind: 'replay'; status: number; body: unknown; withheld: boolean };
 
 /**
  * Honours `Idempotency-Key` on every POST: the first request runs and its response is stored; the same key with
@@ -117,9 +115,7 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
     if (req.method !== 'POST' || raw === undefined || !req.actor) return next.handle();
     const key = Array.isArray(raw) ? raw[0] : raw;
     if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
-      throw new InvalidInputError([
-        { field: 'Idempotency-Key', message: 'Idempotency-Key must be 1 to 255 printable characters without spaces' },
-      ]);
+      throw new InvalidInputError([{ field: 'Idempotency-Key', message: 'Idempotency-Key must be 1 to 255 printable characters without spaces' }]);
     }
     const actor = req.actor;
     const successStatus = this.reflector.get<number | undefined>(HTTP_CODE_METADATA, ctx.getHandler()) ?? HttpStatus.CREATED;
@@ -167,10 +163,11 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
 
   private async begin(apiKeyId: string, key: string, req: Request, hash: string): Promise<Begin> {
     const now = this.clock.now();
-    await this.db.query(
-      `DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2 AND created_at < $3`,
-      [apiKeyId, key, new Date(now.getTime() - IDEMPOTENCY_RETENTION_MS)],
-    );
+    await this.db.query(`DELETE FROM idempotency_keys WHERE api_key_id = $1 AND idempotency_key = $2 AND created_at < $3`, [
+      apiKeyId,
+      key,
+      new Date(now.getTime() - IDEMPOTENCY_RETENTION_MS),
+    ]);
     const inserted: { id: string }[] = await this.db.query(
       `INSERT INTO idempotency_keys (api_key_id, idempotency_key, method, path, request_hash, state, created_at)
        VALUES ($1, $2, $3, $4, $5, 'in_progress', $6)
@@ -204,16 +201,15 @@ export class IdempotencyInterceptor implements NestInterceptor, OnApplicationBoo
       return { kind: 'replay', status: existing.response_status ?? 200, body: existing.response_body, withheld: existing.response_withheld };
     }
     // A request that crashed mid-way leaves its key in progress; after a while another attempt may take it over.
-    const takeover = returnedRows<{ id: string }>(await this.db.query(
-      `UPDATE idempotency_keys SET created_at = $3 WHERE id = $1 AND state = 'in_progress' AND created_at < $2 RETURNING id`,
-      [existing.id, new Date(now.getTime() - IN_PROGRESS_TAKEOVER_MS), now],
-    ));
-    if (takeover.length) return { kind: 'fresh', id: existing.id };
-    throw new DomainError(
-      'conflict',
-      'idempotency_request_in_progress',
-      'A request with this Idempotency-Key is still being processed; retry later',
+    const takeover = returnedRows<{ id: string }>(
+      await this.db.query(`UPDATE idempotency_keys SET created_at = $3 WHERE id = $1 AND state = 'in_progress' AND created_at < $2 RETURNING id`, [
+        existing.id,
+        new Date(now.getTime() - IN_PROGRESS_TAKEOVER_MS),
+        now,
+      ]),
     );
+    if (takeover.length) return { kind: 'fresh', id: existing.id };
+    throw new DomainError('conflict', 'idempotency_request_in_progress', 'A request with this Idempotency-Key is still being processed; retry later');
   }
 
   private async complete(id: string, status: number, body: unknown): Promise<void> {

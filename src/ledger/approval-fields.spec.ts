@@ -11,7 +11,9 @@ import { SubscriptionEntity } from './subscription.entity';
 describe('the fields an approval writes', () => {
   /** Every field of an entity set to a value no state function would set. */
   function filled<E extends object>(entity: E, fields: string[]): E {
-    for (const f of fields) (entity as Record<string, unknown>)[f] = f.endsWith('At') || f.startsWith('current') || f === 'trialEnd' ? new Date(1000) : f === 'metadata' ? {} : 'sentinel';
+    for (const f of fields)
+      (entity as Record<string, unknown>)[f] =
+        f.endsWith('At') || f.startsWith('current') || f === 'trialEnd' ? new Date(1000) : f === 'metadata' ? {} : 'sentinel';
     return entity;
   }
   const changed = (before: Record<string, unknown>, after: Record<string, unknown>) =>
@@ -24,10 +26,36 @@ describe('the fields an approval writes', () => {
 
   it('should list exactly the subscription fields an approval sets (a re-anchoring one sets them all)', () => {
     const fields = [
-      'id', 'customerId', 'planId', 'billingKeyId', 'status', 'anchorAt', 'periodIndex', 'currentPeriodStart', 'currentPeriodEnd', 'trialEnd',
-      'nextChargeAt', 'cancelAtPeriodEnd', 'cancelReason', 'canceledAt', 'endedAt', 'pausedAt', 'pauseReason', 'resumeAt', 'pendingPlanId',
-      'dunningAttempts', 'nextRetryAt', 'pastDueSince', 'lastFailureCode', 'lastFailureMessage', 'lockedBy', 'lockedUntil', 'metadata',
-      'eventSeq', 'createdAt', 'updatedAt',
+      'id',
+      'customerId',
+      'planId',
+      'billingKeyId',
+      'status',
+      'anchorAt',
+      'periodIndex',
+      'currentPeriodStart',
+      'currentPeriodEnd',
+      'trialEnd',
+      'nextChargeAt',
+      'cancelAtPeriodEnd',
+      'cancelReason',
+      'canceledAt',
+      'endedAt',
+      'pausedAt',
+      'pauseReason',
+      'resumeAt',
+      'pendingPlanId',
+      'dunningAttempts',
+      'nextRetryAt',
+      'pastDueSince',
+      'lastFailureCode',
+      'lastFailureMessage',
+      'lockedBy',
+      'lockedUntil',
+      'metadata',
+      'eventSeq',
+      'createdAt',
+      'updatedAt',
     ];
     const plan = { interval: 'month' as const, intervalCount: 1 };
     const now = new Date('2026-06-01T00:00:00Z');
@@ -36,13 +64,25 @@ describe('the fields an approval writes', () => {
       Object.assign(sub, { status: 'unpaid', planId: 'plan', anchorAt: new Date('2026-01-01T00:00:00Z'), periodIndex: 2, creditBalance: 500 });
       const before = { ...sub } as Record<string, unknown>;
       const period = reanchor ? periodAt(now, plan, 0, 'Asia/Seoul') : periodAt(sub.anchorAt, plan, 3, 'Asia/Seoul');
-      const charge = { id: 'p', kind: 'period' as const, planId: 'plan', periodIndex: period.index, periodStart: period.start, periodEnd: period.end, creditApplied: reanchor ? 100 : 0 };
-      const t = transition(sub, { type: 'charge_approved', charge }, {
-        now,
-        tz: 'Asia/Seoul',
-        plan,
-        dunning: { retryDays: [1], finalAction: 'cancel' },
-      });
+      const charge = {
+        id: 'p',
+        kind: 'period' as const,
+        planId: 'plan',
+        periodIndex: period.index,
+        periodStart: period.start,
+        periodEnd: period.end,
+        creditApplied: reanchor ? 100 : 0,
+      };
+      const t = transition(
+        sub,
+        { type: 'charge_approved', charge },
+        {
+          now,
+          tz: 'Asia/Seoul',
+          plan,
+          dunning: { retryDays: [1], finalAction: 'cancel' },
+        },
+      );
       expect(t.ok).toBe(true);
       const set = changed(before, { ...(t as { sub: SubscriptionEntity }).sub });
       if (reanchor) expect(set).toEqual([...CHARGE_SUCCESS_FIELDS].sort());
@@ -52,10 +92,40 @@ describe('the fields an approval writes', () => {
 
   it('should list exactly the payment fields applyApproval sets', () => {
     const fields = [
-      'id', 'subscriptionId', 'customerId', 'billingKeyId', 'kind', 'orderId', 'orderName', 'receiptId', 'reserveId', 'reserveExecuteAt', 'amount',
-      'taxFreeAmount', 'vat', 'balanceAmount', 'refundedTaxFree', 'status', 'attempt', 'periodIndex', 'periodStart', 'periodEnd', 'planId',
-      'failureCode', 'failurePgCode', 'failureMessage', 'failureHard', 'chargeRunId', 'requestedAt', 'approvedAt', 'canceledAt', 'cardCompany',
-      'cardNoMasked', 'receiptUrl', 'createdAt', 'updatedAt',
+      'id',
+      'subscriptionId',
+      'customerId',
+      'billingKeyId',
+      'kind',
+      'orderId',
+      'orderName',
+      'receiptId',
+      'reserveId',
+      'reserveExecuteAt',
+      'amount',
+      'taxFreeAmount',
+      'vat',
+      'balanceAmount',
+      'refundedTaxFree',
+      'status',
+      'attempt',
+      'periodIndex',
+      'periodStart',
+      'periodEnd',
+      'planId',
+      'failureCode',
+      'failurePgCode',
+      'failureMessage',
+      'failureHard',
+      'chargeRunId',
+      'requestedAt',
+      'approvedAt',
+      'canceledAt',
+      'cardCompany',
+      'cardNoMasked',
+      'receiptUrl',
+      'createdAt',
+      'updatedAt',
     ];
     const payment = filled(new PaymentEntity(), fields);
     const before = { ...payment } as Record<string, unknown>;

@@ -73,7 +73,12 @@ const KEY_DELETED: ChargeOutcome = {
 /** A stored billing key this instance cannot decrypt (another encryption key): a local fault, nothing sent. */
 const KEY_UNREADABLE: ChargeOutcome = {
   kind: 'local_fault',
-  failure: { code: 'local_fault', pg_code: null, message: 'The billing key could not be decrypted with this instance\'s BILLING_KEY_ENCRYPTION_KEY; nothing was sent', hard: false },
+  failure: {
+    code: 'local_fault',
+    pg_code: null,
+    message: "The billing key could not be decrypted with this instance's BILLING_KEY_ENCRYPTION_KEY; nothing was sent",
+    hard: false,
+  },
 };
 
 /** A due subscription claimed by a charge run, with its attempt recorded and everything needed to send and settle it. */
@@ -134,10 +139,15 @@ export class ChargeAttemptsService {
       try {
         await run();
       } catch (err) {
-        this.logger.warn({ message: `${what} failed after commit; the charge run retries it`, subscription_id: subscriptionId, error: err instanceof Error ? err.message : String(err) });
+        this.logger.warn({
+          message: `${what} failed after commit; the charge run retries it`,
+          subscription_id: subscriptionId,
+          error: err instanceof Error ? err.message : String(err),
+        });
       }
     };
-    if (effects.some((e) => e.kind === 'cancel_reservations')) await attempt('canceling reservations', () => this.reservations.cancelOutstanding(subscriptionId));
+    if (effects.some((e) => e.kind === 'cancel_reservations'))
+      await attempt('canceling reservations', () => this.reservations.cancelOutstanding(subscriptionId));
     for (const e of effects) {
       if (e.kind === 'refund_payment') await attempt('an owed refund', () => this.refunds.resolveUnknown({ paymentId: e.paymentId }));
     }
@@ -151,17 +161,12 @@ export class ChargeAttemptsService {
    * same period, impossible whatever the callers do: when another worker recorded one first, nothing is inserted and
    * this answers null (the caller skips the subscription).
    */
-  async tryOpen(
-    m: EntityManager,
-    sub: SubscriptionEntity,
-    plan: PlanEntity,
-    opts: { chargeRunId?: string | null } = {},
-  ): Promise<PaymentEntity | null> {
+  async tryOpen(m: EntityManager, sub: SubscriptionEntity, plan: PlanEntity, opts: { chargeRunId?: string | null } = {}): Promise<PaymentEntity | null> {
     const period = chargePeriod(sub, plan, this.clock.now(), this.runtime.config.businessTimeZone);
-    const [{ n }] = await m.query(
-      `SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`,
-      [sub.id, period.start],
-    );
+    const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`, [
+      sub.id,
+      period.start,
+    ]);
     const attempt = n + 1;
     const now = this.clock.now();
     const payment = newPayment(
@@ -244,12 +249,19 @@ export class ChargeAttemptsService {
       } catch (err) {
         // One subscription whose period cannot be computed never stops the others: it is left out (still due) and
         // logged for an operator.
-        this.logger.error({ message: 'subscription left out of the run: its period cannot be computed', subscription_id: sub.id, error: err instanceof Error ? err.message : String(err) });
+        this.logger.error({
+          message: 'subscription left out of the run: its period cannot be computed',
+          subscription_id: sub.id,
+          error: err instanceof Error ? err.message : String(err),
+        });
         continue;
       }
       if ((sub.creditBalance ?? 0) >= plan.amount) {
         // Paid by the subscription's credit: recorded and applied here, nothing to send (rare; the general way).
-        const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`, [sub.id, period.start]);
+        const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'period' AND period_start = $2`, [
+          sub.id,
+          period.start,
+        ]);
         const byCredit = newPayment(
           {
             subscriptionId: sub.id,
@@ -472,7 +484,11 @@ export class ChargeAttemptsService {
     } catch (err) {
       // A deleted key is a decline; anything else (decryption with another key, the database) is a local fault.
       if (err instanceof ConflictError && err.code === 'billing_key_deleted') return KEY_DELETED;
-      this.logger.error({ message: 'billing key could not be read; nothing sent', payment_id: payment.id, error_name: err instanceof Error ? err.name : typeof err });
+      this.logger.error({
+        message: 'billing key could not be read; nothing sent',
+        payment_id: payment.id,
+        error_name: err instanceof Error ? err.name : typeof err,
+      });
       return KEY_UNREADABLE;
     }
     return this.charge(payment, key);
@@ -515,11 +531,7 @@ export class ChargeAttemptsService {
    * A receipt that does not fit its payment (price, tax-free part, status, payment id, card) is never applied: the
    * attempt is aborted and finance is told.
    */
-  async settle(
-    paymentId: string,
-    outcome: ChargeOutcome,
-    opts: { actor?: EventActor; onDecline?: DeclinePolicy } = {},
-  ): Promise<SettleResult> {
+  async settle(paymentId: string, outcome: ChargeOutcome, opts: { actor?: EventActor; onDecline?: DeclinePolicy } = {}): Promise<SettleResult> {
     const actor = opts.actor ?? 'system';
     const result = await this.db.transaction(async (m) => {
       const pre = await m.getRepository(PaymentEntity).findOneByOrFail({ id: paymentId });
@@ -545,7 +557,11 @@ export class ChargeAttemptsService {
       switch (outcome.kind) {
         case 'succeeded': {
           const receipt = outcome.receipt;
-          if (receipt && receipt.status === RECEIPT_STATUS.CANCELLED && !(await this.receiptMismatch(m, payment, { ...receipt, status: RECEIPT_STATUS.COMPLETED }))) {
+          if (
+            receipt &&
+            receipt.status === RECEIPT_STATUS.CANCELLED &&
+            !(await this.receiptMismatch(m, payment, { ...receipt, status: RECEIPT_STATUS.COMPLETED }))
+          ) {
             // Approved and then fully refunded at Bootpay before this service learnt of the approval: the payment
             // records both, the subscription is not advanced by it (the period stays due), and finance is told.
             applyApproval(payment, receipt, now);
@@ -557,7 +573,10 @@ export class ChargeAttemptsService {
               notApplied: 'refunded_before_settled',
             });
             await m.getRepository(PaymentEntity).save(payment);
-            await this.events.record(m, sub, 'payment.not_applied', actor, { reason: 'approved and fully refunded at Bootpay before it was settled here', data: { payment_id: payment.id, code: 'refunded_before_settled' } });
+            await this.events.record(m, sub, 'payment.not_applied', actor, {
+              reason: 'approved and fully refunded at Bootpay before it was settled here',
+              data: { payment_id: payment.id, code: 'refunded_before_settled' },
+            });
             await this.flags.raise(m, {
               kind: 'charge_not_applied',
               subscriptionId: sub.id,
@@ -574,17 +593,32 @@ export class ChargeAttemptsService {
                 subscriptionId: sub.id,
                 paymentId: payment.id,
                 message: `Bootpay's receipt ${outcome.receipt.receiptId} does not fit payment ${payment.id}: ${mismatch}`,
-                data: { receipt_id: outcome.receipt.receiptId, price: outcome.receipt.price, tax_free: outcome.receipt.taxFree, status: outcome.receipt.status },
+                data: {
+                  receipt_id: outcome.receipt.receiptId,
+                  price: outcome.receipt.price,
+                  tax_free: outcome.receipt.taxFree,
+                  status: outcome.receipt.status,
+                },
               });
               if (open) {
-                this.abort(payment, { code: 'receipt_mismatch', pg_code: null, message: `Bootpay's receipt does not fit this payment: ${mismatch}`, hard: false });
+                this.abort(payment, {
+                  code: 'receipt_mismatch',
+                  pg_code: null,
+                  message: `Bootpay's receipt does not fit this payment: ${mismatch}`,
+                  hard: false,
+                });
                 await m.getRepository(PaymentEntity).save(payment);
                 await this.events.record(m, sub, 'payment.failed', actor, {
                   data: { payment_id: payment.id, failure: { code: 'receipt_mismatch', message: mismatch }, attempt: payment.attempt, charged: null },
                   object: { ...paymentView(payment) },
                 });
               }
-              this.logger.warn({ message: 'receipt does not fit its payment; not applied', payment_id: payment.id, receipt_id: outcome.receipt.receiptId, mismatch });
+              this.logger.warn({
+                message: 'receipt does not fit its payment; not applied',
+                payment_id: payment.id,
+                receipt_id: outcome.receipt.receiptId,
+                mismatch,
+              });
               return unchanged;
             }
           }
@@ -615,9 +649,15 @@ export class ChargeAttemptsService {
         case 'local_fault': {
           this.abort(payment, outcome.failure, outcome.kind === 'declined' ? outcome.failure.hard : false);
           await m.getRepository(PaymentEntity).save(payment);
-          const failed = { data: { payment_id: payment.id, failure: outcome.failure, attempt: payment.attempt, charged: false }, object: { ...paymentView(payment) } };
+          const failed = {
+            data: { payment_id: payment.id, failure: outcome.failure, attempt: payment.attempt, charged: false },
+            object: { ...paymentView(payment) },
+          };
           // Bootpay never saw a card decision (or nothing was sent): the subscription stays as it was, still due.
-          const t = outcome.kind === 'declined' ? transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId)) : null;
+          const t =
+            outcome.kind === 'declined'
+              ? transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId))
+              : null;
           if (!t || !t.ok) {
             await this.events.record(m, sub, 'payment.failed', actor, failed);
             return { payment, subscription: sub, outcome, effects: [] };
@@ -649,10 +689,20 @@ export class ChargeAttemptsService {
    * recorded now, in this transaction, and sent after commit (the run retries it until Bootpay answers); finance
    * is told either way.
    */
-  private async refuseApproval(m: EntityManager, sub: SubscriptionEntity, payment: PaymentEntity, t: { code: string; message: string }, actor: EventActor): Promise<void> {
+  private async refuseApproval(
+    m: EntityManager,
+    sub: SubscriptionEntity,
+    payment: PaymentEntity,
+    t: { code: string; message: string },
+    actor: EventActor,
+  ): Promise<void> {
     await this.events.record(m, sub, 'payment.not_applied', actor, { reason: t.message, data: { payment_id: payment.id, code: t.code } });
     const refund = payment.receiptId
-      ? await this.refunds.recordOwed(m, payment, { amount: payment.balanceAmount, taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree, reason: `not applied: ${t.message}` })
+      ? await this.refunds.recordOwed(m, payment, {
+          amount: payment.balanceAmount,
+          taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree,
+          reason: `not applied: ${t.message}`,
+        })
       : null;
     await this.flags.raise(m, {
       kind: refund ? 'charge_not_applied' : 'refund_needed',
@@ -663,7 +713,13 @@ export class ChargeAttemptsService {
         : `${t.message}; not refunded automatically (${payment.receiptId ? 'another refund of the payment is in flight' : "Bootpay's receipt is not known yet"})`,
       data: { code: t.code, amount: payment.amount, refund_id: refund?.id ?? null },
     });
-    this.logger.warn({ message: 'approved charge not applied to its subscription', payment_id: payment.id, subscription_id: sub.id, code: t.code, refunded: Boolean(refund) });
+    this.logger.warn({
+      message: 'approved charge not applied to its subscription',
+      payment_id: payment.id,
+      subscription_id: sub.id,
+      code: t.code,
+      refunded: Boolean(refund),
+    });
   }
 
   private abort(payment: PaymentEntity, failure: FailureView, hard = false): void {
@@ -707,7 +763,10 @@ export class ChargeAttemptsService {
       .getRepository(PaymentEntity)
       .createQueryBuilder('p')
       .where('p.subscription_id = :id', { id: subscriptionId })
-      .andWhere(`((p.status = 'READY' AND p.reserve_execute_at <= :now) OR (p.status IN ('IN_PROGRESS', 'UNKNOWN') AND p.updated_at <= :stale))`, { now, stale: staleBefore })
+      .andWhere(`((p.status = 'READY' AND p.reserve_execute_at <= :now) OR (p.status IN ('IN_PROGRESS', 'UNKNOWN') AND p.updated_at <= :stale))`, {
+        now,
+        stale: staleBefore,
+      })
       .getMany();
     for (const p of rows) {
       try {
@@ -764,7 +823,10 @@ export class ChargeAttemptsService {
       return 'unmatched';
     }
     const approvedOrCancelled = receipt.status === RECEIPT_STATUS.COMPLETED || receipt.status === RECEIPT_STATUS.CANCELLED;
-    if (OPEN_PAYMENT_STATUSES.includes(payment.status) || (payment.status === 'ABORTED' && approvedOrCancelled && receipt.status === RECEIPT_STATUS.COMPLETED)) {
+    if (
+      OPEN_PAYMENT_STATUSES.includes(payment.status) ||
+      (payment.status === 'ABORTED' && approvedOrCancelled && receipt.status === RECEIPT_STATUS.COMPLETED)
+    ) {
       if (approvedOrCancelled) {
         const settled = await this.settle(payment.id, { kind: 'succeeded', receipt });
         if (settled.payment.status === 'DONE' && receipt.cancelledPrice > 0) await this.applyCancellation(payment.id, receipt);
@@ -785,7 +847,12 @@ export class ChargeAttemptsService {
     // finance's to look at), and it fills in what a duplicate-order resolution could not know.
     if (payment.receiptId && payment.receiptId !== receipt.receiptId) {
       await this.db.transaction((m) =>
-        this.flags.raise(m, { kind: 'receipt_mismatch', subscriptionId: payment.subscriptionId, paymentId: payment.id, message: `Bootpay's receipt ${receipt.receiptId} carries the order_id of payment ${payment.id}, approved with receipt ${payment.receiptId}` }),
+        this.flags.raise(m, {
+          kind: 'receipt_mismatch',
+          subscriptionId: payment.subscriptionId,
+          paymentId: payment.id,
+          message: `Bootpay's receipt ${receipt.receiptId} carries the order_id of payment ${payment.id}, approved with receipt ${payment.receiptId}`,
+        }),
       );
       return 'unchanged';
     }
@@ -794,7 +861,12 @@ export class ChargeAttemptsService {
       const mismatch = await this.receiptMismatch(this.db.manager, payment, { ...receipt, status: RECEIPT_STATUS.COMPLETED });
       if (mismatch) {
         await this.db.transaction((m) =>
-          this.flags.raise(m, { kind: 'receipt_mismatch', subscriptionId: payment.subscriptionId, paymentId: payment.id, message: `Bootpay's receipt ${receipt.receiptId} does not fit approved payment ${payment.id}: ${mismatch}` }),
+          this.flags.raise(m, {
+            kind: 'receipt_mismatch',
+            subscriptionId: payment.subscriptionId,
+            paymentId: payment.id,
+            message: `Bootpay's receipt ${receipt.receiptId} does not fit approved payment ${payment.id}: ${mismatch}`,
+          }),
         );
         return 'unchanged';
       }
@@ -875,7 +947,9 @@ function columnWriter<E extends object>(db: DataSource, entity: new () => E, fie
     },
     set: (source) =>
       columns
-        .map((c) => `${c.name} = ${c.type === 'timestamptz' ? `to_timestamp((${source}->>'${c.name}')::float8 / 1000)` : `(${source}->>'${c.name}')::${c.type}`}`)
+        .map(
+          (c) => `${c.name} = ${c.type === 'timestamptz' ? `to_timestamp((${source}->>'${c.name}')::float8 / 1000)` : `(${source}->>'${c.name}')::${c.type}`}`,
+        )
         .join(', '),
   };
 }

@@ -19,7 +19,15 @@ import { SubscriptionsService } from './subscriptions.service';
 @Module({
   imports: [BillingKeysModule, PlansModule],
   controllers: [FinanceFlagsController],
-  providers: [SubscriptionsService, ChargeAttemptsService, ReservationsService, RefundsService, SubscriptionEventsService, FinanceFlagsService, EncryptionKeyCheck],
+  providers: [
+    SubscriptionsService,
+    ChargeAttemptsService,
+    ReservationsService,
+    RefundsService,
+    SubscriptionEventsService,
+    FinanceFlagsService,
+    EncryptionKeyCheck,
+  ],
   exports: [SubscriptionsService, ChargeAttemptsService, ReservationsService, RefundsService, SubscriptionEventsService, FinanceFlagsService],
 })
 export class LedgerModule {}

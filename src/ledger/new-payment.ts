@@ -5,7 +5,20 @@ import { PaymentEntity } from '../payments/payment.entity';
 
 export type NewPayment = Pick<
   PaymentEntity,
-  'subscriptionId' | 'customerId' | 'billingKeyId' | 'kind' | 'orderId' | 'orderName' | 'amount' | 'taxFreeAmount' | 'status' | 'attempt' | 'periodIndex' | 'periodStart' | 'periodEnd' | 'planId'
+  | 'subscriptionId'
+  | 'customerId'
+  | 'billingKeyId'
+  | 'kind'
+  | 'orderId'
+  | 'orderName'
+  | 'amount'
+  | 'taxFreeAmount'
+  | 'status'
+  | 'attempt'
+  | 'periodIndex'
+  | 'periodStart'
+  | 'periodEnd'
+  | 'planId'
 > &
   Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt' | 'creditApplied'>>;
 
@@ -39,7 +52,15 @@ export function newPayment(init: NewPayment, now: Date): PaymentEntity {
 }
 
 /** The fields applyApproval sets, and nothing else (the charge run's batch statement writes exactly these). */
-export const APPROVAL_FIELDS = ['status', 'approvedAt', 'receiptId', 'cardCompany', 'cardNoMasked', 'receiptUrl', 'updatedAt'] as const satisfies readonly (keyof PaymentEntity)[];
+export const APPROVAL_FIELDS = [
+  'status',
+  'approvedAt',
+  'receiptId',
+  'cardCompany',
+  'cardNoMasked',
+  'receiptUrl',
+  'updatedAt',
+] as const satisfies readonly (keyof PaymentEntity)[];
 
 /** An approved attempt: DONE, with Bootpay's receipt when the answer carried one (a duplicate-order answer does not). */
 export function applyApproval(payment: PaymentEntity, receipt: GatewayReceipt | null, now: Date): void {

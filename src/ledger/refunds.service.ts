@@ -188,16 +188,15 @@ export class RefundsService {
         const remainingTaxFree = payment.taxFreeAmount - payment.refundedTaxFree - inFlightTaxFree;
         const remainingTaxable = balance - remainingTaxFree;
         if (remainingTaxFree < 0 || remainingTaxable < 0) {
-          throw new ConflictError('payment_inconsistent', 'The payment\'s refunded amounts are inconsistent; reconcile it with Bootpay first');
+          throw new ConflictError('payment_inconsistent', "The payment's refunded amounts are inconsistent; reconcile it with Bootpay first");
         }
 
         const amount = input.amount ?? balance;
         if (amount > balance) {
-          throw new ConflictError(
-            'refund_exceeds_balance',
-            `The refund of ${won(amount)} won exceeds the payment's remaining balance of ${won(balance)} won`,
-            { amount, balance_amount: balance },
-          );
+          throw new ConflictError('refund_exceeds_balance', `The refund of ${won(amount)} won exceeds the payment's remaining balance of ${won(balance)} won`, {
+            amount,
+            balance_amount: balance,
+          });
         }
         // The refund's Korean split (billing-math refundSplit): the VAT is rounded on the payment's refunds together,
         // and the refund that empties the payment takes exactly the tax-free part, VAT and supply amount left.
@@ -321,7 +320,12 @@ export class RefundsService {
           return refundView(await this.settleSucceeded(refund.id, outcome.receipt, { resolved: outcome.duplicate }));
         } catch (err) {
           // Bootpay cancelled but it could not be recorded: left for resolveUnknown (the same cancel_id again).
-          this.logger.error({ message: 'refund cancelled at Bootpay but not recorded; left unknown', refund_id: refund.id, error_name: err instanceof Error ? err.name : typeof err, error_message: err instanceof Error ? err.message : undefined });
+          this.logger.error({
+            message: 'refund cancelled at Bootpay but not recorded; left unknown',
+            refund_id: refund.id,
+            error_name: err instanceof Error ? err.name : typeof err,
+            error_message: err instanceof Error ? err.message : undefined,
+          });
           return refundView(await this.markUnknown(refund.id));
         }
       case 'unknown':
@@ -335,10 +339,22 @@ export class RefundsService {
         if (failed.status === 'succeeded') return refundView(failed); // settled meanwhile by a resolver
         const extra = { refund: refundView(failed), failure: outcome.failure };
         if (outcome.kind === 'not_sent' && outcome.unavailable) {
-          throw new DomainError('gateway_unavailable', 'gateway_unavailable', 'Bootpay could not be reached; nothing was refunded, try again shortly', [], extra);
+          throw new DomainError(
+            'gateway_unavailable',
+            'gateway_unavailable',
+            'Bootpay could not be reached; nothing was refunded, try again shortly',
+            [],
+            extra,
+          );
         }
         if (outcome.kind === 'not_sent' || outcome.gatewaySide) {
-          throw new DomainError('gateway_error', 'refund_gateway_error', `Bootpay did not process the refund (${outcome.failure.code}); nothing was refunded`, [], extra);
+          throw new DomainError(
+            'gateway_error',
+            'refund_gateway_error',
+            `Bootpay did not process the refund (${outcome.failure.code}); nothing was refunded`,
+            [],
+            extra,
+          );
         }
         throw new ConflictError('refund_refused', `Bootpay refused the refund (${outcome.failure.code}): ${outcome.failure.message}`, extra);
       }
@@ -375,7 +391,12 @@ export class RefundsService {
         summary[status] += 1;
       } catch (err) {
         summary.unknown += 1;
-        this.logger.error({ message: 'could not resolve a refund', refund_id: id, error_name: err instanceof Error ? err.name : typeof err, error_message: err instanceof Error ? err.message : undefined });
+        this.logger.error({
+          message: 'could not resolve a refund',
+          refund_id: id,
+          error_name: err instanceof Error ? err.name : typeof err,
+          error_message: err instanceof Error ? err.message : undefined,
+        });
       }
     }
     if (summary.examined) this.logger.log({ message: 'refunds resolved', ...summary });
@@ -413,12 +434,15 @@ export class RefundsService {
           await this.markUnknown(refund.id);
           return 'unknown';
         }
-        const [{ sum }] = await this.db.query(
-          `SELECT COALESCE(sum(amount), 0)::bigint AS sum FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`,
-          [refund.paymentId],
-        );
+        const [{ sum }] = await this.db.query(`SELECT COALESCE(sum(amount), 0)::bigint AS sum FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`, [
+          refund.paymentId,
+        ]);
         if (receipt.cancelledPrice >= Number(sum) + refund.amount) {
-          this.logger.warn({ message: 'refund re-send refused, but Bootpay shows it cancelled: settled as succeeded', refund_id: refund.id, code: outcome.failure.code });
+          this.logger.warn({
+            message: 'refund re-send refused, but Bootpay shows it cancelled: settled as succeeded',
+            refund_id: refund.id,
+            code: outcome.failure.code,
+          });
           return (await this.settleSucceeded(refund.id, receipt, { resolved: true })).status === 'succeeded' ? 'succeeded' : 'unknown';
         }
         const failed = (await this.markFailed(refund.id, outcome.failure)).status === 'failed' ? 'failed' : 'unknown';
@@ -469,13 +493,27 @@ export class RefundsService {
           },
         );
       } else {
-        this.logger.warn({ message: "Bootpay's receipt shows less cancelled than recorded; payment left as it is", payment_id: payment.id, refund_id: refund.id });
+        this.logger.warn({
+          message: "Bootpay's receipt shows less cancelled than recorded; payment left as it is",
+          payment_id: payment.id,
+          refund_id: refund.id,
+        });
       }
-      Object.assign(refund, { status: 'succeeded', completedAt: now, lockedUntil: null, updatedAt: now, failureCode: null, failurePgCode: null, failureMessage: null });
-      await m.getRepository(RefundEntity).update(
-        { id: refund.id },
-        { status: 'succeeded', completedAt: now, lockedUntil: null, updatedAt: now, failureCode: null, failurePgCode: null, failureMessage: null },
-      );
+      Object.assign(refund, {
+        status: 'succeeded',
+        completedAt: now,
+        lockedUntil: null,
+        updatedAt: now,
+        failureCode: null,
+        failurePgCode: null,
+        failureMessage: null,
+      });
+      await m
+        .getRepository(RefundEntity)
+        .update(
+          { id: refund.id },
+          { status: 'succeeded', completedAt: now, lockedUntil: null, updatedAt: now, failureCode: null, failurePgCode: null, failureMessage: null },
+        );
       await this.events.record(m, sub, 'refund.succeeded', actorOf(refund), {
         reason: refund.reason,
         data: {
@@ -498,10 +536,10 @@ export class RefundsService {
   /** No answer (yet): the refund waits for resolveUnknown, which may take it at once (the lease is released). */
   private async markUnknown(refundId: string): Promise<RefundEntity> {
     const now = this.clock.now();
-    await this.db.query(
-      `UPDATE refunds SET status = 'unknown', locked_until = NULL, updated_at = $2 WHERE id = $1 AND status IN ('pending', 'unknown')`,
-      [refundId, now],
-    );
+    await this.db.query(`UPDATE refunds SET status = 'unknown', locked_until = NULL, updated_at = $2 WHERE id = $1 AND status IN ('pending', 'unknown')`, [
+      refundId,
+      now,
+    ]);
     return this.db.getRepository(RefundEntity).findOneByOrFail({ id: refundId });
   }
 
@@ -541,7 +579,11 @@ export class RefundsService {
     try {
       await this.syncPayment(paymentId, await this.gateway.getReceipt(receiptId));
     } catch (err) {
-      this.logger.warn({ message: "could not fetch Bootpay's receipt after a refused refund", payment_id: paymentId, error_name: err instanceof Error ? err.name : typeof err });
+      this.logger.warn({
+        message: "could not fetch Bootpay's receipt after a refused refund",
+        payment_id: paymentId,
+        error_name: err instanceof Error ? err.name : typeof err,
+      });
     }
   }
 
@@ -561,7 +603,12 @@ export class RefundsService {
       const pre = await m.getRepository(PaymentEntity).findOneBy({ id: paymentId });
       if (!pre) return false;
       const sub = await this.lockSubscription(m, pre.subscriptionId);
-      const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: paymentId }).getOneOrFail();
+      const payment = await m
+        .getRepository(PaymentEntity)
+        .createQueryBuilder('p')
+        .setLock('pessimistic_write')
+        .where('p.id = :id', { id: paymentId })
+        .getOneOrFail();
       const fits =
         receipt.receiptId === payment.receiptId &&
         ['DONE', 'PARTIAL_CANCELED'].includes(payment.status) &&
@@ -578,10 +625,18 @@ export class RefundsService {
         canceledAt: receipt.cancelledAt ?? payment.canceledAt ?? now,
         updatedAt: now,
       });
-      await m.getRepository(PaymentEntity).update(
-        { id: payment.id },
-        { balanceAmount: payment.balanceAmount, refundedTaxFree: payment.refundedTaxFree, status: payment.status, canceledAt: payment.canceledAt, updatedAt: now },
-      );
+      await m
+        .getRepository(PaymentEntity)
+        .update(
+          { id: payment.id },
+          {
+            balanceAmount: payment.balanceAmount,
+            refundedTaxFree: payment.refundedTaxFree,
+            status: payment.status,
+            canceledAt: payment.canceledAt,
+            updatedAt: now,
+          },
+        );
       const [{ in_flight: inFlight, amount: ours, tax_free: oursTaxFree, vat: oursVat }] = await m.query(
         `SELECT count(*) FILTER (WHERE status IN ('pending', 'unknown'))::int AS in_flight,
                 COALESCE(sum(amount) FILTER (WHERE status = 'succeeded'), 0)::bigint AS amount,
@@ -594,7 +649,14 @@ export class RefundsService {
       if (inFlight > 0 || outside <= 0) return true;
       const outsideTaxFree = Math.min(outside, Math.max(0, receipt.cancelledTaxFree - Number(oursTaxFree)));
       const split = refundSplit(
-        { amount: payment.amount, taxFreeAmount: payment.taxFreeAmount, vat: payment.vat, balanceAmount: payment.amount - Number(ours), refundedTaxFree: Number(oursTaxFree), refundedVat: Number(oursVat) },
+        {
+          amount: payment.amount,
+          taxFreeAmount: payment.taxFreeAmount,
+          vat: payment.vat,
+          balanceAmount: payment.amount - Number(ours),
+          refundedTaxFree: Number(oursTaxFree),
+          refundedVat: Number(oursVat),
+        },
         outside,
         outsideTaxFree,
       );
@@ -625,7 +687,16 @@ export class RefundsService {
       await m.getRepository(RefundEntity).insert(refund);
       await this.events.record(m, sub, 'refund.succeeded', 'system', {
         reason: refund.reason,
-        data: { refund_id: refund.id, payment_id: payment.id, amount: refund.amount, tax_free_amount: refund.taxFreeAmount, vat: refund.vat, source: 'bootpay', payment_balance_amount: payment.balanceAmount, payment_status: payment.status },
+        data: {
+          refund_id: refund.id,
+          payment_id: payment.id,
+          amount: refund.amount,
+          tax_free_amount: refund.taxFreeAmount,
+          vat: refund.vat,
+          source: 'bootpay',
+          payment_balance_amount: payment.balanceAmount,
+          payment_status: payment.status,
+        },
         object: { ...refundView(refund) },
       });
       await this.flags.raise(m, {
@@ -655,9 +726,18 @@ export class RefundsService {
     const amount = Math.min(owed.amount, payment.balanceAmount);
     if (amount <= 0) return null;
     // The Korean split as every refund of the payment takes it: VAT rounded over its refunds together (refundSplit).
-    const [{ vat: refundedVat }] = await m.query(`SELECT COALESCE(sum(vat), 0)::bigint AS vat FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`, [payment.id]);
+    const [{ vat: refundedVat }] = await m.query(`SELECT COALESCE(sum(vat), 0)::bigint AS vat FROM refunds WHERE payment_id = $1 AND status = 'succeeded'`, [
+      payment.id,
+    ]);
     const split = refundSplit(
-      { amount: payment.amount, taxFreeAmount: payment.taxFreeAmount, vat: payment.vat, balanceAmount: payment.balanceAmount, refundedTaxFree: payment.refundedTaxFree, refundedVat: Number(refundedVat) },
+      {
+        amount: payment.amount,
+        taxFreeAmount: payment.taxFreeAmount,
+        vat: payment.vat,
+        balanceAmount: payment.balanceAmount,
+        refundedTaxFree: payment.refundedTaxFree,
+        refundedVat: Number(refundedVat),
+      },
       amount,
       Math.min(owed.taxFreeAmount, payment.taxFreeAmount - payment.refundedTaxFree, amount),
     );
@@ -691,7 +771,19 @@ export class RefundsService {
         `INSERT INTO refunds (id, payment_id, subscription_id, amount, tax_free_amount, vat, reason, status, cancel_id, requested_by_api_key_id,
            requested_by_name, attempts, last_attempt_at, locked_until, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, 1, $11, NULL, $11, $11) ON CONFLICT DO NOTHING RETURNING id`,
-        [id, refund.paymentId, refund.subscriptionId, refund.amount, refund.taxFreeAmount, refund.vat, refund.reason, refund.cancelId, refund.requestedByApiKeyId, refund.requestedByName, now],
+        [
+          id,
+          refund.paymentId,
+          refund.subscriptionId,
+          refund.amount,
+          refund.taxFreeAmount,
+          refund.vat,
+          refund.reason,
+          refund.cancelId,
+          refund.requestedByApiKeyId,
+          refund.requestedByName,
+          now,
+        ],
       ),
     );
     return inserted.length ? refund : null;
@@ -723,7 +815,10 @@ function checkInput(input: RefundInput): RefundInput {
   if (amount !== undefined && (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 1 || amount > MAX_AMOUNT)) {
     details.push({ field: 'amount', message: `amount must be a whole number of won from 1 to ${MAX_AMOUNT}` });
   }
-  if (taxFreeAmount !== undefined && (typeof taxFreeAmount !== 'number' || !Number.isSafeInteger(taxFreeAmount) || taxFreeAmount < 0 || taxFreeAmount > MAX_AMOUNT)) {
+  if (
+    taxFreeAmount !== undefined &&
+    (typeof taxFreeAmount !== 'number' || !Number.isSafeInteger(taxFreeAmount) || taxFreeAmount < 0 || taxFreeAmount > MAX_AMOUNT)
+  ) {
     details.push({ field: 'tax_free_amount', message: `tax_free_amount must be a whole number of won from 0 to ${MAX_AMOUNT}` });
   }
   // eslint-disable-next-line no-control-regex

@@ -5,12 +5,7 @@ import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
 import { NotFoundError } from '../common/errors';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
-import {
-  GatewayError,
-  GatewayReservationAlreadyDoneError,
-  GatewayReservationLimitError,
-  GatewayUnknownOutcomeError,
-} from '../gateway/gateway.errors';
+import { GatewayError, GatewayReservationAlreadyDoneError, GatewayReservationLimitError, GatewayUnknownOutcomeError } from '../gateway/gateway.errors';
 import { PaymentEntity } from '../payments/payment.entity';
 import { newPayment } from './new-payment';
 import { PlanEntity } from '../plans/plan.entity';
@@ -46,7 +41,12 @@ export class ReservationsService {
   /** Registers reservations for the subscription's coming periods, up to the horizon and the key's budget. */
   async topUp(subscriptionId: string): Promise<{ registered: number }> {
     const created = await this.db.transaction(async (m) => {
-      const sub = await m.getRepository(SubscriptionEntity).createQueryBuilder('s').setLock('pessimistic_write').where('s.id = :id', { id: subscriptionId }).getOne();
+      const sub = await m
+        .getRepository(SubscriptionEntity)
+        .createQueryBuilder('s')
+        .setLock('pessimistic_write')
+        .where('s.id = :id', { id: subscriptionId })
+        .getOne();
       // With a credit balance the next charges take the credit first: the run charges them (a reservation's amount is
       // fixed when it is registered).
       if (!sub || !['active', 'trialing', 'incomplete'].includes(sub.status) || sub.pendingPlanId || sub.creditBalance > 0) return [];
@@ -177,7 +177,10 @@ export class ReservationsService {
         // again; its webhook, or the run's reservation lookup, settles it from Bootpay's answer.
         left++;
         this.logger.warn({
-          message: err instanceof GatewayReservationAlreadyDoneError ? 'reservation already executed or revoked at Bootpay; left to be settled' : 'reservation not canceled; retried later',
+          message:
+            err instanceof GatewayReservationAlreadyDoneError
+              ? 'reservation already executed or revoked at Bootpay; left to be settled'
+              : 'reservation not canceled; retried later',
           payment_id: r.id,
           code: err instanceof GatewayError ? err.code : 'unknown',
         });

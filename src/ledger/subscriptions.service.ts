@@ -149,10 +149,18 @@ export class SubscriptionsService {
     const settled = await this.sendAndSettle(payment, { actor, onDecline: 'end' });
     if (settled.outcome.kind === 'not_charged' || settled.outcome.kind === 'local_fault') {
       // Bootpay could not be asked at all: end the subscription rather than leave one the caller was told failed.
-      await this.db.transaction(async (m) => this.apply(m, await this.lock(m, sub.id), { type: 'cancel_now', reason: 'first payment could not be made' }, actor));
-      throw new DomainError('gateway_unavailable', 'gateway_unavailable', 'Bootpay could not be reached; no charge was made and no subscription was started', [], {
-        subscription_id: sub.id,
-      });
+      await this.db.transaction(async (m) =>
+        this.apply(m, await this.lock(m, sub.id), { type: 'cancel_now', reason: 'first payment could not be made' }, actor),
+      );
+      throw new DomainError(
+        'gateway_unavailable',
+        'gateway_unavailable',
+        'Bootpay could not be reached; no charge was made and no subscription was started',
+        [],
+        {
+          subscription_id: sub.id,
+        },
+      );
     }
     if (settled.outcome.kind === 'declined') {
       throw new DomainError('payment_failed', 'payment_failed', `The first payment was declined: ${settled.outcome.failure.message}`, [], {
@@ -165,7 +173,13 @@ export class SubscriptionsService {
   }
 
   /** A subscription that starts with a trial or later: no charge now, one statement, answered from what was written. */
-  private async createWithoutCharge(dto: CreateSubscriptionDto, plan: PlanTerms, startAt: Date | null, now: Date, actor: Actor): Promise<SubscriptionResponseDto> {
+  private async createWithoutCharge(
+    dto: CreateSubscriptionDto,
+    plan: PlanTerms,
+    startAt: Date | null,
+    now: Date,
+    actor: Actor,
+  ): Promise<SubscriptionResponseDto> {
     const sub = newSubscription(dto, plan, startAt ?? now, now, this.tz);
     sub.id = randomUUID();
     sub.eventSeq = 1;
@@ -175,7 +189,13 @@ export class SubscriptionsService {
     const meta = this.db.getMetadata(SubscriptionEntity);
     const row = Object.fromEntries(meta.columns.map((c) => [c.databaseName, c.getEntityValue(sub, true)]));
     const columns = meta.columns.map((c) => c.databaseName).join(', ');
-    const [result] = await preparedQuery<{ customer: boolean; plan_active: boolean | null; key_customer_id: string | null; key_status: string | null; created: boolean }>(
+    const [result] = await preparedQuery<{
+      customer: boolean;
+      plan_active: boolean | null;
+      key_customer_id: string | null;
+      key_status: string | null;
+      created: boolean;
+    }>(
       this.db,
       'subscription_create_without_charge',
       `WITH c AS (
@@ -201,7 +221,15 @@ export class SubscriptionsService {
        )
        SELECT EXISTS (SELECT 1 FROM c) AS customer, (SELECT active FROM pl) AS plan_active, (SELECT customer_id FROM k) AS key_customer_id,
               (SELECT status FROM k) AS key_status, EXISTS (SELECT 1 FROM s) AS created`,
-      [dto.customer_id, dto.plan_id, dto.billing_key_id, JSON.stringify(row), JSON.stringify(audit), JSON.stringify(outbound ? [outboxRow(outbound, now)] : []), now],
+      [
+        dto.customer_id,
+        dto.plan_id,
+        dto.billing_key_id,
+        JSON.stringify(row),
+        JSON.stringify(audit),
+        JSON.stringify(outbound ? [outboxRow(outbound, now)] : []),
+        now,
+      ],
     );
     if (!result.created) {
       const key = result.key_customer_id ? { customer_id: result.key_customer_id, status: result.key_status ?? '' } : null;
@@ -240,13 +268,34 @@ export class SubscriptionsService {
       const owed = dto.refund_unused ? await this.unusedPartOfPaidPeriod(m, sub, now) : [];
       const refunds = [];
       for (const part of owed) {
-        const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: part.paymentId }).getOneOrFail();
-        const refund = await this.refunds.recordOwed(m, payment, { amount: part.amount, taxFreeAmount: part.taxFree, reason: `unused part of the period: ${dto.reason}` }, actor);
-        if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${payment.id} is in flight; try the cancel again once it is settled`, { payment_id: payment.id });
+        const payment = await m
+          .getRepository(PaymentEntity)
+          .createQueryBuilder('p')
+          .setLock('pessimistic_write')
+          .where('p.id = :id', { id: part.paymentId })
+          .getOneOrFail();
+        const refund = await this.refunds.recordOwed(
+          m,
+          payment,
+          { amount: part.amount, taxFreeAmount: part.taxFree, reason: `unused part of the period: ${dto.reason}` },
+          actor,
+        );
+        if (!refund)
+          throw new ConflictError('refund_in_progress', `A refund of payment ${payment.id} is in flight; try the cancel again once it is settled`, {
+            payment_id: payment.id,
+          });
         refunds.push({ refund_id: refund.id, payment_id: payment.id, amount: refund.amount, tax_free_amount: refund.taxFreeAmount, vat: refund.vat });
       }
-      const applied = await this.apply(m, sub, { type: 'cancel_now', reason: dto.reason }, actor, { data: refunds.length ? { refund_unused: refunds } : undefined });
-      return { ...applied, effects: [...applied.effects, ...refunds.map((r) => ({ kind: 'refund_payment' as const, paymentId: r.payment_id, reason: 'unused part of the period' }))] };
+      const applied = await this.apply(m, sub, { type: 'cancel_now', reason: dto.reason }, actor, {
+        data: refunds.length ? { refund_unused: refunds } : undefined,
+      });
+      return {
+        ...applied,
+        effects: [
+          ...applied.effects,
+          ...refunds.map((r) => ({ kind: 'refund_payment' as const, paymentId: r.payment_id, reason: 'unused part of the period' })),
+        ],
+      };
     });
     await this.charges.runEffects(id, done.effects, done.retire);
     return this.get(id);
@@ -265,7 +314,11 @@ export class SubscriptionsService {
     if (!p) return undefined;
     const terms = await this.plans.terms(sub.planId);
     const previousPeriodStart =
-      terms && sub.periodIndex >= 1 ? periodAt(sub.anchorAt, terms, sub.periodIndex - 1, this.tz).start : (sub.trialEnd && sub.trialEnd.getTime() === sub.currentPeriodStart.getTime() ? sub.createdAt : sub.currentPeriodStart);
+      terms && sub.periodIndex >= 1
+        ? periodAt(sub.anchorAt, terms, sub.periodIndex - 1, this.tz).start
+        : sub.trialEnd && sub.trialEnd.getTime() === sub.currentPeriodStart.getTime()
+          ? sub.createdAt
+          : sub.currentPeriodStart;
     return { paymentId: p.id, previousPeriodStart };
   }
 
@@ -275,14 +328,21 @@ export class SubscriptionsService {
    * the current plan's price). From the cancel, or for a paused subscription from its pause (the time since was not
    * used); nothing in a trial, or once the paid period is over.
    */
-  private async unusedPartOfPaidPeriod(m: EntityManager, sub: SubscriptionEntity, now: Date): Promise<{ paymentId: string; amount: number; taxFree: number }[]> {
+  private async unusedPartOfPaidPeriod(
+    m: EntityManager,
+    sub: SubscriptionEntity,
+    now: Date,
+  ): Promise<{ paymentId: string; amount: number; taxFree: number }[]> {
     if (!sub.currentPeriodStart || !sub.currentPeriodEnd || sub.status === 'trialing') return [];
     const rows = await this.periodPayments(m, sub);
     if (!rows.length) return [];
     const terms = await this.plans.terms(sub.planId);
     const at = sub.status === 'paused' && sub.pausedAt ? sub.pausedAt : now;
     const r = unusedRefundOfPeriod({
-      payments: rows.map((p) => ({ ...p, coversFrom: p.kind === 'proration' ? clampInto(p.createdAt, sub.currentPeriodStart!, sub.currentPeriodEnd!) : undefined })),
+      payments: rows.map((p) => ({
+        ...p,
+        coversFrom: p.kind === 'proration' ? clampInto(p.createdAt, sub.currentPeriodStart!, sub.currentPeriodEnd!) : undefined,
+      })),
       periodStart: sub.currentPeriodStart,
       periodEnd: sub.currentPeriodEnd,
       at,
@@ -355,10 +415,13 @@ export class SubscriptionsService {
     await this.charges.resolveOpenFor(id, { resend: true });
     const changed = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
-      if (!ALLOWED_FROM.change_plan.includes(sub.status as never)) return this.apply(m, sub, { type: 'change_plan', planId: dto.plan_id }, actor).then(() => null);
+      if (!ALLOWED_FROM.change_plan.includes(sub.status as never))
+        return this.apply(m, sub, { type: 'change_plan', planId: dto.plan_id }, actor).then(() => null);
       const plan = await m.getRepository(PlanEntity).findOneBy({ id: dto.plan_id });
       if (!plan || !plan.active) {
-        throw new DomainError('unprocessable', 'invalid_reference', 'plan_id: no active plan has this id', [{ field: 'plan_id', message: 'no active plan has this id' }]);
+        throw new DomainError('unprocessable', 'invalid_reference', 'plan_id: no active plan has this id', [
+          { field: 'plan_id', message: 'no active plan has this id' },
+        ]);
       }
       if (plan.id === sub.planId) throw new ConflictError('same_plan', 'The subscription is already on this plan');
       await this.assertNoOpenAttempt(m, sub);
@@ -394,7 +457,15 @@ export class SubscriptionsService {
         at,
       });
       const newPeriod = q.rule === 'reanchor' ? periodAt(at, plan, 0, this.tz) : { index: -1, start, end };
-      const proration = { rule: q.rule, credit: q.credit, credit_tax_free: q.creditTaxFree, charge: q.charge, charge_tax_free: q.chargeTaxFree, net: q.net, net_tax_free: q.netTaxFree };
+      const proration = {
+        rule: q.rule,
+        credit: q.credit,
+        credit_tax_free: q.creditTaxFree,
+        charge: q.charge,
+        charge_tax_free: q.chargeTaxFree,
+        net: q.net,
+        net_tax_free: q.netTaxFree,
+      };
       if (q.net <= 0) {
         // Nothing to charge: the change applies now (a re-anchored period paid by the credit), and a credit above
         // the new plan's price is kept on the subscription as a balance, applied to its next charges before the
@@ -402,15 +473,27 @@ export class SubscriptionsService {
         const applied = await this.apply(
           m,
           sub,
-          { type: 'change_plan', planId: plan.id, reanchor: q.rule === 'reanchor' ? { start: newPeriod.start, end: newPeriod.end, paid: true } : null, credit: -q.net },
+          {
+            type: 'change_plan',
+            planId: plan.id,
+            reanchor: q.rule === 'reanchor' ? { start: newPeriod.start, end: newPeriod.end, paid: true } : null,
+            credit: -q.net,
+          },
           actor,
           { reason: dto.reason, data: { proration } },
         );
         return { payment: null, effects: applied.effects };
       }
       // Something to charge: the change applies when (and only if) the prorated charge succeeds (see settle).
-      await this.events.record(m, sub, 'subscription.plan_change_requested', actor, { reason: dto.reason, before, data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration } });
-      const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'proration' AND period_start = $2`, [sub.id, newPeriod.start]);
+      await this.events.record(m, sub, 'subscription.plan_change_requested', actor, {
+        reason: dto.reason,
+        before,
+        data: { from_plan_id: oldPlan.id, to_plan_id: plan.id, proration },
+      });
+      const [{ n }] = await m.query(`SELECT count(*)::int AS n FROM payments WHERE subscription_id = $1 AND kind = 'proration' AND period_start = $2`, [
+        sub.id,
+        newPeriod.start,
+      ]);
       const payment = newPayment(
         {
           subscriptionId: sub.id,
@@ -441,11 +524,17 @@ export class SubscriptionsService {
     if (prorationPayment) {
       const settled = await this.sendAndSettle(prorationPayment, { actor, onDecline: 'record' });
       if (settled.outcome.kind === 'declined') {
-        throw new DomainError('payment_failed', 'payment_failed', `The prorated charge was declined, so the plan was not changed: ${settled.outcome.failure.message}`, [], {
-          failure: settled.outcome.failure,
-          payment_id: prorationPayment.id,
-          subscription: await this.get(id),
-        });
+        throw new DomainError(
+          'payment_failed',
+          'payment_failed',
+          `The prorated charge was declined, so the plan was not changed: ${settled.outcome.failure.message}`,
+          [],
+          {
+            failure: settled.outcome.failure,
+            payment_id: prorationPayment.id,
+            subscription: await this.get(id),
+          },
+        );
       }
       if (settled.outcome.kind === 'unknown') {
         // Sent, no answer: the change is pending until the outcome is known (the next run asks Bootpay).
@@ -469,8 +558,16 @@ export class SubscriptionsService {
       // Its tax-free part in proportion to what is left of the payment.
       const partTaxFree = splitTaxFree(part, p.balanceAmount, p.taxFreeAmount - p.refundedTaxFree);
       const locked = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: p.id }).getOneOrFail();
-      const refund = await this.refunds.recordOwed(m, locked, { amount: part, taxFreeAmount: partTaxFree, reason: `credit of a plan change${reason ? `: ${reason}` : ''}` }, actor);
-      if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${p.id} is in flight; try the change again once it is settled`, { payment_id: p.id });
+      const refund = await this.refunds.recordOwed(
+        m,
+        locked,
+        { amount: part, taxFreeAmount: partTaxFree, reason: `credit of a plan change${reason ? `: ${reason}` : ''}` },
+        actor,
+      );
+      if (!refund)
+        throw new ConflictError('refund_in_progress', `A refund of payment ${p.id} is in flight; try the change again once it is settled`, {
+          payment_id: p.id,
+        });
       effects.push({ kind: 'refund_payment', paymentId: p.id, reason: 'credit of a plan change' });
       left -= part;
     }
@@ -482,7 +579,13 @@ export class SubscriptionsService {
     const done = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
       const [key] = await m.query(`SELECT customer_id, status FROM billing_keys WHERE id = $1 FOR SHARE`, [dto.billing_key_id]);
-      const err = !key ? 'no billing key has this id' : key.customer_id !== sub.customerId ? 'the billing key belongs to another customer' : key.status !== 'active' ? 'the billing key is deleted' : null;
+      const err = !key
+        ? 'no billing key has this id'
+        : key.customer_id !== sub.customerId
+          ? 'the billing key belongs to another customer'
+          : key.status !== 'active'
+            ? 'the billing key is deleted'
+            : null;
       if (err && ALLOWED_FROM.swap_billing_key.includes(sub.status as never)) {
         throw new DomainError('unprocessable', 'invalid_reference', `billing_key_id: ${err}`, [{ field: 'billing_key_id', message: err }]);
       }
@@ -529,7 +632,10 @@ export class SubscriptionsService {
       [sub.id, now, addDays(now, -CONSENT_WINDOW_DAYS, this.tz)],
     );
     if (!consent) {
-      throw new ConflictError('consent_required', "This subscription was paused at its trial's end for want of the consumer's consent to the paid conversion; record that consent (POST /v1/subscriptions/:id/consents) before resuming it");
+      throw new ConflictError(
+        'consent_required',
+        "This subscription was paused at its trial's end for want of the consumer's consent to the paid conversion; record that consent (POST /v1/subscriptions/:id/consents) before resuming it",
+      );
     }
   }
 
@@ -562,12 +668,23 @@ export class SubscriptionsService {
       });
     }
     let retire: string | undefined;
-    if (t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId))) retire = t.sub.billingKeyId;
+    if (t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId)))
+      retire = t.sub.billingKeyId;
     for (const e of t.effects) {
       if (e.kind !== 'refund_payment') continue;
       // A refund the change owes is recorded with it (sent after commit, retried by the run until Bootpay answers).
-      const payment = await m.getRepository(PaymentEntity).createQueryBuilder('p').setLock('pessimistic_write').where('p.id = :id', { id: e.paymentId }).getOneOrFail();
-      const refund = await this.refunds.recordOwed(m, payment, { amount: payment.balanceAmount, taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree, reason: e.reason }, actor);
+      const payment = await m
+        .getRepository(PaymentEntity)
+        .createQueryBuilder('p')
+        .setLock('pessimistic_write')
+        .where('p.id = :id', { id: e.paymentId })
+        .getOneOrFail();
+      const refund = await this.refunds.recordOwed(
+        m,
+        payment,
+        { amount: payment.balanceAmount, taxFreeAmount: payment.taxFreeAmount - payment.refundedTaxFree, reason: e.reason },
+        actor,
+      );
       if (!refund) throw new ConflictError('refund_in_progress', `A refund of payment ${payment.id} is in flight; try again once it is settled`);
     }
     return { sub: t.sub, effects: t.effects, retire };
@@ -593,7 +710,9 @@ export class SubscriptionsService {
       const sub = await this.lock(m, id);
       const wanted = dto.amount ?? sub.creditBalance;
       if (!(wanted > 0) || wanted > sub.creditBalance) {
-        throw new ConflictError('credit_exceeded', `The subscription's credit balance is ${sub.creditBalance} won; nothing above it can be refunded`, { credit_balance: sub.creditBalance });
+        throw new ConflictError('credit_exceeded', `The subscription's credit balance is ${sub.creditBalance} won; nothing above it can be refunded`, {
+          credit_balance: sub.creditBalance,
+        });
       }
       const payments = await m
         .getRepository(PaymentEntity)
@@ -601,7 +720,10 @@ export class SubscriptionsService {
         .where(`p.subscription_id = :id AND p.status IN ('DONE', 'PARTIAL_CANCELED') AND p.not_applied IS NULL AND p.balance_amount > 0`, { id })
         .orderBy('p.created_at', 'ASC')
         .getMany();
-      const refundable = Math.min(wanted, payments.reduce((sum, p) => sum + p.balanceAmount, 0));
+      const refundable = Math.min(
+        wanted,
+        payments.reduce((sum, p) => sum + p.balanceAmount, 0),
+      );
       if (refundable <= 0) throw new ConflictError('credit_not_refundable', 'No payment of this subscription has a balance left to refund the credit from');
       const effects = await this.refundCredit0(m, payments, refundable, actor, dto.reason);
       const applied = await this.apply(m, sub, { type: 'credit_refunded', amount: refundable }, actor, { reason: dto.reason });
@@ -625,7 +747,11 @@ export class SubscriptionsService {
       [sub.id, IN_FLIGHT_PAYMENT_STATUSES, this.clock.now()],
     );
     if (open) {
-      throw new ConflictError('charge_in_progress', `A charge for this subscription is in progress (payment ${open.id}, ${open.status}); try again once it is settled`, { payment_id: open.id });
+      throw new ConflictError(
+        'charge_in_progress',
+        `A charge for this subscription is in progress (payment ${open.id}, ${open.status}); try again once it is settled`,
+        { payment_id: open.id },
+      );
     }
   }
 
@@ -634,7 +760,12 @@ export class SubscriptionsService {
     if (withPayment) {
       const p = await this.db.getRepository(PaymentEntity).findOne({ where: { subscriptionId: sub.id }, order: { createdAt: 'DESC', id: 'DESC' } });
       latest = p
-        ? { id: p.id, status: p.status, amount: p.amount, failure: p.failureCode ? { code: p.failureCode, pg_code: p.failurePgCode, message: p.failureMessage ?? '' } : null }
+        ? {
+            id: p.id,
+            status: p.status,
+            amount: p.amount,
+            failure: p.failureCode ? { code: p.failureCode, pg_code: p.failurePgCode, message: p.failureMessage ?? '' } : null,
+          }
         : null;
     }
     return { ...subscriptionView(sub), ...(withPayment ? { latest_payment: latest } : {}) };
@@ -651,7 +782,8 @@ function referenceErrors(
   if (found.planActive === null) refs.push({ field: 'plan_id', message: 'no plan has this id' });
   else if (!found.planActive) refs.push({ field: 'plan_id', message: 'the plan is not active' });
   if (!found.key) refs.push({ field: 'billing_key_id', message: 'no billing key has this id' });
-  else if (found.customer && found.key.customer_id !== dto.customer_id) refs.push({ field: 'billing_key_id', message: 'the billing key belongs to another customer' });
+  else if (found.customer && found.key.customer_id !== dto.customer_id)
+    refs.push({ field: 'billing_key_id', message: 'the billing key belongs to another customer' });
   else if (found.key.status !== 'active') refs.push({ field: 'billing_key_id', message: 'the billing key is deleted' });
   return refs;
 }
@@ -686,7 +818,14 @@ function newSubscription(dto: CreateSubscriptionDto, plan: Pick<PlanTerms, 'id' 
   });
   if (plan.trialDays > 0) {
     const trialEnd = addDays(start, plan.trialDays, tz);
-    return Object.assign(sub, { status: 'trialing', anchorAt: trialEnd, trialEnd, currentPeriodStart: start, currentPeriodEnd: trialEnd, nextChargeAt: trialEnd });
+    return Object.assign(sub, {
+      status: 'trialing',
+      anchorAt: trialEnd,
+      trialEnd,
+      currentPeriodStart: start,
+      currentPeriodEnd: trialEnd,
+      nextChargeAt: trialEnd,
+    });
   }
   return Object.assign(sub, { status: 'incomplete', anchorAt: start, trialEnd: null, currentPeriodStart: null, currentPeriodEnd: null, nextChargeAt: start });
 }

@@ -57,13 +57,29 @@ type Row = Record<SubscriptionStatus, string>;
 const events: Record<string, { event: (s: SubscriptionEntity) => SubscriptionEvent; expected: Row }> = {
   'charge approved (the period it waits for)': {
     event: (s) => ({ type: 'charge_approved', charge: dueCharge(s) }),
-    expected: { incomplete: 'active', trialing: 'active', active: 'active', past_due: 'active', unpaid: 'active', paused: 'refused:charge_after_paused', canceled: 'refused:charge_after_canceled' },
+    expected: {
+      incomplete: 'active',
+      trialing: 'active',
+      active: 'active',
+      past_due: 'active',
+      unpaid: 'active',
+      paused: 'refused:charge_after_paused',
+      canceled: 'refused:charge_after_canceled',
+    },
   },
   'charge approved (an old period)': {
     // The period before the one it waits for (for one that never started: a period of an anchor since replaced).
     event: (s) => {
       const due = dueCharge(s);
-      return { type: 'charge_approved', charge: { ...due, periodIndex: Math.max(0, due.periodIndex - 1), periodStart: new Date(due.periodStart.getTime() - 31 * 86_400_000), periodEnd: due.periodStart } };
+      return {
+        type: 'charge_approved',
+        charge: {
+          ...due,
+          periodIndex: Math.max(0, due.periodIndex - 1),
+          periodStart: new Date(due.periodStart.getTime() - 31 * 86_400_000),
+          periodEnd: due.periodStart,
+        },
+      };
     },
     expected: {
       incomplete: 'refused:period_already_paid',
@@ -77,63 +93,183 @@ const events: Record<string, { event: (s: SubscriptionEntity) => SubscriptionEve
   },
   'charge approved (a plan it left)': {
     event: (s) => ({ type: 'charge_approved', charge: { ...dueCharge(s), planId: 'plan-old' } }),
-    expected: { incomplete: 'refused:plan_changed', trialing: 'refused:plan_changed', active: 'refused:plan_changed', past_due: 'refused:plan_changed', unpaid: 'refused:plan_changed', paused: 'refused:charge_after_paused', canceled: 'refused:charge_after_canceled' },
+    expected: {
+      incomplete: 'refused:plan_changed',
+      trialing: 'refused:plan_changed',
+      active: 'refused:plan_changed',
+      past_due: 'refused:plan_changed',
+      unpaid: 'refused:plan_changed',
+      paused: 'refused:charge_after_paused',
+      canceled: 'refused:charge_after_canceled',
+    },
   },
   'charge declined (soft)': {
     event: (s) => ({ type: 'charge_declined', charge: dueCharge(s), failure: { code: 'F051', message: 'insufficient funds', hard: false } }),
-    expected: { incomplete: 'canceled', trialing: 'past_due', active: 'past_due', past_due: 'past_due', unpaid: 'past_due', paused: 'paused', canceled: 'canceled' },
+    expected: {
+      incomplete: 'canceled',
+      trialing: 'past_due',
+      active: 'past_due',
+      past_due: 'past_due',
+      unpaid: 'past_due',
+      paused: 'paused',
+      canceled: 'canceled',
+    },
   },
   'charge declined (hard)': {
     event: (s) => ({ type: 'charge_declined', charge: dueCharge(s), failure: { code: 'F043', message: 'stolen', hard: true } }),
-    expected: { incomplete: 'canceled', trialing: 'canceled', active: 'canceled', past_due: 'canceled', unpaid: 'canceled', paused: 'paused', canceled: 'canceled' },
+    expected: {
+      incomplete: 'canceled',
+      trialing: 'canceled',
+      active: 'canceled',
+      past_due: 'canceled',
+      unpaid: 'canceled',
+      paused: 'paused',
+      canceled: 'canceled',
+    },
   },
   'cancel now': {
     event: () => ({ type: 'cancel_now', reason: 'bye' }),
-    expected: { incomplete: 'canceled', trialing: 'canceled', active: 'canceled', past_due: 'canceled', unpaid: 'canceled', paused: 'canceled', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'canceled',
+      trialing: 'canceled',
+      active: 'canceled',
+      past_due: 'canceled',
+      unpaid: 'canceled',
+      paused: 'canceled',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'cancel at period end': {
     event: () => ({ type: 'cancel_at_period_end', reason: 'bye' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'trialing', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'trialing',
+      active: 'active',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'reactivate (nothing scheduled)': {
     event: () => ({ type: 'reactivate' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:nothing_to_reactivate', active: 'refused:nothing_to_reactivate', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'refused:nothing_to_reactivate',
+      active: 'refused:nothing_to_reactivate',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   pause: {
     event: () => ({ type: 'pause', reason: 'travel', resumeAt: null }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'paused', active: 'paused', past_due: 'paused', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'paused',
+      active: 'paused',
+      past_due: 'paused',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   resume: {
     event: () => ({ type: 'resume' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'refused:invalid_transition', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'active', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'refused:invalid_transition',
+      active: 'refused:invalid_transition',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'active',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'change plan now': {
     event: () => ({ type: 'change_plan', planId: 'plan-b' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'trialing', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'trialing',
+      active: 'active',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'change plan at period end': {
     event: () => ({ type: 'change_plan_at_period_end', planId: 'plan-b' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'trialing', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'trialing',
+      active: 'active',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'swap billing key': {
     event: () => ({ type: 'swap_billing_key', billingKeyId: 'key-b' }),
-    expected: { incomplete: 'incomplete', trialing: 'trialing', active: 'active', past_due: 'past_due', unpaid: 'unpaid', paused: 'paused', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'incomplete',
+      trialing: 'trialing',
+      active: 'active',
+      past_due: 'past_due',
+      unpaid: 'unpaid',
+      paused: 'paused',
+      canceled: 'refused:invalid_transition',
+    },
   },
   retry: {
     event: () => ({ type: 'retry' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'refused:invalid_transition', past_due: 'past_due', unpaid: 'unpaid', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'refused:invalid_transition',
+      active: 'refused:invalid_transition',
+      past_due: 'past_due',
+      unpaid: 'unpaid',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'consent missing, cancel (trial end or price increase)': {
     event: () => ({ type: 'consent_missing', kind: 'trial_conversion', action: 'cancel' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'canceled', active: 'canceled', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'canceled',
+      active: 'canceled',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'consent missing, pause': {
     event: () => ({ type: 'consent_missing', kind: 'price_increase', action: 'pause', changeId: 'mig' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'paused', active: 'paused', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'paused',
+      active: 'paused',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'plan migration at renewal': {
     event: () => ({ type: 'migrate_plan', planId: 'plan-b', migrationId: 'mig', consentId: 'con' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'refused:invalid_transition', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'refused:invalid_transition',
+      active: 'active',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
   'credit refunded (more than the balance)': {
     event: () => ({ type: 'credit_refunded', amount: 1 }),
@@ -149,7 +285,15 @@ const events: Record<string, { event: (s: SubscriptionEntity) => SubscriptionEve
   },
   'period end (nothing scheduled)': {
     event: () => ({ type: 'period_end' }),
-    expected: { incomplete: 'refused:invalid_transition', trialing: 'trialing', active: 'active', past_due: 'refused:invalid_transition', unpaid: 'refused:invalid_transition', paused: 'refused:invalid_transition', canceled: 'refused:invalid_transition' },
+    expected: {
+      incomplete: 'refused:invalid_transition',
+      trialing: 'trialing',
+      active: 'active',
+      past_due: 'refused:invalid_transition',
+      unpaid: 'refused:invalid_transition',
+      paused: 'refused:invalid_transition',
+      canceled: 'refused:invalid_transition',
+    },
   },
 };
 
@@ -186,7 +330,11 @@ describe('transition: what late and stale events meet', () => {
     expect(resumed.ok && resumed.sub.anchorAt).toEqual(NOW);
     const s = (resumed as { sub: SubscriptionEntity }).sub;
     const old = periodAt(ANCHOR, PLAN, 1, TZ);
-    const t = transition(s, { type: 'charge_approved', charge: { id: 'old', kind: 'period', planId: 'plan-a', periodIndex: 1, periodStart: old.start, periodEnd: old.end } }, ctx);
+    const t = transition(
+      s,
+      { type: 'charge_approved', charge: { id: 'old', kind: 'period', planId: 'plan-a', periodIndex: 1, periodStart: old.start, periodEnd: old.end } },
+      ctx,
+    );
     expect(!t.ok && t.code).toBe('period_already_paid');
   });
 
@@ -222,7 +370,11 @@ describe('transition: what late and stale events meet', () => {
     const p2 = periodAt(ANCHOR, PLAN, 2, TZ);
     const early = new Date(p2.start.getTime() - 6 * 3600_000); // the due day's 03:00 run charged period 2
     const s = sub('active', { periodIndex: 2, currentPeriodStart: p2.start, currentPeriodEnd: p2.end, nextChargeAt: p2.end });
-    const t = transition(s, { type: 'cancel_at_period_end', reason: 'bye', renewalPaidAhead: { paymentId: 'renewal', previousPeriodStart: p1.start } }, { ...ctx, now: early });
+    const t = transition(
+      s,
+      { type: 'cancel_at_period_end', reason: 'bye', renewalPaidAhead: { paymentId: 'renewal', previousPeriodStart: p1.start } },
+      { ...ctx, now: early },
+    );
     expect(t.ok && [t.sub.periodIndex, t.sub.currentPeriodStart, t.sub.currentPeriodEnd, t.sub.cancelAtPeriodEnd]).toEqual([1, p1.start, p2.start, true]);
     expect(t.effects).toContainEqual({ kind: 'refund_payment', paymentId: 'renewal', reason: expect.any(String) });
   });
@@ -232,8 +384,15 @@ describe('transition: consent before a paid conversion or a price increase', () 
   it('a trial ending without consent ends when the trial did, charges nothing and retires the key', () => {
     const s = sub('trialing');
     const t = transition(s, { type: 'consent_missing', kind: 'trial_conversion', action: 'cancel' }, ctx);
-    expect(t.ok && [t.sub.status, t.sub.endedAt, t.sub.nextChargeAt, t.sub.cancelReason]).toEqual(['canceled', ANCHOR, null, 'no consent to the paid conversion']);
-    expect(t.ok && t.events).toEqual([{ type: 'subscription.canceled', reason: 'no consent to the paid conversion', data: { consent_missing: 'trial_conversion', change_id: null } }]);
+    expect(t.ok && [t.sub.status, t.sub.endedAt, t.sub.nextChargeAt, t.sub.cancelReason]).toEqual([
+      'canceled',
+      ANCHOR,
+      null,
+      'no consent to the paid conversion',
+    ]);
+    expect(t.ok && t.events).toEqual([
+      { type: 'subscription.canceled', reason: 'no consent to the paid conversion', data: { consent_missing: 'trial_conversion', change_id: null } },
+    ]);
     expect(t.effects.map((e) => e.kind)).toEqual(['cancel_reservations', 'retire_billing_key']);
   });
 
@@ -258,7 +417,11 @@ describe('chargePeriod and dueBefore', () => {
     expect(chargePeriod(s, PLAN, later, TZ)).toEqual(periodAt(later, PLAN, 0, TZ));
     expect(chargePeriod(s, PLAN, NOW, TZ)).toEqual(periodAt(ANCHOR, PLAN, 1, TZ));
     // and the re-anchored approval makes it active with its paid period running
-    const t = transition(s, { type: 'charge_approved', charge: { id: 'p', kind: 'period', planId: 'plan-a', ...toRef(periodAt(later, PLAN, 0, TZ)) } }, { ...ctx, now: later });
+    const t = transition(
+      s,
+      { type: 'charge_approved', charge: { id: 'p', kind: 'period', planId: 'plan-a', ...toRef(periodAt(later, PLAN, 0, TZ)) } },
+      { ...ctx, now: later },
+    );
     expect(t.ok && t.sub.currentPeriodEnd!.getTime() > later.getTime()).toBe(true);
   });
 
@@ -284,6 +447,9 @@ describe('transition: credit balance', () => {
     expect(paid.ok && paid.sub.creditBalance).toBe(2000);
     const refunded = transition((paid as { sub: SubscriptionEntity }).sub, { type: 'credit_refunded', amount: 2000 }, ctx);
     expect(refunded.ok && refunded.sub.creditBalance).toBe(0);
-    expect(transition((paid as { sub: SubscriptionEntity }).sub, { type: 'credit_refunded', amount: 2001 }, ctx)).toMatchObject({ ok: false, code: 'credit_exceeded' });
+    expect(transition((paid as { sub: SubscriptionEntity }).sub, { type: 'credit_refunded', amount: 2001 }, ctx)).toMatchObject({
+      ok: false,
+      code: 'credit_exceeded',
+    });
   });
 });

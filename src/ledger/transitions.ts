@@ -268,7 +268,8 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
 
     case 'cancel_at_period_end': {
       if (!allowed(sub, 'cancel_at_period_end')) return refuse(sub, 'cancel_at_period_end');
-      if (sub.cancelAtPeriodEnd) return refuse(sub, 'cancel_at_period_end', 'cancel_already_scheduled', 'This subscription is already set to cancel at the end of its period');
+      if (sub.cancelAtPeriodEnd)
+        return refuse(sub, 'cancel_at_period_end', 'cancel_already_scheduled', 'This subscription is already set to cancel at the end of its period');
       const effects: Effect[] = [{ kind: 'cancel_reservations' }];
       const data: Record<string, unknown> = {};
       const ahead = event.renewalPaidAhead;
@@ -291,7 +292,8 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
 
     case 'reactivate':
       if (!allowed(sub, 'reactivate')) return refuse(sub, 'reactivate');
-      if (!sub.cancelAtPeriodEnd) return refuse(sub, 'reactivate', 'nothing_to_reactivate', 'Only a subscription set to cancel at the end of its period can be reactivated');
+      if (!sub.cancelAtPeriodEnd)
+        return refuse(sub, 'reactivate', 'nothing_to_reactivate', 'Only a subscription set to cancel at the end of its period can be reactivated');
       sub.cancelAtPeriodEnd = false;
       sub.canceledAt = null;
       sub.cancelReason = null;
@@ -349,10 +351,10 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
       }
       // A downgrade's credit is kept as a balance, applied to the next charges before the card.
       if (event.credit && event.credit > 0) sub.creditBalance = (sub.creditBalance ?? 0) + event.credit;
-      return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: event.planId, ...(event.credit ? { credit: event.credit } : {}) } }], [
-        { kind: 'cancel_reservations' },
-        { kind: 'top_up_reservations' },
-      ]);
+      return ok(
+        [{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: event.planId, ...(event.credit ? { credit: event.credit } : {}) } }],
+        [{ kind: 'cancel_reservations' }, { kind: 'top_up_reservations' }],
+      );
     }
 
     case 'credit_refunded': {
@@ -367,17 +369,20 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
       if (!allowed(sub, 'change_plan_at_period_end')) return refuse(sub, 'change_plan_at_period_end');
       if (event.planId === sub.planId) return refuse(sub, 'change_plan_at_period_end', 'same_plan', 'The subscription is already on this plan');
       sub.pendingPlanId = event.planId;
-      return ok([{ type: 'subscription.plan_change_scheduled', data: { from_plan_id: sub.planId, to_plan_id: event.planId } }], [{ kind: 'cancel_reservations' }]);
+      return ok(
+        [{ type: 'subscription.plan_change_scheduled', data: { from_plan_id: sub.planId, to_plan_id: event.planId } }],
+        [{ kind: 'cancel_reservations' }],
+      );
 
     case 'swap_billing_key':
       if (!allowed(sub, 'swap_billing_key')) return refuse(sub, 'swap_billing_key');
       if (event.billingKeyId === sub.billingKeyId) return refuse(sub, 'swap_billing_key', 'same_billing_key', 'The subscription already uses this billing key');
       sub.billingKeyId = event.billingKeyId;
       // past_due: the outstanding period is charged at once with the new key.
-      return ok([{ type: 'subscription.billing_key_changed' }], [
-        { kind: 'cancel_reservations' },
-        ...(sub.status === 'past_due' ? [{ kind: 'charge_now' } as const] : [{ kind: 'top_up_reservations' } as const]),
-      ]);
+      return ok(
+        [{ type: 'subscription.billing_key_changed' }],
+        [{ kind: 'cancel_reservations' }, ...(sub.status === 'past_due' ? [{ kind: 'charge_now' } as const] : [{ kind: 'top_up_reservations' } as const])],
+      );
 
     case 'retry':
       if (!allowed(sub, 'retry')) return refuse(sub, 'retry');
@@ -390,7 +395,10 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
         const periodEnd = sub.currentPeriodEnd;
         applyCancelNow(sub, sub.cancelReason, now);
         if (periodEnd) sub.endedAt = periodEnd;
-        return ok([{ type: 'subscription.canceled', reason: sub.cancelReason, data: { at_period_end: true } }], [{ kind: 'cancel_reservations' }, { kind: 'retire_billing_key' }]);
+        return ok(
+          [{ type: 'subscription.canceled', reason: sub.cancelReason, data: { at_period_end: true } }],
+          [{ kind: 'cancel_reservations' }, { kind: 'retire_billing_key' }],
+        );
       }
       if (sub.pendingPlanId) {
         const from = sub.planId;
@@ -442,12 +450,7 @@ export function transition(current: SubscriptionEntity, event: SubscriptionEvent
  * A prorated charge applies only inside the period it was computed for, while the subscription is still on the old
  * plan. Anything else is refused, and since money moved, the ledger refunds it.
  */
-function approve(
-  sub: SubscriptionEntity,
-  charge: ChargeRef,
-  ctx: TransitionContext,
-  ok: (events: AuditEvent[], effects?: Effect[]) => Transition,
-): Transition {
+function approve(sub: SubscriptionEntity, charge: ChargeRef, ctx: TransitionContext, ok: (events: AuditEvent[], effects?: Effect[]) => Transition): Transition {
   const refund = (code: string, message: string): Transition =>
     refuse(sub, 'charge_approved', code, message, [{ kind: 'refund_payment', paymentId: charge.id, reason: message }]);
   if (!allowed(sub, 'charge_approved')) {
@@ -467,7 +470,10 @@ function approve(
     if (sub.planId === charge.planId) return refund('stale_proration', 'The subscription is already on the plan this prorated charge was for');
     const from = sub.planId;
     applyPlanChangeNow(sub, charge.planId, now, reanchor ? { start: charge.periodStart, end: charge.periodEnd, paid: true } : null);
-    return ok([{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: charge.planId, proration_payment_id: charge.id } }], [{ kind: 'top_up_reservations' }]);
+    return ok(
+      [{ type: 'subscription.plan_changed', data: { from_plan_id: from, to_plan_id: charge.planId, proration_payment_id: charge.id } }],
+      [{ kind: 'top_up_reservations' }],
+    );
   }
   if (charge.planId !== sub.planId) return refund('plan_changed', 'A charge for a plan the subscription has left is not applied');
   const expected = nextPeriod(sub, ctx.plan, ctx.tz);

@@ -55,20 +55,40 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     return new Gauge({ name: `${PREFIX}${name}`, help, labelNames, registers: [this.registry] });
   }
   private readonly runsStored = this.gauge('charge_runs', 'Charge runs in the database, by status', ['status']);
-  private readonly runLastFinished = this.gauge('charge_run_last_finished_timestamp_seconds', 'When the last charge run of each status finished (Unix time)', ['status']);
+  private readonly runLastFinished = this.gauge('charge_run_last_finished_timestamp_seconds', 'When the last charge run of each status finished (Unix time)', [
+    'status',
+  ]);
   private readonly runLastDuration = this.gauge('charge_run_last_duration_seconds', 'Duration of the last finished charge run of each status', ['status']);
-  private readonly openAttempts = this.gauge('open_attempts', 'Payment attempts whose outcome is not recorded yet (IN_PROGRESS: at Bootpay; UNKNOWN: to be resolved)', ['status']);
+  private readonly openAttempts = this.gauge(
+    'open_attempts',
+    'Payment attempts whose outcome is not recorded yet (IN_PROGRESS: at Bootpay; UNKNOWN: to be resolved)',
+    ['status'],
+  );
   private readonly openAttemptAge = this.gauge('open_attempt_oldest_age_seconds', 'Age of the oldest open attempt of each status (0 when none)', ['status']);
   private readonly webhookPending = this.gauge('webhook_deliveries_pending', 'Outbound webhook deliveries not delivered yet, per endpoint', ['endpoint_id']);
-  private readonly webhookPendingAge = this.gauge('webhook_delivery_oldest_pending_age_seconds', 'Age of the oldest undelivered outbound webhook, per endpoint (0 when none)', ['endpoint_id']);
+  private readonly webhookPendingAge = this.gauge(
+    'webhook_delivery_oldest_pending_age_seconds',
+    'Age of the oldest undelivered outbound webhook, per endpoint (0 when none)',
+    ['endpoint_id'],
+  );
   private readonly webhookFailed = this.gauge('webhook_deliveries_failed', 'Outbound webhook deliveries that gave up, per endpoint', ['endpoint_id']);
-  private readonly subscriptions = this.gauge('subscriptions', 'Subscriptions by status and dunning stage (failed attempts since the last success)', ['status', 'dunning_stage']);
+  private readonly subscriptions = this.gauge('subscriptions', 'Subscriptions by status and dunning stage (failed attempts since the last success)', [
+    'status',
+    'dunning_stage',
+  ]);
   private readonly reservations = this.gauge('reservations_outstanding', 'Bootpay reservations registered and not executed yet');
   private readonly reservationBudgetMax = this.gauge('reservation_budget_max_used', 'The most reservations outstanding on one billing key (Bootpay allows 10)');
   private readonly reservationBudgetFull = this.gauge('keys_reservation_budget_full', 'Billing keys with all 10 reservations in use');
   private readonly refunds = this.gauge('refunds', 'Refunds by status', ['status']);
-  private readonly reconciliationOpen = this.gauge('reconciliation_differences_open', 'Open differences with Bootpay (persistent: seen by more than one reconciliation run)', ['persistent']);
-  private readonly reconciliationAge = this.gauge('reconciliation_difference_oldest_age_seconds', 'Age of the oldest open difference with Bootpay (0 when none)');
+  private readonly reconciliationOpen = this.gauge(
+    'reconciliation_differences_open',
+    'Open differences with Bootpay (persistent: seen by more than one reconciliation run)',
+    ['persistent'],
+  );
+  private readonly reconciliationAge = this.gauge(
+    'reconciliation_difference_oldest_age_seconds',
+    'Age of the oldest open difference with Bootpay (0 when none)',
+  );
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -129,7 +149,9 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
          FROM webhook_endpoints e LEFT JOIN webhook_deliveries d ON d.endpoint_id = e.id AND d.status IN ('pending', 'failed')
          GROUP BY e.id`,
       ),
-      q<{ status: string; stage: number; n: number }>(`SELECT status, dunning_attempts AS stage, count(*)::int AS n FROM subscriptions GROUP BY status, dunning_attempts`),
+      q<{ status: string; stage: number; n: number }>(
+        `SELECT status, dunning_attempts AS stage, count(*)::int AS n FROM subscriptions GROUP BY status, dunning_attempts`,
+      ),
       q<{ outstanding: number; max_used: number | null; full_keys: number }>(
         `SELECT coalesce(sum(n), 0)::int AS outstanding, max(n)::int AS max_used, count(*) FILTER (WHERE n >= 10)::int AS full_keys
          FROM (SELECT billing_key_id, count(*) AS n FROM payments WHERE status = 'READY' GROUP BY billing_key_id) k`,

@@ -33,7 +33,9 @@ export async function runOperatorsCommand(
       }
       try {
         const { operator, password } = await withApp((app) => app.get(OperatorsService).create({ email, role, name }));
-        out(`Created ${operator.role} operator ${operator.email} (${operator.id})\nPassword: ${password}\nKeep it now: only its hash is stored. It signs in once; the console then asks for a new one.\n`);
+        out(
+          `Created ${operator.role} operator ${operator.email} (${operator.id})\nPassword: ${password}\nKeep it now: only its hash is stored. It signs in once; the console then asks for a new one.\n`,
+        );
         return 0;
       } catch (e) {
         if (e instanceof DomainError) {

@@ -40,9 +40,7 @@ export interface OperatorSession {
 }
 
 export type SignInResult =
-  | { kind: 'signed_in'; operator: Operator; token: string; session: OperatorSession }
-  | { kind: 'invalid' }
-  | { kind: 'locked'; until: Date };
+  { kind: 'signed_in'; operator: Operator; token: string; session: OperatorSession } | { kind: 'invalid' } | { kind: 'locked'; until: Date };
 
 interface OperatorRow {
   id: string;
@@ -267,12 +265,10 @@ export class OperatorsService {
       const email = 'finance@example.com';
       const password = generatePassword();
       const now = this.clock.now();
-      await m.query(`INSERT INTO operators (email, name, role, password_hash, must_change_password, created_at, updated_at) VALUES ($1, $2, 'finance', $3, true, $4, $4)`, [
-        email,
-        '재무 담당자',
-        await hashPassword(password),
-        now,
-      ]);
+      await m.query(
+        `INSERT INTO operators (email, name, role, password_hash, must_change_password, created_at, updated_at) VALUES ($1, $2, 'finance', $3, true, $4, $4)`,
+        [email, '재무 담당자', await hashPassword(password), now],
+      );
       return { email, password };
     });
   }

@@ -199,7 +199,12 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnModuleDestro
         { timeoutMs, allowPrivate },
       );
     } catch (err) {
-      error = err instanceof PrivateAddressError ? err.message : err instanceof Error ? `${err.name}: ${(err as NodeJS.ErrnoException).code ?? err.message}` : 'request failed';
+      error =
+        err instanceof PrivateAddressError
+          ? err.message
+          : err instanceof Error
+            ? `${err.name}: ${(err as NodeJS.ErrnoException).code ?? err.message}`
+            : 'request failed';
     }
     const now = this.clock.now();
     const attempts = d.attempts + 1;

@@ -90,9 +90,7 @@ export class WebhookEndpointsService {
     const qb = this.db.getRepository(WebhookDeliveryEntity).createQueryBuilder('d').where('d.endpoint_id = :endpointId', { endpointId });
     if (q.status) qb.andWhere('d.status = :status', { status: q.status });
     const page = await paginate(qb, q, (d) => d, 'd');
-    const events = page.data.length
-      ? await this.db.getRepository(WebhookEventEntity).findBy(page.data.map((d) => ({ id: d.eventId })))
-      : [];
+    const events = page.data.length ? await this.db.getRepository(WebhookEventEntity).findBy(page.data.map((d) => ({ id: d.eventId }))) : [];
     const byId = new Map(events.map((e) => [e.id, e]));
     return { ...page, data: page.data.map((d) => this.mapDelivery(d, byId.get(d.eventId))) };
   }

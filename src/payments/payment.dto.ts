@@ -47,9 +47,15 @@ export class PaymentResponseDto {
   @ApiProperty({ nullable: true, type: Object }) card: { company: string | null; number_masked: string | null } | null;
   @ApiProperty({ nullable: true, type: String }) receipt_url: string | null;
   @ApiProperty({ nullable: true, type: String }) charge_run_id: string | null;
-  @ApiProperty({ nullable: true, type: String, description: 'Why an approved payment was not applied to its subscription (it is refunded); null when applied' }) not_applied: string | null;
+  @ApiProperty({ nullable: true, type: String, description: 'Why an approved payment was not applied to its subscription (it is refunded); null when applied' })
+  not_applied: string | null;
   @ApiProperty({ description: "The subscription's credit used for this charge, on top of amount (charged at the card)" }) credit_applied: number;
-  @ApiProperty({ nullable: true, type: String, description: 'The consent this charge relied on (paid conversion or price increase); null when none was needed' }) consent_id: string | null;
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description: 'The consent this charge relied on (paid conversion or price increase); null when none was needed',
+  })
+  consent_id: string | null;
   @ApiProperty() requested_at: string;
   @ApiProperty({ nullable: true, type: String }) approved_at: string | null;
   @ApiProperty({ nullable: true, type: String }) canceled_at: string | null;

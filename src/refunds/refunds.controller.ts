@@ -22,7 +22,11 @@ export class RefundsController {
       'tax-free part is tax_free_amount, or else split in proportion to the remaining balance.',
   })
   @ApiResponse({ status: 201, type: RefundResponseDto, description: 'Refunded' })
-  @ApiResponse({ status: 202, type: RefundResponseDto, description: "Sent, Bootpay's answer did not come: status unknown, resolved by re-sending the same cancel_id" })
+  @ApiResponse({
+    status: 202,
+    type: RefundResponseDto,
+    description: "Sent, Bootpay's answer did not come: status unknown, resolved by re-sending the same cancel_id",
+  })
   @ApiResponse({ status: 409, description: 'Does not fit the payment (balance, tax-free amount, status, a refund in flight), or Bootpay refused it' })
   async create(
     @Param('id', UuidPipe) id: string,

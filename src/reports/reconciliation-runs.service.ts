@@ -94,7 +94,11 @@ export class ReconciliationRunsService {
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.logger.error({ message: 'reconciliation run failed', run_id: run.id, error });
-      await this.db.query(`UPDATE reconciliation_runs SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1`, [run.id, error.slice(0, 500), this.clock.now()]);
+      await this.db.query(`UPDATE reconciliation_runs SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1`, [
+        run.id,
+        error.slice(0, 500),
+        this.clock.now(),
+      ]);
     }
     return this.get(run.id);
   }
@@ -144,7 +148,18 @@ export class ReconciliationRunsService {
              last_seen_at = EXCLUDED.last_seen_at, last_seen_run_id = EXCLUDED.last_seen_run_id,
              runs_seen = reconciliation_differences.runs_seen + CASE WHEN reconciliation_differences.last_seen_run_id = EXCLUDED.last_seen_run_id THEN 0 ELSE 1 END
            RETURNING id, first_seen_at, runs_seen, notified_at, (xmax = 0) AS inserted`,
-          [key, d.kind, d.id, d.receipt_id ?? null, d.reserve_id ?? null, d.field, JSON.stringify(d.local ?? null), JSON.stringify(d.bootpay ?? null), now, run.id],
+          [
+            key,
+            d.kind,
+            d.id,
+            d.receipt_id ?? null,
+            d.reserve_id ?? null,
+            d.field,
+            JSON.stringify(d.local ?? null),
+            JSON.stringify(d.bootpay ?? null),
+            now,
+            run.id,
+          ],
         );
         if (row.inserted) created++;
         const persistent = row.runs_seen >= PERSISTENT_AFTER_RUNS;
@@ -176,10 +191,10 @@ export class ReconciliationRunsService {
         }
       }
       const resolved = returnedRows(
-        await m.query(
-          `UPDATE reconciliation_differences SET resolved_at = $1 WHERE resolved_at IS NULL AND last_seen_run_id <> $2 RETURNING id`,
-          [now, run.id],
-        ),
+        await m.query(`UPDATE reconciliation_differences SET resolved_at = $1 WHERE resolved_at IS NULL AND last_seen_run_id <> $2 RETURNING id`, [
+          now,
+          run.id,
+        ]),
       ).length;
       await m.query(
         `UPDATE reconciliation_runs SET status = 'completed', finished_at = $2, payments_checked = $3, reservations_checked = $4, differences = $5::jsonb,
@@ -212,7 +227,8 @@ export class ReconciliationRunsService {
     let after: [string, string] | null = null;
     if (q.cursor) {
       const [t, id] = Buffer.from(q.cursor, 'base64url').toString('utf8').split('|');
-      if (!isCursorInstant(t) || !isUuid(id)) throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
+      if (!isCursorInstant(t) || !isUuid(id))
+        throw new InvalidInputError([{ field: 'cursor', message: 'cursor must be a next_cursor value from a previous page' }]);
       after = [t, id];
     }
     const rows: RunRow[] = await this.db.query(
@@ -249,7 +265,9 @@ export class ReconciliationRunsService {
        WHERE resolved_at IS NULL AND runs_seen >= $1 ORDER BY first_seen_at, id LIMIT $2`,
       [PERSISTENT_AFTER_RUNS, limit],
     );
-    const [last]: RunRow[] = await this.db.query(`SELECT ${RUN_COLUMNS} FROM reconciliation_runs WHERE status = 'completed' ORDER BY started_at DESC, id DESC LIMIT 1`);
+    const [last]: RunRow[] = await this.db.query(
+      `SELECT ${RUN_COLUMNS} FROM reconciliation_runs WHERE status = 'completed' ORDER BY started_at DESC, id DESC LIMIT 1`,
+    );
     return {
       last_run: last ? { id: last.id, started_at: new Date(last.started_at).toISOString(), differences: last.differences.length } : null,
       persistent_differences: rows.map((r) => ({

@@ -3,7 +3,17 @@ import { RESERVATION_STATUS } from '../gateway/gateway.types';
 import { bootpayReservationOutcome, localReservationOutcome, mapLimited } from './reconciliation';
 
 describe('reservation outcomes', () => {
-  const reservation = (status: number) => ({ reserveId: 'r', orderId: 'o', receiptId: null, price: 1, taxFree: 0, status, executeAt: null, revokedAt: null, finishedAt: null });
+  const reservation = (status: number) => ({
+    reserveId: 'r',
+    orderId: 'o',
+    receiptId: null,
+    price: 1,
+    taxFree: 0,
+    status,
+    executeAt: null,
+    revokedAt: null,
+    finishedAt: null,
+  });
 
   it('should tell paid, declined and revoked reservations apart at Bootpay', () => {
     expect(bootpayReservationOutcome(reservation(RESERVATION_STATUS.RESERVED))).toBe('reserved');

@@ -103,7 +103,14 @@ export interface PaymentCheck<P extends LedgerPayment = LedgerPayment> {
 
 /** Fetches a payment's receipt and compares it; a payment without a receipt, or one Bootpay cannot show, is a difference. */
 export async function checkPayment<P extends LedgerPayment>(gateway: BootpayGateway, p: P): Promise<PaymentCheck<P>> {
-  const diff = (field: string, local: unknown, bootpay: unknown): Difference => ({ kind: 'payment', id: p.id, receipt_id: p.receipt_id, field, local, bootpay });
+  const diff = (field: string, local: unknown, bootpay: unknown): Difference => ({
+    kind: 'payment',
+    id: p.id,
+    receipt_id: p.receipt_id,
+    field,
+    local,
+    bootpay,
+  });
   if (!p.receipt_id) {
     return {
       payment: p,
@@ -118,14 +125,27 @@ export async function checkPayment<P extends LedgerPayment>(gateway: BootpayGate
     return {
       payment: p,
       receipt: null,
-      differences: [diff('receipt', 'exists', err instanceof GatewayNotFoundError ? 'not found at Bootpay' : `not checked (${err instanceof GatewayError ? err.code : 'error'})`)],
+      differences: [
+        diff(
+          'receipt',
+          'exists',
+          err instanceof GatewayNotFoundError ? 'not found at Bootpay' : `not checked (${err instanceof GatewayError ? err.code : 'error'})`,
+        ),
+      ],
     };
   }
 }
 
 /** Looks a reservation up at Bootpay and compares its outcome (reserved, paid, declined, revoked) and amount. */
 export async function checkReservation(gateway: BootpayGateway, p: LedgerPayment): Promise<Difference[]> {
-  const diff = (field: string, local: unknown, bootpay: unknown): Difference => ({ kind: 'reservation', id: p.id, reserve_id: p.reserve_id, field, local, bootpay });
+  const diff = (field: string, local: unknown, bootpay: unknown): Difference => ({
+    kind: 'reservation',
+    id: p.id,
+    reserve_id: p.reserve_id,
+    field,
+    local,
+    bootpay,
+  });
   const local = localReservationOutcome(p);
   try {
     const r = await gateway.lookupReservation(p.reserve_id!);
@@ -137,7 +157,13 @@ export async function checkReservation(gateway: BootpayGateway, p: LedgerPayment
     if (r.price !== Number(p.amount)) out.push(diff('amount', Number(p.amount), r.price));
     return out;
   } catch (err) {
-    return [diff('reservation', local, err instanceof GatewayNotFoundError ? 'not found at Bootpay' : `not checked (${err instanceof GatewayError ? err.code : 'error'})`)];
+    return [
+      diff(
+        'reservation',
+        local,
+        err instanceof GatewayNotFoundError ? 'not found at Bootpay' : `not checked (${err instanceof GatewayError ? err.code : 'error'})`,
+      ),
+    ];
   }
 }
 

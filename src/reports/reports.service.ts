@@ -112,7 +112,10 @@ export class ReportsService {
     );
     const mrr = plans.reduce((sum, p) => sum + monthlyAmount(Number(p.amount), p.interval as BillingInterval, p.interval_count) * p.n, 0);
     const byStatus: { status: string; n: number }[] = await this.db.query(`SELECT status, count(*)::int AS n FROM subscriptions GROUP BY status`);
-    const [{ churned }] = await this.db.query(`SELECT count(*)::int AS churned FROM subscriptions WHERE status = 'canceled' AND ended_at >= $1 AND ended_at <= $2`, [from, to]);
+    const [{ churned }] = await this.db.query(
+      `SELECT count(*)::int AS churned FROM subscriptions WHERE status = 'canceled' AND ended_at >= $1 AND ended_at <= $2`,
+      [from, to],
+    );
     const recovered: { attempt: number; n: number; amount: string }[] = await this.db.query(
       `SELECT attempt, count(*)::int AS n, coalesce(sum(amount), 0) AS amount FROM payments
        WHERE kind = 'period' AND attempt > 1 AND status IN ('DONE', 'PARTIAL_CANCELED', 'CANCELED') AND approved_at >= $1 AND approved_at <= $2

@@ -86,7 +86,10 @@ export class SubscriptionsController {
   @Post(':id/change-plan')
   @HttpCode(200)
   @ApiResponse({ status: 200, type: SubscriptionResponseDto, description: 'The plan was changed (or the change scheduled)' })
-  @ApiResponse({ status: 202, description: "The prorated charge was sent without an answer: the change is pending (pending_payment), settled when Bootpay's outcome is known" })
+  @ApiResponse({
+    status: 202,
+    description: "The prorated charge was sent without an answer: the change is pending (pending_payment), settled when Bootpay's outcome is known",
+  })
   async changePlan(@Param('id', UuidPipe) id: string, @Body() dto: ChangePlanDto, @CurrentActor() actor: Actor, @Res({ passthrough: true }) res: Response) {
     const answer = await this.subs.changePlan(id, dto, actor);
     if (answer.pending_payment) res.status(202);

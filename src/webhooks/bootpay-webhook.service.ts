@@ -29,7 +29,9 @@ export class BootpayWebhookService {
   async handle(body: unknown): Promise<WebhookResult> {
     const receiptId = typeof body === 'object' && body !== null ? (body as { receipt_id?: unknown }).receipt_id : undefined;
     if (typeof receiptId !== 'string' || !/^[A-Za-z0-9_-]{6,64}$/.test(receiptId)) {
-      throw new DomainError('validation', 'invalid_webhook', 'The webhook has no valid receipt_id', [{ field: 'receipt_id', message: 'must be a Bootpay receipt id' }]);
+      throw new DomainError('validation', 'invalid_webhook', 'The webhook has no valid receipt_id', [
+        { field: 'receipt_id', message: 'must be a Bootpay receipt id' },
+      ]);
     }
     let receipt: GatewayReceipt;
     try {

@@ -42,11 +42,7 @@ export function spawnChargeRun(t: TestApp, env: Record<string, string> = {}): Ch
 }
 
 /** Polls `check` (every `intervalMs`, default 20) until it answers true; fails after `timeoutMs` naming `what`. */
-export async function waitUntil(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  opts: { intervalMs?: number; timeoutMs?: number } = {},
-): Promise<void> {
+export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, opts: { intervalMs?: number; timeoutMs?: number } = {}): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);

@@ -160,7 +160,11 @@ export async function startSiblingApp(t: TestApp): Promise<{ app: INestApplicati
     config: { ...t.runtime.config },
     gateway: { ...t.runtime.gateway, apiBaseUrl: t.fake.apiBaseUrl },
     clock: t.clock,
-    logger: new JsonLogger('debug', (line) => logs.push(line), () => t.clock.now()),
+    logger: new JsonLogger(
+      'debug',
+      (line) => logs.push(line),
+      () => t.clock.now(),
+    ),
   };
   const app = await createApp(runtime);
   return { app, http: request(app.getHttpServer()), logs, close: () => app.close() };

@@ -4,7 +4,10 @@
  * nullable, enum, required, properties, additionalProperties, items, allOf/oneOf/anyOf, bounds, pattern, formats).
  */
 type Schema = Record<string, unknown>;
-type Doc = { paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }>>; components?: { schemas?: Record<string, Schema> } };
+type Doc = {
+  paths: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: Schema }> }> }>>;
+  components?: { schemas?: Record<string, Schema> };
+};
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -56,10 +59,19 @@ export class OpenApiContract {
         problems.push(`${at}: fits none of ${k}`);
       }
     }
-    if (Array.isArray(schema.enum) && !(schema.enum as unknown[]).includes(value)) problems.push(`${at}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
+    if (Array.isArray(schema.enum) && !(schema.enum as unknown[]).includes(value))
+      problems.push(`${at}: ${JSON.stringify(value)} is not one of ${JSON.stringify(schema.enum)}`);
     const type = schema.type as string | undefined;
     const is = (t: string) =>
-      t === 'integer' ? Number.isInteger(value) : t === 'number' ? typeof value === 'number' : t === 'array' ? Array.isArray(value) : t === 'object' ? typeof value === 'object' && !Array.isArray(value) : typeof value === t;
+      t === 'integer'
+        ? Number.isInteger(value)
+        : t === 'number'
+          ? typeof value === 'number'
+          : t === 'array'
+            ? Array.isArray(value)
+            : t === 'object'
+              ? typeof value === 'object' && !Array.isArray(value)
+              : typeof value === t;
     if (type && !is(type)) return [...problems, `${at}: ${JSON.stringify(value)?.slice(0, 60)} is not ${type}`];
     if (typeof value === 'string') {
       if (typeof schema.maxLength === 'number' && value.length > schema.maxLength) problems.push(`${at}: longer than ${schema.maxLength}`);

@@ -100,7 +100,11 @@ export async function startTestApp(opts: { env?: Record<string, string>; now?: D
       maxSockets: 64,
     },
     clock,
-    logger: new JsonLogger('debug', (line) => logs.push(line), () => clock.now()),
+    logger: new JsonLogger(
+      'debug',
+      (line) => logs.push(line),
+      () => clock.now(),
+    ),
     fakeBootpayUrl: fake.url,
   };
   let app: INestApplication;
@@ -148,7 +152,9 @@ export const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
 /** Row counts of the business tables, to show that a refused request stored nothing. */
 export async function tableCounts(db: Client): Promise<Record<string, number>> {
   const tables: { tablename: string }[] = (
-    await db.query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('migrations', 'api_keys', 'typeorm_metadata') ORDER BY tablename`)
+    await db.query(
+      `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename NOT IN ('migrations', 'api_keys', 'typeorm_metadata') ORDER BY tablename`,
+    )
   ).rows;
   const out: Record<string, number> = {};
   for (const { tablename } of tables) {

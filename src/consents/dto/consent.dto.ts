@@ -20,7 +20,10 @@ export class RecordConsentDto {
   @Matches(/^[a-z0-9_.-]+$/, { message: 'channel must be lower-case letters, digits, _ . or -' })
   channel: string;
 
-  @ApiProperty({ example: 'notice v3 shown; consent id msg_8f2c; ip 203.0.113.7', description: 'A reference to the proof: the text version shown, an IP, a message id' })
+  @ApiProperty({
+    example: 'notice v3 shown; consent id msg_8f2c; ip 203.0.113.7',
+    description: 'A reference to the proof: the text version shown, an IP, a message id',
+  })
   @IsString()
   @MinLength(1)
   @MaxLength(500)

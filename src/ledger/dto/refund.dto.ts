@@ -39,10 +39,16 @@ export class RefundResponseDto {
   @ApiProperty({ example: 'KRW' }) currency: 'KRW';
   @ApiProperty({ example: 3000 }) amount: number;
   @ApiProperty({ example: 0 }) tax_free_amount: number;
-  @ApiProperty({ example: 273, description: "VAT of the refunded amount: the payment's VAT share of the taxable amount refunded so far (rounded half up once for the payment's refunds together) less the VAT of earlier refunds; the refund that empties the payment takes the VAT left, so a payment's refunds add up to its VAT" }) vat: number;
+  @ApiProperty({
+    example: 273,
+    description:
+      "VAT of the refunded amount: the payment's VAT share of the taxable amount refunded so far (rounded half up once for the payment's refunds together) less the VAT of earlier refunds; the refund that empties the payment takes the VAT left, so a payment's refunds add up to its VAT",
+  })
+  vat: number;
   @ApiProperty({ example: 2727 }) supply_amount: number;
   @ApiProperty() reason: string;
-  @ApiProperty({ enum: ['service', 'bootpay'], description: 'service: asked of this service; bootpay: made at Bootpay (its console), learnt from its receipt' }) source: 'service' | 'bootpay';
+  @ApiProperty({ enum: ['service', 'bootpay'], description: 'service: asked of this service; bootpay: made at Bootpay (its console), learnt from its receipt' })
+  source: 'service' | 'bootpay';
   @ApiProperty({ enum: REFUND_STATUSES, description: 'unknown: sent to Bootpay without an answer; resolved by re-sending the same cancel_id' })
   status: RefundStatus;
   @ApiProperty({ example: 'rf_0c4e6f0e2b7d4a1c9b0e5f6a7b8c9d0e', description: "Bootpay's cancel_id" }) cancel_id: string;
