@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { appendFileSync } from 'node:fs';
 import {
   Advance,
   CancelAtPeriodEnd,
@@ -31,16 +32,25 @@ import { DAY, HOUR, MINUTE, Model, WEEK, World } from './model/world';
  * future starts), clock moves, runs (two at once, on one or two instances), admin and customer actions, refunds and
  * the fake Bootpay's faults, on the real PostgreSQL and the fake over HTTP, through the public API only. After every
  * step and after every settling step the invariants of test/model/invariants.ts are checked against a reference model
- * that keeps only what the service acknowledged.
+ * that keeps only what the service acknowledged. Each sequence runs on a fresh app and database clone.
  *
- * MODEL_RUNS (default 4) sequences of at most MODEL_STEPS (default 30) steps, each on a fresh app and database;
- * MODEL_RUNS=2000 is the long setting. MODEL_SEED replays a run (fast-check prints the seed and path of a failure).
- * A failure prints the shrunk sequence as constructor calls: paste it below as a named regression test.
+ * Settings (environment):
+ * - MODEL_RUNS: sequences (default 40, about a minute on 2 cores); MODEL_RUNS=2000 is the long setting (about 40 min).
+ * - MODEL_STEPS: at most this many steps after 1 to 4 initial subscriptions (default 30).
+ * - MODEL_SEED: the default is a fixed seed, so `npm test` runs the same sequences every time; MODEL_SEED=random
+ *   explores, a number replays (fast-check prints the seed and path of a failure; MODEL_PATH replays that path).
+ * - MODEL_SHRINK=0: stop at the first failure without shrinking it (shrinking takes minutes).
+ * - MODEL_LOG=file: append every failing sequence (as it shrinks) to the file; MODEL_VERBOSE=1 (2: with the ledger)
+ *   prints every sequence.
+ * A failure prints the shrunk sequence as constructor calls, the clock and answer of every step, and each
+ * subscription's payments beside Bootpay's charges: paste it below as a named regression test.
  */
 
-const RUNS = Number(process.env.MODEL_RUNS ?? 4);
+const RUNS = Number(process.env.MODEL_RUNS ?? 40);
 const STEPS = Number(process.env.MODEL_STEPS ?? 30);
-const SEED = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);
+/** The default run is the same every time (a fixed seed); MODEL_SEED=random, or a number, to explore or replay. */
+const DEFAULT_SEED = 20261126;
+const SEED = process.env.MODEL_SEED === 'random' ? undefined : Number(process.env.MODEL_SEED ?? DEFAULT_SEED);
 const PATH = process.env.MODEL_PATH;
 
 /** One sequence on a fresh service: every step, then a final settle and its checks. */
@@ -52,10 +62,12 @@ async function runSequence(steps: Iterable<fc.AsyncCommand<Model, World>>) {
     await new Settle().run(model, world);
     if (process.env.MODEL_VERBOSE) {
       const l = world.t.fake.ledger();
-      console.log(`${world.trace.length} steps, ${model.subs.length} subscriptions, ${l.charges.length} charges, ${l.failed_charges.length} declines, ${l.cancels.length} refunds, ${l.reservations.length} reservations\n  ${world.trace.join('\n  ')}`);
+      const summary = `${world.trace.length} steps, ${model.subs.length} subscriptions, ${l.charges.length} charges, ${l.failed_charges.length} declines, ${l.cancels.length} refunds, ${l.reservations.length} reservations`;
+      console.log(`${summary}\n  ${world.trace.join('\n  ')}\n${process.env.MODEL_VERBOSE === '2' ? await world.describe(model) : ''}`);
     }
   } catch (e) {
-    (e as Error).message += `\nsteps run (clock, step):\n  ${world.trace.join('\n  ')}`;
+    (e as Error).message += `\nsteps run (clock, step):\n  ${world.trace.join('\n  ')}\n${await world.describe(model).catch((d) => `(no description: ${d})`)}`;
+    if (process.env.MODEL_LOG) appendFileSync(process.env.MODEL_LOG, `${new Date().toISOString()} FAILED ${(e as Error).message}\n\n`);
     throw e;
   } finally {
     await world.close();
@@ -75,6 +87,64 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
   );
 
   // ------------------------------------------------------------------ regressions: sequences the model found failing
+
+  // BUG (found by this test, 2026-11-26): an unconfirmed reservation (its registration answer was lost, so the
+  // service holds no reserve_id) that Bootpay executes while its webhook is lost is never recorded nor refunded, and
+  // the run charges its period again as attempt p2: the customer pays that period twice. The service withdraws such a
+  // reservation unsent (payment ABORTED, failure reservation_unconfirmed) when an action settles open payments first
+  // (here a key swap, even one refused with 409 same_billing_key) or when a plan change replaces the reservations;
+  // it relies on Bootpay's webhook alone to learn of a late execution, and cannot revoke or look it up. Un-skip the
+  // three tests below once fixed.
+  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): as found', async () => {
+    await runSequence([
+      new CreateSub(0, 0, 0, 'now'),
+      new LoseWebhooks(),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 4, 'now'),
+      new Advance(2678400000),
+      new CreateSub(0, 0, 0, 'now'),
+      new SwapKey(4, 0),
+      new Settle(),
+    ]);
+  }, 60_000);
+
+  // Bootpay executes the reservation on time (2026-01-22); a refused key swap an hour later withdraws it; the next run
+  // charges week 2 again (p2).
+  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): executed on time, then withdrawn', async () => {
+    await runSequence([
+      new LoseWebhooks(),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 4, 'now'),
+      new Advance(WEEK),
+      new ExecuteReservations(),
+      new Advance(HOUR),
+      new SwapKey(0, 0),
+      new Advance(DAY),
+      new Run(),
+      new Settle(),
+    ]);
+  }, 60_000);
+
+  // Withdrawn before it fell due (a plan change at period end right after the sign-up replaces the reservations):
+  // Bootpay still holds it, executes it on time with its webhook lost, and the run charges week 2 again at the new price.
+  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): withdrawn, then executed', async () => {
+    await runSequence([
+      new LoseWebhooks(),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 4, 'now'),
+      new ChangePlan(0, 5, 'period_end'),
+      new Advance(WEEK),
+      new ExecuteReservations(),
+      new Run(),
+      new Settle(),
+    ]);
+  }, 60_000);
+
+  // Found while building the model: a weekly plan left a month without runs is caught up one period per run (the
+  // settling step runs until a run charges nothing). Kept as a check of the settling step.
+  it('regression: a trial ending during a month without runs is caught up by the settling runs', async () => {
+    await runSequence([new CreateSub(0, 0, 0, 'now'), new CreateSub(0, 0, 3, 'now'), new Advance(2678400000), new Settle()]);
+  }, 60_000);
 
   it('regression: a plain month of both charge modes settles', async () => {
     await runSequence([new CreateSub(0, 0, 0, 'now'), new CreateSub(1, 0, 2, 'now'), new Advance(31 * DAY), new Run(), new ExecuteReservations(), new Settle()]);

@@ -43,6 +43,7 @@ export interface Payment {
   tax_free_amount: number;
   balance_amount: number;
   not_applied: string | null;
+  failure: { code: string } | null;
   attempt: number;
   period: { index: number; start: string; end: string };
 }
@@ -193,6 +194,30 @@ export class World {
       cursor = res.body.has_more ? res.body.next_cursor : null;
     } while (cursor);
     return out;
+  }
+
+  /** Every subscription with its payments, and the fake's charges and reservations, for a failure message. */
+  async describe(m: Model): Promise<string> {
+    const out: string[] = [];
+    const ledger = this.t.fake.ledger();
+    for (const s of m.subs) {
+      const sub = await this.subscription(s.id);
+      const hex = subHex(s.id);
+      out.push(`subscription ${s.id} ${sub.status} period ${sub.current_period_start} – ${sub.current_period_end} next ${sub.next_charge_at} cancel_at_period_end ${sub.cancel_at_period_end}`);
+      for (const p of await this.payments(s.id)) {
+        out.push(
+          `  payment ${p.order_id} ${p.kind} ${p.status} ${p.amount} balance ${p.balance_amount} receipt ${p.receipt_id} reserve ${p.reserve_id}` +
+            `${p.failure ? ` failure ${p.failure.code}` : ''}${p.not_applied ? ` not_applied ${p.not_applied}` : ''}`,
+        );
+      }
+      for (const c of ledger.charges.filter((c) => c.order_id.startsWith(`s${hex}-`))) {
+        out.push(`  Bootpay charge ${c.order_id} ${c.source} ${c.price} cancelled ${c.cancelled_price} at ${c.purchased_at} receipt ${c.receipt_id}`);
+      }
+      for (const r of ledger.reservations.filter((r) => r.order_id.startsWith(`s${hex}-`))) {
+        out.push(`  Bootpay reservation ${r.order_id} status ${r.status} at ${r.reserve_execute_at} reserve ${r.reserve_id}`);
+      }
+    }
+    return out.join('\n');
   }
 
   /** Bootpay's webhooks go to the sink from now on (for charges and reservations made from now). */
