@@ -963,21 +963,31 @@ describe('Subscriptions', () => {
       expect(payment).toMatchObject({ kind: 'proration', amount: 11000, tax_free_amount: 1500, vat: 864 });
     });
 
-    it('should downgrade now without charging, switch the plan and renew at the lower price at the period end', async () => {
+    it('should downgrade now without charging, keep the credit, switch the plan and renew at the lower price from the credit at the period end', async () => {
       const { sub } = await newSub(t, { amount: 33000 });
       const small = await createPlan(t, { amount: 11000 });
       setClock(t, HALF);
       const res = await subscriptionAction(t, sub.id, 'change-plan', { plan_id: small.id, proration: 'now', reason: 'fewer seats' });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ plan_id: small.id, pending_plan_id: null, status: 'active', current_period_end: P1, next_charge_at: P1 });
+      expect(res.body).toMatchObject({
+        plan_id: small.id,
+        pending_plan_id: null,
+        status: 'active',
+        current_period_end: P1,
+        next_charge_at: P1,
+        credit_balance: 11000,
+      });
       expect(ledgerChargesOf(t, sub.id)).toHaveLength(1);
       expect(await paymentsOf(t, sub.id)).toHaveLength(1);
       const changed = (await eventsOf(t, sub.id)).find((e) => e.type === 'subscription.plan_changed');
       expect(changed).toMatchObject({ reason: 'fewer seats', data: { proration: { credit: 16500, charge: 5500, net: -11000 } } });
 
+      // The 11,000 credit pays the first renewal at the lower price: nothing goes to the card.
       setClock(t, P1);
       await runCharges(t);
-      expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([33000, 11000]);
+      expect(ledgerChargesOf(t, sub.id).map((c) => c.price)).toEqual([33000]);
+      expect(await getSubscription(t, sub.id)).toMatchObject({ credit_balance: 0, current_period_start: P1 });
+      expect((await paymentsOf(t, sub.id)).at(-1)).toMatchObject({ amount: 0, status: 'DONE' });
     });
 
     it.each(['now', 'period_end'])(
