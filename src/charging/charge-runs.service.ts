@@ -438,14 +438,10 @@ export class ChargeRunsService implements OnModuleDestroy {
           plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
           plans.set(plan.id, plan);
         }
-        due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion });
+        due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion, consentId: reliedOn.get(sub.id) ?? null });
       }
-      charges.push(...(await this.attempts.openBatch(m, due, run.id)));
       // Each charge records the consent it relied on (a paid conversion, or the first charge at a migrated price).
-      await this.consents.recordReliedOn(
-        m,
-        charges.filter((ch) => reliedOn.has(ch.subscription.id)).map((ch) => ({ paymentId: ch.payment.id, consentId: reliedOn.get(ch.subscription.id)! })),
-      );
+      charges.push(...(await this.attempts.openBatch(m, due, run.id)));
       // Left out: another instance recorded an attempt for it between our query and our lock; it is theirs.
       c.due -= due.length - charges.length;
       return { charges, claimed: subs.length };

@@ -370,15 +370,6 @@ export class ConsentsService {
     );
   }
 
-  /** Each charge records the consent it relied on (the attempts were written in the same transaction). */
-  async recordReliedOn(m: EntityManager, pairs: { paymentId: string; consentId: string }[]): Promise<void> {
-    if (!pairs.length) return;
-    await m.query(
-      `UPDATE payments p SET consent_id = x.consent_id FROM unnest($1::uuid[], $2::uuid[]) AS x(payment_id, consent_id) WHERE p.id = x.payment_id`,
-      [pairs.map((p) => p.paymentId), pairs.map((p) => p.consentId)],
-    );
-  }
-
   // ------------------------------------------------------------------ report
 
   /** Subscriptions whose paid conversion or price increase comes before `dueBefore`, with their consent status. */

@@ -103,6 +103,8 @@ export interface DueSubscription {
   plan: PlanEntity;
   keyCiphertext: string | null;
   rowVersion: string | null;
+  /** The consent this charge relies on (a paid conversion, or the first charge at a migrated price), recorded on it. */
+  consentId?: string | null;
 }
 
 @Injectable()
@@ -278,6 +280,7 @@ export class ChargeAttemptsService {
             periodEnd: period.end,
             planId: plan.id,
             chargeRunId,
+            consentId: d.consentId ?? null,
           },
           now,
         );
@@ -300,6 +303,7 @@ export class ChargeAttemptsService {
           periodEnd: period.end,
           planId: plan.id,
           chargeRunId,
+          consentId: d.consentId ?? null,
         },
         now,
       );
@@ -315,6 +319,7 @@ export class ChargeAttemptsService {
         amount: payment.amount,
         tax_free_amount: payment.taxFreeAmount,
         credit_applied: payment.creditApplied,
+        consent_id: payment.consentId,
         vat: payment.vat,
         balance_amount: payment.balanceAmount,
         refunded_tax_free: payment.refundedTaxFree,
@@ -331,11 +336,11 @@ export class ChargeAttemptsService {
     }
     const inserted = returnedRows<{ id: string; attempt: number; order_id: string }>(
       await m.query(
-        `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, credit_applied, vat,
+        `INSERT INTO payments (id, subscription_id, customer_id, billing_key_id, kind, order_id, order_name, amount, tax_free_amount, credit_applied, consent_id, vat,
            balance_amount, refunded_tax_free, status, attempt, period_index, period_start, period_end, plan_id, charge_run_id,
            requested_at, created_at, updated_at)
          SELECT t.id, t.subscription_id, t.customer_id, t.billing_key_id, t.kind, t.order_id || (c.n + 1), t.order_name, t.amount,
-           t.tax_free_amount, t.credit_applied, t.vat, t.balance_amount, t.refunded_tax_free, t.status, c.n + 1, t.period_index, t.period_start,
+           t.tax_free_amount, t.credit_applied, t.consent_id, t.vat, t.balance_amount, t.refunded_tax_free, t.status, c.n + 1, t.period_index, t.period_start,
            t.period_end, t.plan_id, t.charge_run_id, t.requested_at, t.created_at, t.updated_at
          FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) t
          CROSS JOIN LATERAL (SELECT count(*)::int AS n FROM payments p

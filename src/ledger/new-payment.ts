@@ -20,7 +20,7 @@ export type NewPayment = Pick<
   | 'periodEnd'
   | 'planId'
 > &
-  Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt' | 'creditApplied'>>;
+  Partial<Pick<PaymentEntity, 'chargeRunId' | 'reserveExecuteAt' | 'creditApplied' | 'consentId'>>;
 
 /** A payment attempt as first recorded (before Bootpay is asked): VAT by the Korean rule, the whole amount as balance. */
 export function newPayment(init: NewPayment, now: Date): PaymentEntity {
@@ -39,6 +39,7 @@ export function newPayment(init: NewPayment, now: Date): PaymentEntity {
     chargeRunId: null,
     notApplied: null,
     creditApplied: 0,
+    consentId: null,
     requestedAt: now,
     approvedAt: null,
     canceledAt: null,
