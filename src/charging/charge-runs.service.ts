@@ -5,15 +5,13 @@ import { hostname } from 'node:os';
 import { DataSource } from 'typeorm';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
-import { returnedRows } from '../common/db-errors';
 import { isUuid } from '../common/uuid.pipe';
 import { InvalidInputError, NotFoundError } from '../common/errors';
 import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../config/runtime';
-import { SubscriptionEventsService } from '../ledger/subscription-events.service';
-import { dueBefore, snapshot, SubscriptionEvent, transition } from '../ledger/transitions';
+import { dueBefore, SubscriptionEvent } from '../ledger/transitions';
 import { ConsentsService } from '../consents/consents.service';
 import { PlansService } from '../plans/plans.service';
 import { SubscriptionEntity } from '../ledger/subscription.entity';
@@ -82,7 +80,6 @@ export class ChargeRunsService implements OnModuleDestroy {
     private readonly attempts: ChargeAttemptsService,
     private readonly subscriptions: SubscriptionsService,
     private readonly billingKeys: BillingKeysService,
-    private readonly events: SubscriptionEventsService,
     private readonly reservations: ReservationsService,
     private readonly plansService: PlansService,
     private readonly refunds: RefundsService,
@@ -356,8 +353,6 @@ export class ChargeRunsService implements OnModuleDestroy {
       if (last?.nextChargeAt) cursor.after = { at: last.nextChargeAt, id: last.id };
       const due: DueSubscription[] = [];
       const charges: ClaimedCharge[] = [];
-      const now = this.clock.now();
-      const ctx = { now, tz: this.runtime.config.businessTimeZone, dunning: this.runtime.config.dunning };
       const planOf = async (id: string): Promise<PlanEntity> => {
         let p = plans.get(id);
         if (!p) {
@@ -377,27 +372,23 @@ export class ChargeRunsService implements OnModuleDestroy {
         let rowVersion: string | null = extra.get(sub.id)?.row_version ?? null;
         const decision = decisions.get(sub.id);
         if (decision && decision.action !== 'charge') {
-          const terms = await this.plansService.terms(sub.planId);
           const event: SubscriptionEvent =
             decision.action === 'migrate'
               ? { type: 'migrate_plan', planId: decision.toPlanId, migrationId: decision.migrationId, consentId: decision.consentId }
               : { type: 'consent_missing', kind: decision.kind, action: this.runtime.config.consent.missingAction, changeId: decision.changeId };
-          const t = terms && transition(sub, event, { ...ctx, plan: terms });
-          if (!t || !t.ok) {
+          const applied = await this.attempts.applyInClaim(m, sub, event);
+          if ('refused' in applied) {
             // Never charged without the consent it needs: left as it is (and logged) when the change is refused.
             this.logger.warn({
               message: 'consent decision not applied; not charged',
               subscription_id: sub.id,
               decision: decision.action,
-              code: t && !t.ok ? t.code : 'plan_not_found',
+              code: applied.refused,
             });
             c.skipped++;
             continue;
           }
-          const before = snapshot(sub);
-          sub = t.sub;
-          await m.getRepository(SubscriptionEntity).save(sub);
-          for (const e of t.events) await this.events.record(m, sub, e.type, 'system', { reason: e.reason, before, after: snapshot(sub), data: e.data });
+          sub = applied.sub;
           rowVersion = null; // changed in this transaction: its outcome is settled the general way
           if (decision.action === 'migrate') {
             await this.consents.recordMigrationOutcome(m, decision.migrationId, sub.id, 'switched', decision.consentId);
@@ -405,28 +396,21 @@ export class ChargeRunsService implements OnModuleDestroy {
           } else {
             if (decision.changeId)
               await this.consents.recordMigrationOutcome(m, decision.changeId, sub.id, sub.status === 'paused' ? 'paused' : 'canceled', null);
-            if (sub.status === 'canceled') {
-              if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
-              c.canceled++;
-            } else c.skipped++;
+            if (applied.retireBillingKeyId) retire.push(applied.retireBillingKeyId);
+            if (sub.status === 'canceled') c.canceled++;
+            else c.skipped++;
             ended.push(sub.id);
             continue;
           }
         } else if (decision?.consentId) reliedOn.set(sub.id, decision.consentId);
         if (sub.cancelAtPeriodEnd || sub.pendingPlanId) {
           // The period ends: a cancel at period end takes effect instead of the charge; a pending plan applies first.
-          const terms = await this.plansService.terms(sub.planId);
-          const t =
-            terms &&
-            transition(sub, { type: 'period_end' }, { now, tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
-          if (t && t.ok) {
-            const before = snapshot(sub);
-            sub = t.sub;
-            await m.getRepository(SubscriptionEntity).save(sub);
-            for (const e of t.events) await this.events.record(m, sub, e.type, 'system', { reason: e.reason, before, after: snapshot(sub), data: e.data });
+          const applied = await this.attempts.applyInClaim(m, sub, { type: 'period_end' });
+          if (!('refused' in applied)) {
+            sub = applied.sub;
             rowVersion = null; // changed in this transaction: its outcome is settled the general way
+            if (applied.retireBillingKeyId) retire.push(applied.retireBillingKeyId);
             if (sub.status === 'canceled') {
-              if (await this.billingKeys.markForDeletionIfUnused(m, sub.billingKeyId)) retire.push(sub.billingKeyId);
               ended.push(sub.id);
               c.canceled++;
               continue;
@@ -478,17 +462,8 @@ export class ChargeRunsService implements OnModuleDestroy {
     const staleMs = Math.max(60_000, 2 * this.runtime.gateway.chargeTimeoutMs);
     const staleBefore = new Date(asOf.getTime() - staleMs);
     for (;;) {
-      const claimed = returnedRows<{ id: string }>(
-        await this.db.query(
-          `UPDATE payments SET updated_at = $2 WHERE id IN (
-           SELECT id FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN') AND updated_at <= $1
-           ORDER BY updated_at LIMIT 200 FOR UPDATE SKIP LOCKED)
-         RETURNING id`,
-          [staleBefore, asOf],
-        ),
-      );
-      if (!claimed.length) return;
-      const payments = await this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
+      const payments = await this.attempts.leaseStaleAttempts(staleBefore, asOf, 200);
+      if (!payments.length) return;
       await runPool(payments, this.settings.concurrency, null, async (p) => {
         const outcome = await this.attempts.send(p);
         await this.settleCounting(() => this.attempts.settle(p.id, outcome), p.id, outcome, c);

@@ -24,7 +24,7 @@ import type { PlanEntity } from '../plans/plan.entity';
 import { PlansService } from '../plans/plans.service';
 import { Runtime, RUNTIME } from '../config/runtime';
 import { auditRow, EventActor, EventDetails, outboundOf, SubscriptionEventsService } from './subscription-events.service';
-import { chargePeriod, CHARGE_SUCCESS_FIELDS, DeclinePolicy, Effect, snapshot, transition } from './transitions';
+import { chargePeriod, CHARGE_SUCCESS_FIELDS, DeclinePolicy, Effect, snapshot, SubscriptionEvent, transition } from './transitions';
 import { FinanceFlagsService } from './finance-flags.service';
 import { RefundsService } from './refunds.service';
 import { SubscriptionEntity } from './subscription.entity';
@@ -744,6 +744,45 @@ export class ChargeAttemptsService {
       if (key?.card_no_masked && !sameMaskedCard(key.card_no_masked, receipt.cardNoMasked)) return `card ${receipt.cardNoMasked} is not the billing key's card`;
     }
     return null;
+  }
+
+  /**
+   * Applies an event the charge run decided for a subscription it claimed (its period's end, a consent decision), in
+   * the claim's transaction (which holds the row lock): the transition, its audit events, and the billing key marked
+   * for deletion when an ending leaves it unused (the caller deletes it at Bootpay after commit).
+   */
+  async applyInClaim(
+    m: EntityManager,
+    sub: SubscriptionEntity,
+    event: SubscriptionEvent,
+  ): Promise<{ sub: SubscriptionEntity; retireBillingKeyId?: string } | { refused: string }> {
+    const terms = await this.plans.terms(sub.planId);
+    if (!terms) return { refused: 'plan_not_found' };
+    const t = transition(sub, event, { now: this.clock.now(), tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
+    if (!t.ok) return { refused: t.code };
+    const before = snapshot(sub);
+    await m.getRepository(SubscriptionEntity).save(t.sub);
+    for (const e of t.events) await this.events.record(m, t.sub, e.type, 'system', { reason: e.reason, before, after: snapshot(t.sub), data: e.data });
+    const retire = t.effects.some((e) => e.kind === 'retire_billing_key') && (await this.billingKeys.markForDeletionIfUnused(m, t.sub.billingKeyId));
+    return { sub: t.sub, retireBillingKeyId: retire ? t.sub.billingKeyId : undefined };
+  }
+
+  /**
+   * Takes attempts left open longer than a charge can take (a crash, or an answer lost), under a short lease so that
+   * concurrent runs do not take the same ones; the run resolves each by re-sending its order_id.
+   */
+  async leaseStaleAttempts(staleBefore: Date, now: Date, limit: number): Promise<PaymentEntity[]> {
+    const claimed = returnedRows<{ id: string }>(
+      await this.db.query(
+        `UPDATE payments SET updated_at = $2 WHERE id IN (
+           SELECT id FROM payments WHERE status IN ('IN_PROGRESS', 'UNKNOWN') AND updated_at <= $1
+           ORDER BY updated_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+         RETURNING id`,
+        [staleBefore, now, limit],
+      ),
+    );
+    if (!claimed.length) return [];
+    return this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
   }
 
   /** What the transition authority needs besides the subscription: time, time zone, plan terms, dunning policy. */
