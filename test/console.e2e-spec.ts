@@ -159,6 +159,13 @@ describe('Finance console (browser)', () => {
     await shot(page, '06-subscription-active');
     const [sub] = (await t.db.query(`SELECT status FROM subscriptions WHERE id = $1`, [pastDue.subscriptionId])).rows;
     expect(sub.status).toBe('active');
+    // The retry is in the audit trail under the operator, with the reason typed.
+    const [retried] = (
+      await t.db.query(`SELECT actor_type, reason FROM subscription_events WHERE subscription_id = $1 AND type = 'subscription.retry_requested'`, [
+        pastDue.subscriptionId,
+      ])
+    ).rows;
+    expect(retried).toEqual({ actor_type: 'operator', reason: '고객이 카드 한도를 올렸다고 연락함' });
     await context.close();
   });
 

@@ -272,7 +272,7 @@ export class ConsoleController {
           );
           break;
         case 'retry':
-          await this.subscriptions.retryNow(id, actor);
+          await this.subscriptions.retryNow(id, actor, reason);
           break;
       }
     } catch (err) {

@@ -607,12 +607,12 @@ export class SubscriptionsService {
    * still running; when it has already ended, for a new period starting now (see chargePeriod), so the subscription
    * is never left active with its paid period over.
    */
-  async retryNow(id: string, actor: Actor): Promise<SubscriptionResponseDto> {
+  async retryNow(id: string, actor: Actor, reason?: string): Promise<SubscriptionResponseDto> {
     await this.charges.resolveOpenFor(id, { resend: true });
     const payment = await this.db.transaction(async (m) => {
       const sub = await this.lock(m, id);
       await this.assertNoOpenAttempt(m, sub);
-      const applied = await this.apply(m, sub, { type: 'retry' }, actor);
+      const applied = await this.apply(m, sub, { type: 'retry' }, actor, { reason });
       const plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: applied.sub.planId });
       return this.charges.open(m, applied.sub, plan);
     });
