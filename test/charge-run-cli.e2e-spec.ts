@@ -79,4 +79,23 @@ describe('npm run charge-run: exit codes and the failures it names', () => {
     expect(out).toMatch(/aborted/);
     expect(code).toBe(3);
   }, 60_000);
+
+  it('should exit 4 when the run failed: a billing key it cannot decrypt is a local fault, never a decline, and nothing is sent', async () => {
+    const good = await subscribe();
+    const broken = await subscribe();
+    // The broken key's row holds a ciphertext made for another row: this instance cannot decrypt it.
+    await t.db.query(`UPDATE billing_keys SET billing_key_ciphertext = (SELECT billing_key_ciphertext FROM billing_keys WHERE id = $1) WHERE id = $2`, [
+      good.billing_key_id,
+      broken.billing_key_id,
+    ]);
+    const { code, out } = await chargeRunCli(t, ['--json']);
+    expect(code).toBe(4);
+    const report = JSON.parse(out.trim().split('\n').pop()!);
+    expect(report.run.status).toBe('failed');
+    expect(report.run.error).toMatch(/BILLING_KEY_ENCRYPTION_KEY/);
+    expect(report.failures).toEqual(expect.arrayContaining([expect.objectContaining({ subscription_id: broken.id })]));
+    const [row] = (await t.db.query(`SELECT status, dunning_attempts FROM subscriptions WHERE id = $1`, [broken.id])).rows;
+    expect(row).toEqual({ status: 'active', dunning_attempts: 0 });
+    expect(t.fake.ledger().failed_charges).toEqual([]);
+  }, 60_000);
 });
