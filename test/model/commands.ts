@@ -399,6 +399,12 @@ const createSub = fc
   .tuple(fc.nat({ max: CUSTOMERS - 1 }), fc.nat({ max: KEYS_PER_CUSTOMER - 1 }), fc.nat({ max: PLAN_SPECS.length - 1 }), fc.constantFrom<'now' | 'month_end'>('now', 'now', 'now', 'month_end'))
   .map(([c, k, p, s]) => new CreateSub(c, k, p, s));
 
+/**
+ * Routes whose answer may be dropped. MODEL_NO_RESERVE_DROP=1 keeps reservation registrations answered, to explore
+ * past the known bug of unconfirmed reservations (see the skipped regressions in test/model.e2e-spec.ts).
+ */
+const DROP_ROUTES: ('subscribe/payment' | 'subscribe/payment/reserve')[] = process.env.MODEL_NO_RESERVE_DROP ? ['subscribe/payment'] : ['subscribe/payment', 'subscribe/payment/reserve'];
+
 /** The subscriptions every sequence starts with. */
 export const initialSubs = fc.array(createSub, { minLength: 1, maxLength: 4 });
 
@@ -428,7 +434,7 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
       .map(([k, s]) => new Decline(k, s)),
   },
   { weight: 2, arbitrary: fc.nat({ max: CUSTOMERS * KEYS_PER_CUSTOMER - 1 }).map((k) => new Recover(k)) },
-  { weight: 2, arbitrary: fc.constantFrom<'subscribe/payment' | 'subscribe/payment/reserve'>('subscribe/payment', 'subscribe/payment/reserve').map((r) => new DropNextAnswer(r)) },
+  { weight: 2, arbitrary: fc.constantFrom<'subscribe/payment' | 'subscribe/payment/reserve'>(...DROP_ROUTES).map((r) => new DropNextAnswer(r)) },
   { weight: 2, arbitrary: fc.constant(new LoseWebhooks()) },
   { weight: 1, arbitrary: fc.constant(new RestoreWebhooks()) },
   { weight: 2, arbitrary: fc.boolean().map((b) => new ReplayHeld(b)) },
