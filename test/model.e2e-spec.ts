@@ -79,7 +79,9 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
     `holds the invariants over ${RUNS} random sequences of up to ${STEPS} steps`,
     async () => {
       await fc.assert(
-        fc.asyncProperty(initialSubs, fc.commands([stepArbitrary], { maxCommands: STEPS, size: 'max' }), async (first, cmds) => runSequence([...first, ...cmds])),
+        fc.asyncProperty(initialSubs, fc.commands([stepArbitrary], { maxCommands: STEPS, size: 'max' }), async (first, cmds) =>
+          runSequence([...first, ...cmds]),
+        ),
         { numRuns: RUNS, ...(SEED !== undefined ? { seed: SEED } : {}), ...(PATH ? { path: PATH } : {}), endOnFailure: process.env.MODEL_SHRINK === '0' },
       );
     },
@@ -147,9 +149,40 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
   }, 60_000);
 
   it('regression: a plain month of both charge modes settles', async () => {
-    await runSequence([new CreateSub(0, 0, 0, 'now'), new CreateSub(1, 0, 2, 'now'), new Advance(31 * DAY), new Run(), new ExecuteReservations(), new Settle()]);
+    await runSequence([
+      new CreateSub(0, 0, 0, 'now'),
+      new CreateSub(1, 0, 2, 'now'),
+      new Advance(31 * DAY),
+      new Run(),
+      new ExecuteReservations(),
+      new Settle(),
+    ]);
   }, 60_000);
 });
 
 // Keep every command class referenced, so regression sequences can use any of them.
-void [Advance, CancelAtPeriodEnd, CancelNow, ChangePlan, CreateSub, Decline, DropNextAnswer, ExecuteReservations, LoseWebhooks, Pause, Reactivate, Recover, Refund, ReplayHeld, RestoreWebhooks, Resume, Run, SwapKey, ToMonthEnd, TwoRuns, HOUR, MINUTE, WEEK];
+void [
+  Advance,
+  CancelAtPeriodEnd,
+  CancelNow,
+  ChangePlan,
+  CreateSub,
+  Decline,
+  DropNextAnswer,
+  ExecuteReservations,
+  LoseWebhooks,
+  Pause,
+  Reactivate,
+  Recover,
+  Refund,
+  ReplayHeld,
+  RestoreWebhooks,
+  Resume,
+  Run,
+  SwapKey,
+  ToMonthEnd,
+  TwoRuns,
+  HOUR,
+  MINUTE,
+  WEEK,
+];

@@ -44,7 +44,12 @@ const PENDING = 202;
 // ------------------------------------------------------------------ subscriptions
 
 export class CreateSub extends Step {
-  constructor(readonly customer: number, readonly key: number, readonly plan: number, readonly start: 'now' | 'month_end') {
+  constructor(
+    readonly customer: number,
+    readonly key: number,
+    readonly plan: number,
+    readonly start: 'now' | 'month_end',
+  ) {
     super();
   }
   async act(m: Model, w: World) {
@@ -72,7 +77,11 @@ export class Pause extends Step {
   }
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
-    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/pause`).set(bearer(w.t.adminKey)).send({ reason: 'model pause' }), [200, ...REFUSED]);
+    const res = w.expectAnswer(
+      this.toString(),
+      await w.t.http.post(`/v1/subscriptions/${s.id}/pause`).set(bearer(w.t.adminKey)).send({ reason: 'model pause' }),
+      [200, ...REFUSED],
+    );
     if (res.status === 200) s.pausedAck = new Set(m.seenReceipts);
   }
   toString() {
@@ -88,9 +97,14 @@ export class Resume extends Step {
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
     this.lifted = s.id.replace(/-/g, '');
-    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/resume`).set(bearer(w.t.adminKey)).send({}), [200, PENDING, ...REFUSED]);
+    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/resume`).set(bearer(w.t.adminKey)).send({}), [
+      200,
+      PENDING,
+      ...REFUSED,
+    ]);
     if (res.status === 200) s.pausedAck = null;
-    else if ((await w.subscription(s.id)).status !== 'paused') s.pausedAck = null; // a declined resume leaves it past_due
+    else if ((await w.subscription(s.id)).status !== 'paused')
+      s.pausedAck = null; // a declined resume leaves it past_due
     else this.lifted = null; // refused and still paused: nothing may have been charged
   }
   toString() {
@@ -100,14 +114,24 @@ export class Resume extends Step {
 
 export class CancelNow extends Step {
   protected override needsSub = true;
-  constructor(readonly index: number, readonly refundUnused: boolean) {
+  constructor(
+    readonly index: number,
+    readonly refundUnused: boolean,
+  ) {
     super();
   }
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
     // refund_unused refunds money: only the admin (finance) may ask for it.
     const body = { at_period_end: false, reason: 'model cancel', ...(this.refundUnused ? { refund_unused: true } : {}) };
-    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/cancel`).set(bearer(this.refundUnused ? w.t.adminKey : w.t.serviceKey)).send(body), [200, ...REFUSED]);
+    const res = w.expectAnswer(
+      this.toString(),
+      await w.t.http
+        .post(`/v1/subscriptions/${s.id}/cancel`)
+        .set(bearer(this.refundUnused ? w.t.adminKey : w.t.serviceKey))
+        .send(body),
+      [200, ...REFUSED],
+    );
     if (res.status === 200) s.canceledAck = new Set(m.seenReceipts);
   }
   toString() {
@@ -145,7 +169,10 @@ export class Reactivate extends Step {
   }
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
-    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/reactivate`).set(bearer(w.t.serviceKey)).send({}), [200, ...REFUSED]);
+    const res = w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/reactivate`).set(bearer(w.t.serviceKey)).send({}), [
+      200,
+      ...REFUSED,
+    ]);
     if (res.status === 200) s.periodEndCancel = null;
   }
   toString() {
@@ -155,13 +182,21 @@ export class Reactivate extends Step {
 
 export class ChangePlan extends Step {
   protected override needsSub = true;
-  constructor(readonly index: number, readonly plan: number, readonly proration: 'now' | 'period_end') {
+  constructor(
+    readonly index: number,
+    readonly plan: number,
+    readonly proration: 'now' | 'period_end',
+  ) {
     super();
   }
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
     const body = { plan_id: w.plans[this.plan % w.plans.length].id, proration: this.proration };
-    w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/change-plan`).set(bearer(w.t.serviceKey)).send(body), [200, PENDING, ...REFUSED]);
+    w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/change-plan`).set(bearer(w.t.serviceKey)).send(body), [
+      200,
+      PENDING,
+      ...REFUSED,
+    ]);
   }
   toString() {
     return `new ChangePlan(${this.index}, ${this.plan}, '${this.proration}')`;
@@ -170,13 +205,20 @@ export class ChangePlan extends Step {
 
 export class SwapKey extends Step {
   protected override needsSub = true;
-  constructor(readonly index: number, readonly key: number) {
+  constructor(
+    readonly index: number,
+    readonly key: number,
+  ) {
     super();
   }
   async act(m: Model, w: World) {
     const s = this.sub(m, this.index);
     const key = w.customers[s.customer].keys[this.key % KEYS_PER_CUSTOMER];
-    w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/billing-key`).set(bearer(w.t.serviceKey)).send({ billing_key_id: key.id }), [200, PENDING, ...REFUSED]);
+    w.expectAnswer(this.toString(), await w.t.http.post(`/v1/subscriptions/${s.id}/billing-key`).set(bearer(w.t.serviceKey)).send({ billing_key_id: key.id }), [
+      200,
+      PENDING,
+      ...REFUSED,
+    ]);
   }
   toString() {
     return `new SwapKey(${this.index}, ${this.key})`;
@@ -186,7 +228,11 @@ export class SwapKey extends Step {
 /** An admin refund of one of the subscription's paid payments: the whole balance, or a third of it. */
 export class Refund extends Step {
   protected override needsSub = true;
-  constructor(readonly index: number, readonly payment: number, readonly partial: boolean) {
+  constructor(
+    readonly index: number,
+    readonly payment: number,
+    readonly partial: boolean,
+  ) {
     super();
   }
   async act(m: Model, w: World) {
@@ -255,7 +301,10 @@ export class TwoRuns extends Step {
 // ------------------------------------------------------------------ the fake's faults
 
 export class Decline extends Step {
-  constructor(readonly key: number, readonly scenario: 'insufficient_funds' | 'lost_or_stolen') {
+  constructor(
+    readonly key: number,
+    readonly scenario: 'insufficient_funds' | 'lost_or_stolen',
+  ) {
     super();
   }
   async act(_m: Model, w: World) {
@@ -390,20 +439,24 @@ export function nextMonthEnd(now: Date): Date {
 }
 
 const sub = fc.nat({ max: 7 });
-const clockMoves = fc.oneof(
-  fc.constantFrom(5 * MINUTE, HOUR, DAY, 3 * DAY, WEEK, 2 * WEEK, 31 * DAY),
-  fc.integer({ min: MINUTE, max: 3 * WEEK }),
-);
+const clockMoves = fc.oneof(fc.constantFrom(5 * MINUTE, HOUR, DAY, 3 * DAY, WEEK, 2 * WEEK, 31 * DAY), fc.integer({ min: MINUTE, max: 3 * WEEK }));
 
 const createSub = fc
-  .tuple(fc.nat({ max: CUSTOMERS - 1 }), fc.nat({ max: KEYS_PER_CUSTOMER - 1 }), fc.nat({ max: PLAN_SPECS.length - 1 }), fc.constantFrom<'now' | 'month_end'>('now', 'now', 'now', 'month_end'))
+  .tuple(
+    fc.nat({ max: CUSTOMERS - 1 }),
+    fc.nat({ max: KEYS_PER_CUSTOMER - 1 }),
+    fc.nat({ max: PLAN_SPECS.length - 1 }),
+    fc.constantFrom<'now' | 'month_end'>('now', 'now', 'now', 'month_end'),
+  )
   .map(([c, k, p, s]) => new CreateSub(c, k, p, s));
 
 /**
  * Routes whose answer may be dropped. MODEL_NO_RESERVE_DROP=1 keeps reservation registrations answered, to explore
  * past the known bug of unconfirmed reservations (see the skipped regressions in test/model.e2e-spec.ts).
  */
-const DROP_ROUTES: ('subscribe/payment' | 'subscribe/payment/reserve')[] = process.env.MODEL_NO_RESERVE_DROP ? ['subscribe/payment'] : ['subscribe/payment', 'subscribe/payment/reserve'];
+const DROP_ROUTES: ('subscribe/payment' | 'subscribe/payment/reserve')[] = process.env.MODEL_NO_RESERVE_DROP
+  ? ['subscribe/payment']
+  : ['subscribe/payment', 'subscribe/payment/reserve'];
 
 /** The subscriptions every sequence starts with. */
 export const initialSubs = fc.array(createSub, { minLength: 1, maxLength: 4 });
@@ -423,14 +476,19 @@ export const stepArbitrary: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: sub.map((i) => new Reactivate(i)) },
   {
     weight: 2,
-    arbitrary: fc.tuple(sub, fc.nat({ max: PLAN_SPECS.length - 1 }), fc.constantFrom<'now' | 'period_end'>('now', 'period_end')).map(([i, p, r]) => new ChangePlan(i, p, r)),
+    arbitrary: fc
+      .tuple(sub, fc.nat({ max: PLAN_SPECS.length - 1 }), fc.constantFrom<'now' | 'period_end'>('now', 'period_end'))
+      .map(([i, p, r]) => new ChangePlan(i, p, r)),
   },
   { weight: 1, arbitrary: fc.tuple(sub, fc.nat({ max: KEYS_PER_CUSTOMER - 1 })).map(([i, k]) => new SwapKey(i, k)) },
   { weight: 2, arbitrary: fc.tuple(sub, fc.nat({ max: 5 }), fc.boolean()).map(([i, p, partial]) => new Refund(i, p, partial)) },
   {
     weight: 2,
     arbitrary: fc
-      .tuple(fc.nat({ max: CUSTOMERS * KEYS_PER_CUSTOMER - 1 }), fc.constantFrom<'insufficient_funds' | 'lost_or_stolen'>('insufficient_funds', 'insufficient_funds', 'lost_or_stolen'))
+      .tuple(
+        fc.nat({ max: CUSTOMERS * KEYS_PER_CUSTOMER - 1 }),
+        fc.constantFrom<'insufficient_funds' | 'lost_or_stolen'>('insufficient_funds', 'insufficient_funds', 'lost_or_stolen'),
+      )
       .map(([k, s]) => new Decline(k, s)),
   },
   { weight: 2, arbitrary: fc.nat({ max: CUSTOMERS * KEYS_PER_CUSTOMER - 1 }).map((k) => new Recover(k)) },

@@ -58,7 +58,8 @@ export async function checkStep(m: Model, w: World) {
       if (p.kind !== 'period' || !PAID.includes(p.status) || p.not_applied !== null) continue;
       starts.set(p.period.start, [...(starts.get(p.period.start) ?? []), `${p.order_id} ${p.status}`]);
     }
-    for (const [start, list] of starts) if (list.length > 1) failures.push(`subscription ${s.id}: period ${start} paid ${list.length} times: ${list.join(', ')}`);
+    for (const [start, list] of starts)
+      if (list.length > 1) failures.push(`subscription ${s.id}: period ${start} paid ${list.length} times: ${list.join(', ')}`);
     // Refunds never exceed what was paid.
     for (const p of payments) {
       if (p.balance_amount < 0 || p.balance_amount > p.amount) failures.push(`payment ${p.order_id}: balance ${p.balance_amount} of ${p.amount}`);
@@ -73,7 +74,8 @@ export async function checkStep(m: Model, w: World) {
   // Outstanding reservations stay within Bootpay's 10 per key, by the service's count and at the fake.
   for (const key of w.allKeys) {
     const view = await keyReservations(w.t, key.id);
-    if (view.budget.used > 10 || view.reservations.length > 10) failures.push(`key ${key.id}: ${view.budget.used} reservations used, ${view.reservations.length} listed`);
+    if (view.budget.used > 10 || view.reservations.length > 10)
+      failures.push(`key ${key.id}: ${view.budget.used} reservations used, ${view.reservations.length} listed`);
     const active = activeReservationsAtFake(w.t, await keySuffix(w, key.id)).length;
     if (active > 10) failures.push(`key ${key.id}: ${active} active reservations at Bootpay`);
   }
@@ -101,7 +103,8 @@ export async function checkSettled(m: Model, w: World, cutoff: Date) {
     failures.push(...liveness(s, sub, cutoff));
     for (const p of await w.payments(s.id)) {
       byOrder.set(p.order_id, [...(byOrder.get(p.order_id) ?? []), p]);
-      if (p.status === 'DONE' && p.receipt_id && !byReceipt.has(p.receipt_id)) failures.push(`payment ${p.order_id} is DONE with receipt ${p.receipt_id}, unknown at Bootpay`);
+      if (p.status === 'DONE' && p.receipt_id && !byReceipt.has(p.receipt_id))
+        failures.push(`payment ${p.order_id} is DONE with receipt ${p.receipt_id}, unknown at Bootpay`);
     }
   }
   for (const c of ledger.charges) {
@@ -125,12 +128,19 @@ export async function checkSettled(m: Model, w: World, cutoff: Date) {
   if (failures.length) throw new ModelFailure(failures.join('\n'));
 }
 
-function liveness(s: SubModel, sub: { id: string; status: string; current_period_end: string | null; trial_end: string | null; next_charge_at: string | null }, cutoff: Date): string[] {
+function liveness(
+  s: SubModel,
+  sub: { id: string; status: string; current_period_end: string | null; trial_end: string | null; next_charge_at: string | null },
+  cutoff: Date,
+): string[] {
   const at = cutoff.getTime();
   const end = (iso: string | null) => (iso ? Date.parse(iso) : null);
   if (sub.status === 'active' || sub.status === 'trialing') {
     const paidUntil = Math.max(end(sub.current_period_end) ?? 0, sub.status === 'trialing' ? (end(sub.trial_end) ?? 0) : 0);
-    if (paidUntil <= at) return [`subscription ${s.id} is ${sub.status} but paid only until ${sub.current_period_end} (trial end ${sub.trial_end}), settled at ${cutoff.toISOString()}`];
+    if (paidUntil <= at)
+      return [
+        `subscription ${s.id} is ${sub.status} but paid only until ${sub.current_period_end} (trial end ${sub.trial_end}), settled at ${cutoff.toISOString()}`,
+      ];
   }
   if (sub.status === 'incomplete') {
     const due = end(sub.next_charge_at);

@@ -161,7 +161,8 @@ export class World {
 
   /** Throws on a 5xx, or on an answer the model does not allow (a client error other than a refusal means the test is wrong). */
   expectAnswer(what: string, res: Response, allowed: number[], note = true): Response {
-    if (note && this.trace.length) this.trace[this.trace.length - 1] += ` → ${res.status}${res.status >= 400 ? ` ${res.body?.code ?? ''}` : res.body?.status ? ` ${res.body.status}` : ''}`;
+    if (note && this.trace.length)
+      this.trace[this.trace.length - 1] += ` → ${res.status}${res.status >= 400 ? ` ${res.body?.code ?? ''}` : res.body?.status ? ` ${res.body.status}` : ''}`;
     if (res.status >= 500) throw new ModelFailure(`${what}: ${res.status} ${JSON.stringify(res.body)}`);
     if (!allowed.includes(res.status)) throw new ModelFailure(`${what}: unexpected ${res.status} ${JSON.stringify(res.body)}`);
     return res;
@@ -203,7 +204,9 @@ export class World {
     for (const s of m.subs) {
       const sub = await this.subscription(s.id);
       const hex = subHex(s.id);
-      out.push(`subscription ${s.id} ${sub.status} period ${sub.current_period_start} – ${sub.current_period_end} next ${sub.next_charge_at} cancel_at_period_end ${sub.cancel_at_period_end}`);
+      out.push(
+        `subscription ${s.id} ${sub.status} period ${sub.current_period_start} – ${sub.current_period_end} next ${sub.next_charge_at} cancel_at_period_end ${sub.cancel_at_period_end}`,
+      );
       for (const p of await this.payments(s.id)) {
         out.push(
           `  payment ${p.order_id} ${p.kind} ${p.status} ${p.amount} balance ${p.balance_amount} receipt ${p.receipt_id} reserve ${p.reserve_id}` +
