@@ -3,7 +3,7 @@
  * the constraints the server enforces; every answer this walk through the API gets (and every answer the fuzzer in
  * fuzz.e2e-spec.ts gets) is one the document lists, in the shape it gives.
  */
-import { createBillingKey, createCustomer, createPlan } from './utils/fixtures';
+import { createBillingKey, createCustomer, createPlan, GOOD_CARD } from './utils/fixtures';
 import { OpenApiContract } from './utils/openapi-contract';
 import { bearer, startTestApp, TestApp } from './utils/test-app';
 
@@ -13,6 +13,12 @@ type Op = {
   responses: Record<string, { content?: Record<string, { schema?: unknown }> }>;
   security?: unknown[];
 };
+
+/**
+ * Success answers that are free-form on purpose (their schema a bare object), each with the reason. None today: even
+ * GET /health has a fixed shape. Free-form values inside an answer (metadata, a flag's data) are properties of it.
+ */
+const FREE_FORM: Record<string, string> = {};
 
 describe('Hardening: the OpenAPI document is the contract', () => {
   let t: TestApp;
@@ -64,11 +70,60 @@ describe('Hardening: the OpenAPI document is the contract', () => {
     expect(problems).toEqual([]);
   });
 
+  it('should describe every success answer with a schema of its own (no bare objects)', () => {
+    const bare: string[] = [];
+    const described = (schema: { $ref?: string; properties?: object; items?: object; allOf?: unknown[] } | undefined) =>
+      !!schema && (!!schema.$ref || !!schema.properties || !!schema.items || !!schema.allOf);
+    for (const { path, method, op } of ops()) {
+      for (const [status, r] of Object.entries(op.responses)) {
+        if (Number(status) >= 300 || status === '204') continue;
+        const schema = r.content?.['application/json']?.schema as Parameters<typeof described>[0];
+        if (!described(schema) && !FREE_FORM[`${method.toUpperCase()} ${path}`]) bare.push(`${method.toUpperCase()} ${path} ${status}`);
+      }
+    }
+    expect(bare).toEqual([]);
+  });
+
   it('should find drift: an unlisted status or a body of another shape is reported', () => {
     expect(contract.operation('GET', '/v1/customers/00000000-0000-4000-8000-000000000000')).toEqual({ template: '/v1/customers/{id}', method: 'GET' });
     expect(contract.check('GET', '/v1/customers', 418, {})).toEqual([expect.stringContaining('418 is not listed')]);
     expect(contract.check('GET', '/v1/customers', 401, { status_code: 401 })).toEqual(expect.arrayContaining([expect.stringContaining('has no code')]));
     expect(contract.check('GET', '/v1/customers', 200, { data: 'x', has_more: false, next_cursor: null })).toEqual([expect.stringContaining('is not array')]);
+    const customer = {
+      id: '00000000-0000-4000-8000-000000000000',
+      external_id: 'user_1',
+      name: 'Name',
+      email: null,
+      phone: null,
+      metadata: {},
+      created_at: '2026-01-15T01:00:00.000Z',
+      updated_at: '2026-01-15T01:00:00.000Z',
+    };
+    const path = `/v1/customers/${customer.id}`;
+    expect(contract.check('GET', path, 200, customer)).toEqual([]);
+    const { name: _name, ...nameless } = customer;
+    expect(contract.check('GET', path, 200, nameless)).toEqual([expect.stringContaining('has no name')]);
+    expect(contract.check('GET', path, 200, { ...customer, name: 42 })).toEqual([expect.stringContaining('$.name: 42 is not string')]);
+    expect(contract.check('GET', path, 200, { ...customer, external_id: null })).toEqual([expect.stringContaining('$.external_id: null where string')]);
+    expect(contract.check('GET', path, 200, { ...customer, nickname: 'x' })).toEqual([expect.stringContaining('unexpected field nickname')]);
+    // Through a $ref, an array and a nullable $ref (allOf): a summary's reconciliation state.
+    const summary = {
+      currency: 'KRW',
+      mrr: 0,
+      active: 0,
+      counts_by_status: { active: 1 },
+      churned: 0,
+      recovered_by_retry: [{ attempt: 2, retry_step: 1, payments: 1, amount: '1000' }],
+      from: '2026-01-15T01:00:00.000Z',
+      to: '2026-01-15T01:00:00.000Z',
+      reconciliation: { last_run: null, persistent_differences: [] },
+    };
+    expect(contract.check('GET', '/v1/reports/summary', 200, summary)).toEqual([
+      expect.stringContaining('$.recovered_by_retry[0].amount: "1000" is not integer'),
+    ]);
+    expect(contract.check('GET', '/v1/reports/summary', 200, { ...summary, reconciliation: { last_run: {}, persistent_differences: [] } })).toEqual(
+      expect.arrayContaining([expect.stringContaining('$.reconciliation.last_run: has no id')]),
+    );
   });
 
   it('should answer the way the document says through a walk over the API', async () => {
@@ -169,5 +224,88 @@ describe('Hardening: the OpenAPI document is the contract', () => {
     expect(problems).toEqual([]);
     const all = ops().map(({ path, method }) => `${method.toUpperCase()} ${path}`);
     expect(all.filter((o) => !reached().has(o))).toEqual([]);
+  });
+
+  it('should answer in the documented shape where the first walk gets no success: consents, migrations, runs, flags', async () => {
+    const S = bearer(t.serviceKey);
+    const A = bearer(t.adminKey);
+    const succeeded = new Set<string>();
+    const problems: string[] = [];
+    const call = async (method: 'get' | 'post', path: string, auth: Record<string, string>, body?: object) => {
+      const req = t.http[method](path).set(auth);
+      const res = body === undefined ? await req : await req.send(body);
+      const op = contract.operation(method, path);
+      if (op && res.status < 300) succeeded.add(`${op.method} ${op.template}`);
+      problems.push(...contract.check(method, path, res.status, res.body));
+      return res;
+    };
+    const now = (await call('get', '/v1/test/clock', S)).body.now as string;
+    const customer = await createCustomer(t);
+    const key = (await call('post', `/v1/customers/${customer.id}/billing-keys`, S, GOOD_CARD)).body;
+    // A trial: its paid conversion is consented to, then the consent is withdrawn.
+    const trialPlan = await createPlan(t, { name: 'Contract trial', trial_days: 14 });
+    const trial = await call('post', '/v1/subscriptions', S, { customer_id: customer.id, plan_id: trialPlan.id, billing_key_id: key.id });
+    const consent = await call('post', `/v1/subscriptions/${trial.body.id}/consents`, S, {
+      kind: 'trial_conversion',
+      obtained_at: now,
+      channel: 'web',
+      evidence: 'notice v1',
+    });
+    await call('get', `/v1/subscriptions/${trial.body.id}/consents`, S);
+    await call('post', `/v1/subscriptions/${trial.body.id}/consents/${consent.body.id}/withdraw`, S, { reason: 'changed my mind' });
+    // A price increase: the plan's subscriptions move to a dearer plan.
+    const cheap = await createPlan(t, { name: 'Contract basic', amount: 5500 });
+    const dear = await createPlan(t, { name: 'Contract premium', amount: 33000 });
+    const sub = await call('post', '/v1/subscriptions', S, { customer_id: customer.id, plan_id: dear.id, billing_key_id: key.id });
+    const migration = await call('post', `/v1/plans/${trialPlan.id}/migrations`, A, {
+      to_plan_id: dear.id,
+      effective_at: new Date(Date.parse(now) + 24 * 3600_000).toISOString(),
+    });
+    await call('get', `/v1/plans/${trialPlan.id}/migrations/${migration.body.id}`, A);
+    await call('get', '/v1/reports/consents', A);
+    await call('post', '/v1/consent-notices/runs', A, {});
+    // A cancel at period end undone; a downgrade now leaves a credit, refunded to the card.
+    await call('post', `/v1/subscriptions/${sub.body.id}/cancel`, S, { at_period_end: true, reason: 'moving' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/reactivate`, S, {});
+    await call('post', `/v1/subscriptions/${sub.body.id}/change-plan`, S, { plan_id: cheap.id, proration: 'now' });
+    await call('post', `/v1/subscriptions/${sub.body.id}/refund-credit`, A, { reason: 'customer asked' });
+    // Reconciliation runs, finance flags, and a webhook delivery sent again.
+    const run = await call('post', '/v1/reports/reconciliation/runs', A, { wait: true });
+    await call('get', '/v1/reports/reconciliation/runs', A);
+    await call('get', `/v1/reports/reconciliation/runs/${run.body.id}`, A);
+    const [flag] = (
+      await t.db.query(
+        `INSERT INTO finance_flags (kind, subscription_id, payment_id, message, data, created_at) VALUES ($1, $2, NULL, $3, $4, now()) RETURNING id`,
+        ['refund_outside', sub.body.id, 'A refund made at Bootpay', JSON.stringify({ amount: 1000 })],
+      )
+    ).rows;
+    await call('get', '/v1/finance-flags', A);
+    await call('post', `/v1/finance-flags/${flag.id}/resolve`, A, { resolution: 'checked' });
+    const endpoints = await call('get', '/v1/webhook-endpoints', A);
+    for (const e of endpoints.body.data as { id: string }[]) {
+      const deliveries = await call('get', `/v1/webhook-endpoints/${e.id}/deliveries`, A);
+      if (deliveries.body.data?.length) await call('post', `/v1/webhook-deliveries/${deliveries.body.data[0].id}/resend`, A, {});
+    }
+    expect(problems).toEqual([]);
+    expect(
+      [
+        'POST /v1/customers/{id}/billing-keys',
+        'POST /v1/subscriptions/{id}/consents',
+        'GET /v1/subscriptions/{id}/consents',
+        'POST /v1/subscriptions/{id}/consents/{consentId}/withdraw',
+        'POST /v1/plans/{id}/migrations',
+        'GET /v1/plans/{id}/migrations/{migrationId}',
+        'GET /v1/reports/consents',
+        'POST /v1/consent-notices/runs',
+        'POST /v1/subscriptions/{id}/reactivate',
+        'POST /v1/subscriptions/{id}/refund-credit',
+        'POST /v1/reports/reconciliation/runs',
+        'GET /v1/reports/reconciliation/runs',
+        'GET /v1/reports/reconciliation/runs/{id}',
+        'GET /v1/finance-flags',
+        'POST /v1/finance-flags/{id}/resolve',
+        'POST /v1/webhook-deliveries/{id}/resend',
+      ].filter((o) => !succeeded.has(o)),
+    ).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { Controller, Get, Param } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { UuidPipe } from '../common/uuid.pipe';
 import { ReservationsService } from '../ledger/reservations.service';
+import { BillingKeyReservationsResponseDto } from './charge-run.dto';
 
 @ApiTags('billing-keys')
 @ApiBearerAuth()
@@ -10,6 +11,7 @@ export class ReservationsController {
   constructor(private readonly reservations: ReservationsService) {}
 
   @Get(':id/reservations')
+  @ApiOkResponse({ type: BillingKeyReservationsResponseDto })
   @ApiOperation({ summary: "The key's reservation budget (10 at Bootpay) and its outstanding reservations" })
   forKey(@Param('id', UuidPipe) id: string) {
     return this.reservations.forKey(id);

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Page } from '../common/pagination';
 import { UuidPipe } from '../common/uuid.pipe';
 import { CreateCustomerDto, CustomerResponseDto, ListCustomersQueryDto, UpdateCustomerDto } from './dto/customer.dto';
@@ -12,6 +12,7 @@ export class CustomersController {
   constructor(private readonly customers: CustomersService) {}
 
   @Post()
+  @ApiCreatedResponse({ type: CustomerResponseDto })
   @ApiOperation({ summary: 'Create a customer' })
   create(@Body() dto: CreateCustomerDto): Promise<CustomerResponseDto> {
     return this.customers.create(dto);
@@ -24,11 +25,13 @@ export class CustomersController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: CustomerResponseDto })
   get(@Param('id', UuidPipe) id: string): Promise<CustomerResponseDto> {
     return this.customers.get(id);
   }
 
   @Patch(':id')
+  @ApiOkResponse({ type: CustomerResponseDto })
   update(@Param('id', UuidPipe) id: string, @Body() dto: UpdateCustomerDto): Promise<CustomerResponseDto> {
     return this.customers.update(id, dto);
   }

@@ -1,10 +1,11 @@
 import { Controller, Get, Res } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
 import { Public } from '../auth/auth.decorators';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
+import { HealthResponseDto } from './health.dto';
 
 /** Reports the database and the gateway. 200 when the database answers (the gateway is reported, not required). */
 @ApiTags('health')
@@ -20,6 +21,7 @@ export class HealthController {
 
   @Get()
   @Public()
+  @ApiOkResponse({ type: HealthResponseDto })
   async health(@Res({ passthrough: true }) res: Response) {
     const started = Date.now();
     let database: { ok: boolean; latency_ms: number; error?: string };

@@ -1,10 +1,11 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { IsBoolean, IsOptional, IsString, IsUUID, MaxLength, MinLength } from 'class-validator';
 import { Transform } from 'class-transformer';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { UuidPipe } from '../common/uuid.pipe';
 import { FinanceFlagsService, FinanceFlagView } from './finance-flags.service';
+import { FinanceFlagListResponseDto, FinanceFlagResponseDto } from './dto/finance-flag.dto';
 
 export class ListFinanceFlagsQueryDto {
   /** true: only open flags; false: only resolved ones; absent: all. */
@@ -33,6 +34,7 @@ export class FinanceFlagsController {
   constructor(private readonly flags: FinanceFlagsService) {}
 
   @Get()
+  @ApiOkResponse({ type: FinanceFlagListResponseDto })
   @Roles('admin')
   list(@Query() q: ListFinanceFlagsQueryDto): Promise<{ data: FinanceFlagView[] }> {
     return this.flags.list({ open: q.open, subscriptionId: q.subscription_id });
@@ -40,6 +42,7 @@ export class FinanceFlagsController {
 
   @Post(':id/resolve')
   @HttpCode(200)
+  @ApiOkResponse({ type: FinanceFlagResponseDto })
   @Roles('admin')
   resolve(@Param('id', UuidPipe) id: string, @Body() dto: ResolveFinanceFlagDto, @CurrentActor() actor: Actor): Promise<FinanceFlagView> {
     return this.flags.resolve(id, dto.resolution, actor.name);

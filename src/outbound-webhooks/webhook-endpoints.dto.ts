@@ -74,3 +74,39 @@ export class ListDeliveriesQueryDto extends PageQueryDto {
   @IsIn(['pending', 'delivered', 'failed'], { message: 'status must be pending, delivered or failed' })
   status?: 'pending' | 'delivered' | 'failed';
 }
+
+export class WebhookEndpointResponseDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uri' }) url: string;
+  @ApiProperty({ nullable: true, type: String }) description: string | null;
+  @ApiProperty({ type: [String], example: ['*'], description: 'Event types sent to this endpoint; ["*"] for all' }) events: string[];
+  @ApiProperty() active: boolean;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+  @ApiProperty({ format: 'date-time' }) updated_at: string;
+}
+
+/** An endpoint as created or after its secret is rotated: the only answers that show the signing secret. */
+export class WebhookEndpointWithSecretResponseDto extends WebhookEndpointResponseDto {
+  @ApiProperty({ example: 'whsec_…', description: 'The signing secret; shown only in this answer' }) secret: string;
+}
+
+export class WebhookDeliveryEventDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiPropertyOptional({ example: 'subscription.renewed', description: 'Absent when the event is no longer stored' }) type?: string;
+  @ApiPropertyOptional({ nullable: true, type: Number, description: 'Grows per subscription' }) sequence?: number | null;
+  @ApiPropertyOptional({ nullable: true, type: String, format: 'uuid' }) subscription_id?: string | null;
+  @ApiPropertyOptional({ format: 'date-time' }) created_at?: string;
+}
+
+export class WebhookDeliveryResponseDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) endpoint_id: string;
+  @ApiProperty({ type: WebhookDeliveryEventDto }) event: WebhookDeliveryEventDto;
+  @ApiProperty({ enum: ['pending', 'delivered', 'failed'] }) status: 'pending' | 'delivered' | 'failed';
+  @ApiProperty({ type: 'integer' }) attempts: number;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) next_attempt_at: string | null;
+  @ApiProperty({ nullable: true, type: 'integer' }) last_status_code: number | null;
+  @ApiProperty({ nullable: true, type: String }) last_error: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) delivered_at: string | null;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+}

@@ -1,5 +1,5 @@
 import { Controller, Get, Param, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { Page } from '../common/pagination';
 import { UuidPipe } from '../common/uuid.pipe';
 import { ListPaymentsQueryDto, PaymentResponseDto } from './payment.dto';
@@ -17,6 +17,7 @@ export class PaymentsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: PaymentResponseDto })
   get(@Param('id', UuidPipe) id: string): Promise<PaymentResponseDto> {
     return this.payments.get(id);
   }

@@ -1,11 +1,12 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiBearerAuth, ApiOkResponse, ApiOperation, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsBoolean } from 'class-validator';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { PageQueryDto } from '../common/pagination';
 import { UuidPipe } from '../common/uuid.pipe';
 import { Optional } from '../common/validators';
 import { ReconciliationRunsService } from './reconciliation-runs.service';
+import { ReconciliationRunResponseDto } from './reports.dto';
 
 export class StartReconciliationDto {
   @ApiPropertyOptional({ default: false, description: 'Answer when the run has finished (otherwise at once, with the run in progress)' })
@@ -23,6 +24,7 @@ export class ReconciliationRunsController {
 
   @Post()
   @HttpCode(202)
+  @ApiAcceptedResponse({ type: ReconciliationRunResponseDto, description: 'The run: in progress, or finished with wait: true' })
   @ApiOperation({ summary: 'Reconcile the rolling window with Bootpay now (the nightly cron does it too)' })
   async start(@Body() dto: StartReconciliationDto, @CurrentActor() actor: Actor) {
     const run = (await this.runs.create('manual', { requestedBy: actor.name }))!;
@@ -38,6 +40,7 @@ export class ReconciliationRunsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: ReconciliationRunResponseDto })
   async get(@Param('id', UuidPipe) id: string) {
     return this.runs.map(await this.runs.get(id));
   }

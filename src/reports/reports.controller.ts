@@ -1,10 +1,11 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
 import { IsISO8601, Matches } from 'class-validator';
 import { Optional } from '../common/validators';
 import { Roles } from '../auth/auth.decorators';
 import { InvalidInputError } from '../common/errors';
 import { ReportsService } from './reports.service';
+import { ReconciliationReportDto, SummaryReportDto } from './reports.dto';
 
 export class ReconciliationQueryDto {
   @ApiProperty({ example: '2026-01-15', description: 'A business day (business time zone)' })
@@ -32,6 +33,7 @@ export class ReportsController {
   constructor(private readonly reports: ReportsService) {}
 
   @Get('reconciliation')
+  @ApiOkResponse({ type: ReconciliationReportDto })
   @ApiOperation({ summary: "The day's local ledger compared with Bootpay's, with every difference" })
   reconciliation(@Query() q: ReconciliationQueryDto) {
     if (Number.isNaN(Date.parse(`${q.date}T00:00:00Z`)) || new Date(`${q.date}T00:00:00Z`).toISOString().slice(0, 10) !== q.date) {
@@ -41,6 +43,7 @@ export class ReportsController {
   }
 
   @Get('summary')
+  @ApiOkResponse({ type: SummaryReportDto })
   @ApiOperation({ summary: 'MRR in KRW, counts by status, churn and payments recovered at each retry step' })
   summary(@Query() q: SummaryQueryDto) {
     const from = q.from ? new Date(q.from) : undefined;

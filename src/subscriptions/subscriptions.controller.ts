@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { Page, PageQueryDto } from '../common/pagination';
 import { UuidPipe } from '../common/uuid.pipe';
@@ -45,6 +45,7 @@ export class SubscriptionsController {
   }
 
   @Get(':id')
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   get(@Param('id', UuidPipe) id: string): Promise<SubscriptionResponseDto> {
     return this.subs.get(id);
   }
@@ -57,12 +58,14 @@ export class SubscriptionsController {
 
   @Post(':id/cancel')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   cancel(@Param('id', UuidPipe) id: string, @Body() dto: CancelSubscriptionDto, @CurrentActor() actor: Actor) {
     return this.subs.cancel(id, dto, actor);
   }
 
   @Post(':id/reactivate')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   @ApiOperation({ summary: 'Undo a pending cancel at period end' })
   reactivate(@Param('id', UuidPipe) id: string, @Body() dto: ReasonDto, @CurrentActor() actor: Actor) {
     return this.subs.reactivate(id, dto.reason, actor);
@@ -70,6 +73,7 @@ export class SubscriptionsController {
 
   @Post(':id/pause')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   @Roles('admin')
   pause(@Param('id', UuidPipe) id: string, @Body() dto: PauseSubscriptionDto, @CurrentActor() actor: Actor) {
     return this.subs.pause(id, dto, actor);
@@ -77,6 +81,7 @@ export class SubscriptionsController {
 
   @Post(':id/resume')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   @Roles('admin')
   @ApiOperation({ summary: 'Resume: a new period starts now and is charged now' })
   resume(@Param('id', UuidPipe) id: string, @Body() dto: ReasonDto, @CurrentActor() actor: Actor) {
@@ -88,6 +93,7 @@ export class SubscriptionsController {
   @ApiResponse({ status: 200, type: SubscriptionResponseDto, description: 'The plan was changed (or the change scheduled)' })
   @ApiResponse({
     status: 202,
+    type: SubscriptionResponseDto,
     description: "The prorated charge was sent without an answer: the change is pending (pending_payment), settled when Bootpay's outcome is known",
   })
   async changePlan(@Param('id', UuidPipe) id: string, @Body() dto: ChangePlanDto, @CurrentActor() actor: Actor, @Res({ passthrough: true }) res: Response) {
@@ -98,6 +104,7 @@ export class SubscriptionsController {
 
   @Post(':id/billing-key')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   @ApiOperation({ summary: 'Use another billing key of the customer; a past_due subscription is charged at once' })
   swapBillingKey(@Param('id', UuidPipe) id: string, @Body() dto: SwapBillingKeyDto, @CurrentActor() actor: Actor) {
     return this.subs.swapBillingKey(id, dto, actor);
@@ -114,6 +121,7 @@ export class SubscriptionsController {
 
   @Post(':id/retry')
   @HttpCode(200)
+  @ApiOkResponse({ type: SubscriptionResponseDto })
   @Roles('admin')
   @ApiOperation({ summary: 'Charge a past_due or unpaid subscription now' })
   retry(@Param('id', UuidPipe) id: string, @Body(NoBodyPipe) _body: Record<string, never>, @CurrentActor() actor: Actor) {

@@ -1,9 +1,10 @@
 import { Body, Controller, Get, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsISO8601 } from 'class-validator';
 import { Roles } from '../auth/auth.decorators';
 import { Clock, EARLIEST_SUPPORTED_INSTANT, isSupportedInstant, LATEST_SUPPORTED_INSTANT, TestClock } from '../common/clock';
 import { DomainError } from '../common/errors';
+import { ClockResponseDto } from './test-clock.dto';
 
 export class SetClockDto {
   @ApiProperty({
@@ -23,12 +24,14 @@ export class TestClockController {
   constructor(private readonly clock: Clock) {}
 
   @Get()
+  @ApiOkResponse({ type: ClockResponseDto })
   get() {
     return { now: this.clock.now().toISOString(), frozen: this.clock instanceof TestClock && this.clock.isFrozen() };
   }
 
   @Post()
   @HttpCode(200)
+  @ApiOkResponse({ type: ClockResponseDto })
   @Roles('admin')
   @ApiOperation({ summary: 'Set the service clock (frozen at that instant until set again)' })
   set(@Body() dto: SetClockDto) {

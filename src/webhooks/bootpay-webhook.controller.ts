@@ -1,11 +1,12 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Public } from '../auth/auth.decorators';
 import { errorBody } from '../common/exception.filter';
 import { RateLimiter } from '../common/rate-limiter';
 import { Runtime, RUNTIME } from '../config/runtime';
 import { BootpayWebhookService } from './bootpay-webhook.service';
+import { BootpayWebhookAckDto } from './bootpay-webhook.dto';
 
 @ApiTags('webhooks')
 @Controller('v1/webhooks')
@@ -26,6 +27,7 @@ export class BootpayWebhookController {
   @Post('bootpay')
   @Public()
   @HttpCode(200)
+  @ApiOkResponse({ type: BootpayWebhookAckDto })
   @ApiOperation({
     summary: "Bootpay's payment webhook (feedback_url): verified by fetching the receipt from Bootpay",
     description: 'Limited per source address (BOOTPAY_WEBHOOK_RATE_PER_MINUTE; 429 with Retry-After beyond it, which Bootpay retries).',

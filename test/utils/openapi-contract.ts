@@ -2,6 +2,8 @@
  * The OpenAPI document as a contract: checks that an answer's status is one the operation lists, and that its body
  * fits the schema listed for that status. A small validator of the schema subset Nest's document uses ($ref, type,
  * nullable, enum, required, properties, additionalProperties, items, allOf/oneOf/anyOf, bounds, pattern, formats).
+ * Answers are checked closed: an object schema that lists properties (and says nothing of additionalProperties) is
+ * the whole answer, so a field the server answers and the document does not list is drift too.
  */
 type Schema = Record<string, unknown>;
 type Doc = {
@@ -41,21 +43,33 @@ export class OpenApiContract {
     if (!response) return [`${op.method} ${op.template}: status ${status} is not listed (listed: ${Object.keys(responses).join(', ')})`];
     const schema = response.content?.['application/json']?.schema;
     if (!schema) return status === 204 || body === undefined || body === '' ? [] : [`${op.method} ${op.template} ${status}: no schema for the answer`];
-    return this.validate(schema, body, '$').map((p) => `${op.method} ${op.template} ${status}: ${p}`);
+    return this.validate(schema, body, '$', 0, true).map((p) => `${op.method} ${op.template} ${status}: ${p}`);
   }
 
-  validate(schema: Schema, value: unknown, at: string, depth = 0): string[] {
+  /**
+   * Problems of a value against a schema. `closed`: an object schema with properties and no additionalProperties
+   * refuses fields it does not list (used for answers; request bodies say additionalProperties: false themselves).
+   */
+  validate(schema: Schema, value: unknown, at: string, depth = 0, closed = false): string[] {
     if (depth > 40) return [];
+    if (value === null && schema.nullable) return [];
     if (typeof schema.$ref === 'string') {
       const name = schema.$ref.replace('#/components/schemas/', '');
       const target = this.doc.components?.schemas?.[name];
-      return target ? this.validate(target, value, at, depth + 1) : [`${at}: unknown $ref ${schema.$ref}`];
+      return target ? this.validate(target, value, at, depth + 1, closed) : [`${at}: unknown $ref ${schema.$ref}`];
     }
-    if (value === null) return schema.nullable || schema.type === undefined ? [] : [`${at}: null where ${String(schema.type)} is expected`];
+    if (value === null) {
+      const combined = ['allOf', 'oneOf', 'anyOf'].some((k) => Array.isArray(schema[k]));
+      return schema.type === undefined && !combined ? [] : [`${at}: null where ${String(schema.type ?? 'a value')} is expected`];
+    }
     const problems: string[] = [];
-    if (Array.isArray(schema.allOf)) for (const s of schema.allOf as Schema[]) problems.push(...this.validate(s, value, at, depth + 1));
+    // Parts of a composition each see only some of the fields: only a lone part (Nest's nullable $ref) stays closed.
+    if (Array.isArray(schema.allOf)) {
+      const parts = schema.allOf as Schema[];
+      for (const s of parts) problems.push(...this.validate(s, value, at, depth + 1, closed && parts.length === 1));
+    }
     for (const k of ['oneOf', 'anyOf'] as const) {
-      if (Array.isArray(schema[k]) && !(schema[k] as Schema[]).some((s) => this.validate(s, value, at, depth + 1).length === 0)) {
+      if (Array.isArray(schema[k]) && !(schema[k] as Schema[]).some((s) => this.validate(s, value, at, depth + 1, closed).length === 0)) {
         problems.push(`${at}: fits none of ${k}`);
       }
     }
@@ -84,15 +98,18 @@ export class OpenApiContract {
       if (typeof schema.minimum === 'number' && value < schema.minimum) problems.push(`${at}: below ${schema.minimum}`);
       if (typeof schema.maximum === 'number' && value > schema.maximum) problems.push(`${at}: above ${schema.maximum}`);
     }
-    if (Array.isArray(value) && schema.items) value.forEach((v, i) => problems.push(...this.validate(schema.items as Schema, v, `${at}[${i}]`, depth + 1)));
+    if (Array.isArray(value) && schema.items) {
+      value.forEach((v, i) => problems.push(...this.validate(schema.items as Schema, v, `${at}[${i}]`, depth + 1, closed)));
+    }
     if (value && typeof value === 'object' && !Array.isArray(value)) {
       const props = (schema.properties ?? {}) as Record<string, Schema>;
-      for (const r of (schema.required ?? []) as string[]) if (!(r in (value as object))) problems.push(`${at}: has no ${r}`);
+      const refusesOthers = schema.additionalProperties === false || (closed && schema.properties !== undefined && schema.additionalProperties === undefined);
+      for (const r of (schema.required ?? []) as string[]) if (!Object.prototype.hasOwnProperty.call(value, r)) problems.push(`${at}: has no ${r}`);
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (props[k]) problems.push(...this.validate(props[k], v, `${at}.${k}`, depth + 1));
-        else if (schema.additionalProperties === false) problems.push(`${at}: unexpected field ${k}`);
+        if (Object.prototype.hasOwnProperty.call(props, k)) problems.push(...this.validate(props[k], v, `${at}.${k}`, depth + 1, closed));
+        else if (refusesOthers) problems.push(`${at}: unexpected field ${k}`);
         else if (schema.additionalProperties && typeof schema.additionalProperties === 'object') {
-          problems.push(...this.validate(schema.additionalProperties as Schema, v, `${at}.${k}`, depth + 1));
+          problems.push(...this.validate(schema.additionalProperties as Schema, v, `${at}.${k}`, depth + 1, closed));
         }
       }
     }

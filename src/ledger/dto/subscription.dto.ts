@@ -159,7 +159,12 @@ export class SubscriptionResponseDto {
   @ApiProperty({ type: Object })
   dunning: { attempts: number; next_retry_at: string | null; past_due_since: string | null; last_failure: { code: string; message: string | null } | null };
   @ApiProperty({ type: Object }) metadata: Record<string, string>;
-  @ApiPropertyOptional({ type: PaymentSummaryDto }) latest_payment?: PaymentSummaryDto | null;
+  @ApiPropertyOptional({
+    type: PaymentSummaryDto,
+    nullable: true,
+    description: 'The newest payment (null before the first); absent in lists',
+  })
+  latest_payment?: PaymentSummaryDto | null;
   @ApiProperty() created_at: string;
   @ApiProperty() updated_at: string;
   @ApiPropertyOptional({ description: 'A change-plan whose prorated charge has no answer yet (202): the payment, UNKNOWN until Bootpay is asked' })
