@@ -61,9 +61,9 @@ export class BillingKeyResponseDto {
   @ApiProperty({ nullable: true, type: String }) card_type: string | null;
   @ApiProperty({ nullable: true, type: String }) pg: string | null;
   @ApiProperty() bootpay_receipt_id: string;
-  @ApiProperty({ nullable: true, type: String }) issued_at: string | null;
-  @ApiProperty({ nullable: true, type: String }) expires_at: string | null;
-  @ApiProperty({ nullable: true, type: String }) deleted_at: string | null;
-  @ApiProperty() created_at: string;
-  @ApiProperty() updated_at: string;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) issued_at: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) expires_at: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) deleted_at: string | null;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+  @ApiProperty({ format: 'date-time' }) updated_at: string;
 }

@@ -32,30 +32,43 @@ export class CreateRefundDto {
   reason: string;
 }
 
+export class RefundFailureDto {
+  @ApiProperty() code: string;
+  @ApiProperty({ nullable: true, type: String }) pg_code: string | null;
+  @ApiProperty({ nullable: true, type: String }) message: string | null;
+}
+
+export class RefundRequesterDto {
+  @ApiProperty({ nullable: true, type: String, format: 'uuid', description: 'null for a refund the service made itself or learnt from Bootpay' })
+  api_key_id: string | null;
+  @ApiProperty() name: string;
+}
+
 export class RefundResponseDto {
-  @ApiProperty() id: string;
-  @ApiProperty() payment_id: string;
-  @ApiProperty() subscription_id: string;
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) payment_id: string;
+  @ApiProperty({ format: 'uuid' }) subscription_id: string;
   @ApiProperty({ example: 'KRW' }) currency: 'KRW';
-  @ApiProperty({ example: 3000 }) amount: number;
-  @ApiProperty({ example: 0 }) tax_free_amount: number;
+  @ApiProperty({ type: 'integer', example: 3000 }) amount: number;
+  @ApiProperty({ type: 'integer', example: 0 }) tax_free_amount: number;
   @ApiProperty({
+    type: 'integer',
     example: 273,
     description:
       "VAT of the refunded amount: the payment's VAT share of the taxable amount refunded so far (rounded half up once for the payment's refunds together) less the VAT of earlier refunds; the refund that empties the payment takes the VAT left, so a payment's refunds add up to its VAT",
   })
   vat: number;
-  @ApiProperty({ example: 2727 }) supply_amount: number;
+  @ApiProperty({ type: 'integer', example: 2727 }) supply_amount: number;
   @ApiProperty() reason: string;
   @ApiProperty({ enum: ['service', 'bootpay'], description: 'service: asked of this service; bootpay: made at Bootpay (its console), learnt from its receipt' })
   source: 'service' | 'bootpay';
   @ApiProperty({ enum: REFUND_STATUSES, description: 'unknown: sent to Bootpay without an answer; resolved by re-sending the same cancel_id' })
   status: RefundStatus;
   @ApiProperty({ example: 'rf_0c4e6f0e2b7d4a1c9b0e5f6a7b8c9d0e', description: "Bootpay's cancel_id" }) cancel_id: string;
-  @ApiProperty({ nullable: true, type: Object }) failure: { code: string; pg_code: string | null; message: string | null } | null;
-  @ApiProperty({ type: Object }) requested_by: { api_key_id: string | null; name: string };
-  @ApiProperty() attempts: number;
-  @ApiProperty() created_at: string;
-  @ApiProperty() updated_at: string;
-  @ApiProperty({ nullable: true, type: String }) completed_at: string | null;
+  @ApiProperty({ nullable: true, type: RefundFailureDto }) failure: RefundFailureDto | null;
+  @ApiProperty({ type: RefundRequesterDto }) requested_by: RefundRequesterDto;
+  @ApiProperty({ type: 'integer' }) attempts: number;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+  @ApiProperty({ format: 'date-time' }) updated_at: string;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) completed_at: string | null;
 }

@@ -2,6 +2,8 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsBoolean, IsIn, IsInt, IsISO8601, IsString, IsUUID, Matches, Max, MaxLength, Min } from 'class-validator';
 import { PageQueryDto } from '../../common/pagination';
 import { IsMetadata, IsPlainText, Optional } from '../../common/validators';
+import { PAYMENT_STATUSES, PaymentResponseDto } from '../../payments/payment.dto';
+import type { PaymentStatus } from '../../payments/payment.entity';
 import type { SubscriptionStatus } from '../subscription.entity';
 
 export const SUBSCRIPTION_STATUSES: SubscriptionStatus[] = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'canceled', 'unpaid'];
@@ -131,11 +133,35 @@ export class SwapBillingKeyDto {
   reason?: string;
 }
 
+export class PaymentSummaryFailureDto {
+  @ApiProperty({ example: 'card_declined' }) code: string;
+  @ApiProperty({ nullable: true, type: String }) pg_code: string | null;
+  @ApiProperty() message: string;
+}
+
 export class PaymentSummaryDto {
-  @ApiProperty() id: string;
-  @ApiProperty() status: string;
-  @ApiProperty() amount: number;
-  @ApiProperty({ nullable: true, type: Object }) failure: { code: string; pg_code: string | null; message: string } | null;
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ enum: PAYMENT_STATUSES }) status: PaymentStatus;
+  @ApiProperty({ type: 'integer' }) amount: number;
+  @ApiProperty({ nullable: true, type: PaymentSummaryFailureDto }) failure: PaymentSummaryFailureDto | null;
+}
+
+export class SubscriptionPauseDto {
+  @ApiProperty({ format: 'date-time' }) paused_at: string;
+  @ApiProperty({ nullable: true, type: String }) reason: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time', description: 'Resumes by itself then' }) resume_at: string | null;
+}
+
+export class DunningFailureDto {
+  @ApiProperty() code: string;
+  @ApiProperty({ nullable: true, type: String }) message: string | null;
+}
+
+export class SubscriptionDunningDto {
+  @ApiProperty({ type: 'integer', description: 'Failed charges of the current period' }) attempts: number;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) next_retry_at: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) past_due_since: string | null;
+  @ApiProperty({ nullable: true, type: DunningFailureDto }) last_failure: DunningFailureDto | null;
 }
 
 export class SubscriptionResponseDto {
@@ -144,29 +170,32 @@ export class SubscriptionResponseDto {
   @ApiProperty({ format: 'uuid' }) plan_id: string;
   @ApiProperty({ format: 'uuid' }) billing_key_id: string;
   @ApiProperty({ enum: SUBSCRIPTION_STATUSES }) status: SubscriptionStatus;
-  @ApiProperty() anchor_at: string;
-  @ApiProperty({ nullable: true, type: String }) current_period_start: string | null;
-  @ApiProperty({ nullable: true, type: String }) current_period_end: string | null;
-  @ApiProperty({ nullable: true, type: String }) next_charge_at: string | null;
-  @ApiProperty({ nullable: true, type: String }) trial_end: string | null;
+  @ApiProperty({ format: 'date-time' }) anchor_at: string;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) current_period_start: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) current_period_end: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) next_charge_at: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) trial_end: string | null;
   @ApiProperty() cancel_at_period_end: boolean;
-  @ApiProperty({ nullable: true, type: String }) canceled_at: string | null;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) canceled_at: string | null;
   @ApiProperty({ nullable: true, type: String }) cancel_reason: string | null;
-  @ApiProperty({ nullable: true, type: String }) ended_at: string | null;
-  @ApiProperty({ nullable: true, type: Object }) pause: { paused_at: string; reason: string | null; resume_at: string | null } | null;
-  @ApiProperty({ nullable: true, type: String }) pending_plan_id: string | null;
-  @ApiProperty({ description: "Won owed to the customer (a downgrade's credit), applied to the next charges before the card" }) credit_balance: number;
-  @ApiProperty({ type: Object })
-  dunning: { attempts: number; next_retry_at: string | null; past_due_since: string | null; last_failure: { code: string; message: string | null } | null };
-  @ApiProperty({ type: Object }) metadata: Record<string, string>;
+  @ApiProperty({ nullable: true, type: String, format: 'date-time' }) ended_at: string | null;
+  @ApiProperty({ nullable: true, type: SubscriptionPauseDto }) pause: SubscriptionPauseDto | null;
+  @ApiProperty({ nullable: true, type: String, format: 'uuid' }) pending_plan_id: string | null;
+  @ApiProperty({ type: 'integer', description: "Won owed to the customer (a downgrade's credit), applied to the next charges before the card" })
+  credit_balance: number;
+  @ApiProperty({ type: SubscriptionDunningDto }) dunning: SubscriptionDunningDto;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'string' } }) metadata: Record<string, string>;
   @ApiPropertyOptional({
     type: PaymentSummaryDto,
     nullable: true,
     description: 'The newest payment (null before the first); absent in lists',
   })
   latest_payment?: PaymentSummaryDto | null;
-  @ApiProperty() created_at: string;
-  @ApiProperty() updated_at: string;
-  @ApiPropertyOptional({ description: 'A change-plan whose prorated charge has no answer yet (202): the payment, UNKNOWN until Bootpay is asked' })
-  pending_payment?: Record<string, unknown>;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+  @ApiProperty({ format: 'date-time' }) updated_at: string;
+  @ApiPropertyOptional({
+    type: PaymentResponseDto,
+    description: 'A change-plan whose prorated charge has no answer yet (202): the payment, UNKNOWN until Bootpay is asked',
+  })
+  pending_payment?: PaymentResponseDto;
 }

@@ -97,16 +97,16 @@ export class PlanResponseDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty({ nullable: true, type: String }) description: string | null;
-  @ApiProperty({ example: 11000 }) amount: number;
-  @ApiProperty({ example: 0 }) tax_free_amount: number;
-  @ApiProperty({ example: 1000, description: '(amount - tax_free_amount) / 11, rounded half up' }) vat: number;
-  @ApiProperty({ example: 10000, description: 'amount - tax_free_amount - vat' }) supply_amount: number;
+  @ApiProperty({ type: 'integer', example: 11000 }) amount: number;
+  @ApiProperty({ type: 'integer', example: 0 }) tax_free_amount: number;
+  @ApiProperty({ type: 'integer', example: 1000, description: '(amount - tax_free_amount) / 11, rounded half up' }) vat: number;
+  @ApiProperty({ type: 'integer', example: 10000, description: 'amount - tax_free_amount - vat' }) supply_amount: number;
   @ApiProperty({ example: 'KRW' }) currency: 'KRW';
   @ApiProperty({ enum: BILLING_INTERVALS }) interval: BillingInterval;
-  @ApiProperty() interval_count: number;
-  @ApiProperty() trial_days: number;
+  @ApiProperty({ type: 'integer' }) interval_count: number;
+  @ApiProperty({ type: 'integer' }) trial_days: number;
   @ApiProperty({ enum: ['scheduler', 'reservation'] }) charge_mode: ChargeMode;
   @ApiProperty() active: boolean;
-  @ApiProperty() created_at: string;
-  @ApiProperty() updated_at: string;
+  @ApiProperty({ format: 'date-time' }) created_at: string;
+  @ApiProperty({ format: 'date-time' }) updated_at: string;
 }
