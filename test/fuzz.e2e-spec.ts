@@ -1330,14 +1330,12 @@ describe('Fuzzing: malformed input gets a 4xx in the common error shape and stor
         '0000-01-01T00:00:00.000Z',
         '2023-02-29T00:00:00.000Z',
       );
-      const arb = fc
-        .tuple(fc.constantFrom(...pageRoutes), forgedT, fc.uuid())
-        .map(([list, tt, id]): Req => ({
-          method: 'GET',
-          path: `${list.path()}?cursor=${b64({ t: tt, id })}`,
-          authorization: keyFor(list.role),
-          why: `forged cursor t=${tt}`,
-        }));
+      const arb = fc.tuple(fc.constantFrom(...pageRoutes), forgedT, fc.uuid()).map(([list, tt, id]): Req => ({
+        method: 'GET',
+        path: `${list.path()}?cursor=${b64({ t: tt, id })}`,
+        authorization: keyFor(list.role),
+        why: `forged cursor t=${tt}`,
+      }));
       await fuzz(arb, async (r) => {
         const res = await send(r);
         if (res.status >= 500) throw new Error(`5xx for a forged cursor: ${describeReq(r)} -> ${res.status} ${res.text.slice(0, 300)}`);

@@ -61,19 +61,16 @@ describe('Plans', () => {
     });
 
     it('should keep every term it was given: interval, interval_count, trial_days, charge_mode', async () => {
-      const res = await t.http
-        .post('/v1/plans')
-        .set(bearer(t.serviceKey))
-        .send({
-          name: ' Quarterly ',
-          amount: 30000,
-          tax_free_amount: 3000,
-          currency: 'KRW',
-          interval: 'month',
-          interval_count: 3,
-          trial_days: 14,
-          charge_mode: 'reservation',
-        });
+      const res = await t.http.post('/v1/plans').set(bearer(t.serviceKey)).send({
+        name: ' Quarterly ',
+        amount: 30000,
+        tax_free_amount: 3000,
+        currency: 'KRW',
+        interval: 'month',
+        interval_count: 3,
+        trial_days: 14,
+        charge_mode: 'reservation',
+      });
       expect(res.status).toBe(201);
       expect(res.body).toMatchObject({
         name: 'Quarterly',

@@ -625,18 +625,16 @@ export class RefundsService {
         canceledAt: receipt.cancelledAt ?? payment.canceledAt ?? now,
         updatedAt: now,
       });
-      await m
-        .getRepository(PaymentEntity)
-        .update(
-          { id: payment.id },
-          {
-            balanceAmount: payment.balanceAmount,
-            refundedTaxFree: payment.refundedTaxFree,
-            status: payment.status,
-            canceledAt: payment.canceledAt,
-            updatedAt: now,
-          },
-        );
+      await m.getRepository(PaymentEntity).update(
+        { id: payment.id },
+        {
+          balanceAmount: payment.balanceAmount,
+          refundedTaxFree: payment.refundedTaxFree,
+          status: payment.status,
+          canceledAt: payment.canceledAt,
+          updatedAt: now,
+        },
+      );
       const [{ in_flight: inFlight, amount: ours, tax_free: oursTaxFree, vat: oursVat }] = await m.query(
         `SELECT count(*) FILTER (WHERE status IN ('pending', 'unknown'))::int AS in_flight,
                 COALESCE(sum(amount) FILTER (WHERE status = 'succeeded'), 0)::bigint AS amount,
