@@ -142,13 +142,10 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
     ]);
   }, 60_000);
 
-  // BUG (found by this test, 2026-11-26): three subscriptions share one billing key; the card becomes lost or stolen
-  // (a hard decline); the run a month later claims all three. Bootpay declines all three charges, but recording two of
-  // the declines fails with PostgreSQL's "deadlock detected" (log: "could not record a charge outcome"; run counts
-  // failed 1, unknown 2). One is settled by a later run; the other's attempt stays IN_PROGRESS for good: later runs
-  // never resolve it, and the subscription stays active with its period ended, never charged nor canceled. With two
-  // subscriptions on the key it did not happen. Un-skip once fixed.
-  it.skip('regression (bug: third subscription on a hard-declined shared key left IN_PROGRESS for good)', async () => {
+  // Found by this test: three subscriptions share one billing key whose card became lost or stolen; the run's three
+  // declines were recorded concurrently and two deadlocked on the key's row, leaving attempts open. Settlements on one
+  // key now go one after another (and a deadlocked one is run again).
+  it('regression: declines of three subscriptions on one hard-declined key are all recorded', async () => {
     await runSequence([
       new CreateSub(1, 0, 0, 'now'),
       new CreateSub(1, 0, 1, 'now'),

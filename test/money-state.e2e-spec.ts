@@ -293,6 +293,19 @@ describe('Money state: lifecycle edges', () => {
     expect(t.logs.some((l) => l.includes('subscription left out of the run') && l.includes(bad.id))).toBe(true);
   });
 
+  it('records every decline of subscriptions sharing one billing key in the same run (no deadlock between their settlements)', async () => {
+    const plan = await createPlan(t, { amount: 22000 });
+    const { customer, key } = await customerWithKey(t);
+    const subs: Sub[] = [];
+    for (let i = 0; i < 3; i++) subs.push((await createSubscription(t, { customer_id: customer.id, plan_id: plan.id, billing_key_id: key.id })) as Sub);
+    t.fake.setKeyBehavior(key.bootpay_receipt_id, 'lost_or_stolen');
+    t.clock.set(month(1));
+    const run = await runCharges(t);
+    expect(run.counts).toMatchObject({ due: 3, failed: 3, unknown: 0 });
+    for (const s of subs) expect(await getSubscription(t, s.id)).toMatchObject({ status: 'canceled' });
+    expect(t.logs.some((l) => l.includes('could not record a charge outcome'))).toBe(false);
+  });
+
   it('refuses to start with an encryption key other than the one the stored billing keys were encrypted with', async () => {
     const plan = await createPlan(t, { amount: 11000 });
     await subscribe(plan.id);

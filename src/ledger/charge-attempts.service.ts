@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { returnedRows } from '../common/db-errors';
+import { returnedRows, withRetries } from '../common/db-errors';
 import { preparedQuery } from '../common/prepared';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
@@ -538,8 +538,19 @@ export class ChargeAttemptsService {
    */
   async settle(paymentId: string, outcome: ChargeOutcome, opts: { actor?: EventActor; onDecline?: DeclinePolicy } = {}): Promise<SettleResult> {
     const actor = opts.actor ?? 'system';
-    const result = await this.db.transaction(async (m) => {
+    // Settlements of charges on one billing key meet on its row (an ending deletes a key no longer used): a deadlock
+    // between them aborts one, which is run again from the start (it re-reads everything under its locks).
+    const result = await withRetries(() => this.settleOnce(paymentId, outcome, opts, actor));
+    await this.afterSettle(result);
+    return result;
+  }
+
+  private async settleOnce(paymentId: string, outcome: ChargeOutcome, opts: { onDecline?: DeclinePolicy }, actor: EventActor): Promise<SettleResult> {
+    return this.db.transaction(async (m) => {
       const pre = await m.getRepository(PaymentEntity).findOneByOrFail({ id: paymentId });
+      // Settlements of charges on one billing key go one after another (an ending may delete the key, under its row
+      // lock): without this, two declines on a shared key deadlock.
+      await m.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 7301010))`, [pre.billingKeyId]);
       const sub = await m
         .getRepository(SubscriptionEntity)
         .createQueryBuilder('s')
@@ -685,8 +696,6 @@ export class ChargeAttemptsService {
         }
       }
     });
-    await this.afterSettle(result);
-    return result;
   }
 
   /**
