@@ -90,14 +90,12 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
 
   // ------------------------------------------------------------------ regressions: sequences the model found failing
 
-  // BUG (found by this test, 2026-11-26): an unconfirmed reservation (its registration answer was lost, so the
-  // service holds no reserve_id) that Bootpay executes while its webhook is lost is never recorded nor refunded, and
-  // the run charges its period again as attempt p2: the customer pays that period twice. The service withdraws such a
-  // reservation unsent (payment ABORTED, failure reservation_unconfirmed) when an action settles open payments first
-  // (here a key swap, even one refused with 409 same_billing_key) or when a plan change replaces the reservations;
-  // it relies on Bootpay's webhook alone to learn of a late execution, and cannot revoke or look it up. Un-skip the
-  // three tests below once fixed.
-  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): as found', async () => {
+  // Found by this test: an unconfirmed reservation (its registration answer was lost, so the service holds no
+  // reserve_id) that Bootpay executed with its webhook lost was withdrawn unsent by an action (a key swap, a plan
+  // change), and the run charged its period again. Now such a reservation stays while the subscription goes on, and
+  // its period is resolved by re-sending its order_id (a duplicate means it executed); it is withdrawn only for a
+  // paused or ended subscription, with a finance flag.
+  it('regression (unconfirmed reservation executed with its webhook lost: its period charged once): as found', async () => {
     await runSequence([
       new CreateSub(0, 0, 0, 'now'),
       new LoseWebhooks(),
@@ -112,7 +110,7 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
 
   // Bootpay executes the reservation on time (2026-01-22); a refused key swap an hour later withdraws it; the next run
   // charges week 2 again (p2).
-  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): executed on time, then withdrawn', async () => {
+  it('regression (unconfirmed reservation executed with its webhook lost: its period charged once): executed on time, then withdrawn', async () => {
     await runSequence([
       new LoseWebhooks(),
       new DropNextAnswer('subscribe/payment/reserve'),
@@ -129,7 +127,7 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
 
   // Withdrawn before it fell due (a plan change at period end right after the sign-up replaces the reservations):
   // Bootpay still holds it, executes it on time with its webhook lost, and the run charges week 2 again at the new price.
-  it.skip('regression (bug: unconfirmed reservation executed with its webhook lost, period charged twice): withdrawn, then executed', async () => {
+  it('regression (unconfirmed reservation executed with its webhook lost: its period charged once): withdrawn, then executed', async () => {
     await runSequence([
       new LoseWebhooks(),
       new DropNextAnswer('subscribe/payment/reserve'),

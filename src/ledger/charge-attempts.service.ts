@@ -823,7 +823,7 @@ export class ChargeAttemptsService {
       .getMany();
     for (const p of rows) {
       try {
-        if (p.status === 'READY') await this.resolveReservation(p, { sendUnconfirmed: false });
+        if (p.status === 'READY') await this.resolveReservation(p, { sendUnconfirmed: true });
         else if (opts.resend) await this.settle(p.id, await this.send(p));
       } catch (err) {
         this.logger.warn({ message: 'open payment not resolved before an action', payment_id: p.id, error: err instanceof Error ? err.message : String(err) });

@@ -14,7 +14,9 @@ export type FinanceFlagKind =
   /** An automatic refund could not be recorded (another refund of the payment was in flight). */
   | 'refund_needed'
   /** A refund made at Bootpay (its admin console), not asked of this service. */
-  | 'refund_outside';
+  | 'refund_outside'
+  /** A reservation Bootpay never confirmed was withdrawn; Bootpay may still execute it. */
+  | 'reservation_unconfirmed';
 
 export interface FinanceFlagInput {
   kind: FinanceFlagKind;

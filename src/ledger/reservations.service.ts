@@ -4,6 +4,8 @@ import { DataSource } from 'typeorm';
 import { BillingKeysService } from '../billing-keys/billing-keys.service';
 import { Clock } from '../common/clock';
 import { NotFoundError } from '../common/errors';
+import { returnedRows } from '../common/db-errors';
+import { FinanceFlagsService } from './finance-flags.service';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 import { GatewayError, GatewayReservationAlreadyDoneError, GatewayReservationLimitError, GatewayUnknownOutcomeError } from '../gateway/gateway.errors';
 import { PaymentEntity } from '../payments/payment.entity';
@@ -35,6 +37,7 @@ export class ReservationsService {
     private readonly clock: Clock,
     private readonly gateway: BootpayGateway,
     private readonly billingKeys: BillingKeysService,
+    private readonly flags: FinanceFlagsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
@@ -163,11 +166,17 @@ export class ReservationsService {
     let left = 0;
     for (const r of rows) {
       if (!r.reserve_id) {
-        // Never confirmed by Bootpay (its registration had no answer): nothing to cancel there, and nothing may be
-        // sent for it any more. If Bootpay executes it anyway, its receipt is a late approval, refunded when the
-        // subscription does not owe it (the ledger's transition table).
-        await this.withdrawUnconfirmed(r.id);
-        canceled++;
+        // Never confirmed by Bootpay (its registration had no answer): it cannot be canceled or looked up there. While
+        // the subscription goes on it stays, and once its time has come the run asks Bootpay by re-sending its
+        // order_id (a duplicate means it executed). A paused or ended subscription must not be charged: it is
+        // withdrawn unsent, and finance is told to look for it at Bootpay (a late webhook of it is refunded).
+        const [sub] = await this.db.query(`SELECT status FROM subscriptions WHERE id = $1`, [subscriptionId]);
+        if (sub && (sub.status === 'paused' || sub.status === 'canceled')) {
+          await this.withdrawUnconfirmed(r.id);
+          canceled++;
+        } else {
+          left++;
+        }
         continue;
       }
       try {
@@ -198,12 +207,26 @@ export class ReservationsService {
 
   /** A reservation whose registration was never confirmed, withdrawn without sending anything. */
   async withdrawUnconfirmed(paymentId: string): Promise<void> {
-    await this.db.query(
-      `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_unconfirmed',
-         failure_message = 'The reservation was never confirmed by Bootpay and was withdrawn; a late execution is refunded', failure_hard = false, updated_at = $2
-       WHERE id = $1 AND status = 'READY' AND reserve_id IS NULL`,
-      [paymentId, this.clock.now()],
-    );
+    await this.db.transaction(async (m) => {
+      const rows = returnedRows<{ id: string; subscription_id: string; order_id: string; reserve_execute_at: Date | null }>(
+        await m.query(
+          `UPDATE payments SET status = 'ABORTED', failure_code = 'reservation_unconfirmed',
+             failure_message = 'The reservation was never confirmed by Bootpay and was withdrawn; a late execution is refunded', failure_hard = false, updated_at = $2
+           WHERE id = $1 AND status = 'READY' AND reserve_id IS NULL RETURNING id, subscription_id, order_id, reserve_execute_at`,
+          [paymentId, this.clock.now()],
+        ),
+      );
+      for (const p of rows) {
+        // Bootpay may still hold it (and has no lookup by order_id): if it executes and its webhook is lost too,
+        // only a look at Bootpay's admin finds it.
+        await this.flags.raise(m, {
+          kind: 'reservation_unconfirmed',
+          subscriptionId: p.subscription_id,
+          paymentId: p.id,
+          message: `A reservation whose registration Bootpay never confirmed (order_id ${p.order_id}, due ${p.reserve_execute_at ? new Date(p.reserve_execute_at).toISOString() : 'unknown'}) was withdrawn; if Bootpay executed it and no webhook arrives, refund it there`,
+        });
+      }
+    });
   }
 
   /** GET /v1/billing-keys/:id/reservations: the key's budget and its outstanding reservations. */
