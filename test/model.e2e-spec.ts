@@ -41,7 +41,7 @@ import { DAY, HOUR, MINUTE, Model, WEEK, World } from './model/world';
  * - MODEL_SEED: the default is a fixed seed, so `npm test` runs the same sequences every time; MODEL_SEED=random
  *   explores, a number replays (fast-check prints the seed and path of a failure; MODEL_PATH replays that path).
  * - MODEL_SHRINK=0: stop at the first failure without shrinking it (shrinking takes minutes).
- * - MODEL_NO_RESERVE_DROP=1: never drop the answer of a reservation registration, to explore past the known bug below.
+ * - MODEL_NO_RESERVE_DROP=1: never drop the answer of a reservation registration (to explore other faults).
  * - MODEL_LOG=file: append every failing sequence (as it shrinks) to the file; MODEL_VERBOSE=1 (2: with the ledger)
  *   prints every sequence.
  * A failure prints the shrunk sequence as constructor calls, the clock and answer of every step, and each

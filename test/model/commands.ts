@@ -450,10 +450,7 @@ const createSub = fc
   )
   .map(([c, k, p, s]) => new CreateSub(c, k, p, s));
 
-/**
- * Routes whose answer may be dropped. MODEL_NO_RESERVE_DROP=1 keeps reservation registrations answered, to explore
- * past the known bug of unconfirmed reservations (see the skipped regressions in test/model.e2e-spec.ts).
- */
+/** Routes whose answer may be dropped; MODEL_NO_RESERVE_DROP=1 keeps reservation registrations answered. */
 const DROP_ROUTES: ('subscribe/payment' | 'subscribe/payment/reserve')[] = process.env.MODEL_NO_RESERVE_DROP
   ? ['subscribe/payment']
   : ['subscribe/payment', 'subscribe/payment/reserve'];
