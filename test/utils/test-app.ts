@@ -95,8 +95,10 @@ export async function startTestApp(opts: { env?: Record<string, string>; now?: D
       secretKey: fake.credentials.secretKey,
       mode: 'development',
       apiBaseUrl: fake.apiBaseUrl,
-      timeoutMs: 2000,
-      chargeTimeoutMs: 2000,
+      // Generous: on a busy 2-core machine (the browser test, the model test) a short time-out would turn a slow answer
+      // into an unknown outcome. Tests that need a lost answer drop it at the fake.
+      timeoutMs: 10000,
+      chargeTimeoutMs: 10000,
       maxSockets: 64,
     },
     clock,
