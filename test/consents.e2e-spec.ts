@@ -195,6 +195,35 @@ describe('Consent before a paid conversion (trials)', () => {
     expect(ledgerChargesOf(t, sub.id)).toHaveLength(0);
   });
 
+  it('pages the consents of a subscription oldest first, like every list, and refuses a cursor it did not write', async () => {
+    const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
+    const sub = await subscribe(t, plan.id);
+    const recorded: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      t.clock.set(plus(T0, i * HOUR));
+      const res = await recordConsent(t, sub.id, { kind: 'trial_conversion', obtained_at: iso(plus(T0, i * HOUR)) });
+      expect(res.status).toBe(201);
+      recorded.push(res.body.id);
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res = await t.http.get(`/v1/subscriptions/${sub.id}/consents?limit=2${cursor ? `&cursor=${cursor}` : ''}`).set(bearer(t.serviceKey));
+      expect(res.status).toBe(200);
+      expect(res.body.data.length).toBeLessThanOrEqual(2);
+      seen.push(...res.body.data.map((c: { id: string }) => c.id));
+      expect(res.body.has_more).toBe(res.body.next_cursor !== null);
+      cursor = res.body.next_cursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(recorded);
+    const bad = await t.http.get(`/v1/subscriptions/${sub.id}/consents?cursor=bm90LWEtY3Vyc29y`).set(bearer(t.serviceKey));
+    expect(bad.status).toBe(400);
+    expect(bad.body.details).toEqual([expect.objectContaining({ field: 'cursor' })]);
+  });
+
   it('keeps a conversion consent across a change to a dearer plan the SaaS backend asked for (its own consent), and charges the new price', async () => {
     const plan = await createPlan(t, { name: 'Pro trial', amount: 11000, interval: 'month', trial_days: 14 });
     const dearer = await createPlan(t, { name: 'Team trial', amount: 33000, interval: 'month', trial_days: 14 });

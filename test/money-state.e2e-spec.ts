@@ -12,7 +12,7 @@ import {
   subscriptionAction,
   WebhookSink,
 } from './utils/fixtures';
-import { bearer, startTestApp, TestApp } from './utils/test-app';
+import { bearer, startTestApp, T0, TestApp } from './utils/test-app';
 
 /**
  * Where two writers of money state meet: late and lost Bootpay results against pauses, plan changes and cancels,
@@ -400,6 +400,49 @@ describe('Money state: lifecycle edges', () => {
     const tooLong = await t.http.post('/v1/plans').set(bearer(t.adminKey)).send({ name: 'x', amount: 1000, interval: 'day', interval_count: 3651 });
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.details).toEqual([expect.objectContaining({ field: 'interval_count' })]);
+  });
+});
+
+describe('Money state: the finance-flags list', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('pages flags newest first with limit and cursor, filters open ones, and refuses a cursor it did not write', async () => {
+    // Flags are raised by the money path only; here rows stand in for seven of them, a minute apart, the oldest resolved.
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const {
+        rows: [row],
+      } = await t.db.query(
+        `INSERT INTO finance_flags (kind, message, created_at, resolved_at, resolved_by, resolution) VALUES ('refund_needed', $1, $2, $3, $4, $5) RETURNING id`,
+        [`flag ${i}`, new Date(T0.getTime() + i * MINUTE), i === 0 ? T0 : null, i === 0 ? 'finance' : null, i === 0 ? 'done' : null],
+      );
+      ids.push(row.id);
+    }
+    const walk = async (query: string) => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await t.http.get(`/v1/finance-flags?limit=3${query}${cursor ? `&cursor=${cursor}` : ''}`).set(bearer(t.adminKey));
+        expect(res.status).toBe(200);
+        expect(res.body.has_more).toBe(res.body.next_cursor !== null);
+        seen.push(...res.body.data.map((f: { id: string }) => f.id));
+        cursor = res.body.next_cursor;
+      } while (cursor);
+      return seen;
+    };
+    expect(await walk('')).toEqual([...ids].reverse());
+    expect(await walk('&open=true')).toEqual(ids.slice(1).reverse());
+    expect(await walk('&open=false')).toEqual([ids[0]]);
+    const bad = await t.http.get('/v1/finance-flags?cursor=bm90LWEtY3Vyc29y').set(bearer(t.adminKey));
+    expect(bad.status).toBe(400);
+    expect(bad.body.details).toEqual([expect.objectContaining({ field: 'cursor' })]);
+    expect((await t.http.get('/v1/finance-flags?limit=101').set(bearer(t.adminKey))).status).toBe(400);
   });
 });
 

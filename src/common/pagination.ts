@@ -43,12 +43,13 @@ export function isCursorInstant(t: unknown): t is string {
   return d.getUTCFullYear() >= 1 && d.toISOString() === t;
 }
 
-interface CursorValue {
+export interface CursorValue {
   t: string;
   id: string;
 }
 
-function decodeCursor(cursor: string): CursorValue {
+/** Reads a next_cursor value (a time and an id); anything else is a 400 naming the field. */
+export function decodeCursor(cursor: string): CursorValue {
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as CursorValue;
     if (typeof v.t !== 'string' || typeof v.id !== 'string') throw new Error('bad');
@@ -88,6 +89,11 @@ export async function paginate<E extends ObjectLiteral & { id: string; createdAt
   return {
     data: page.map(map),
     has_more: hasMore,
-    next_cursor: hasMore && last ? Buffer.from(JSON.stringify({ t: last.createdAt.toISOString(), id: last.id })).toString('base64url') : null,
+    next_cursor: hasMore && last ? encodeCursor(last.createdAt, last.id) : null,
   };
+}
+
+/** The next_cursor of a page whose last row was created at `t` with id `id`. */
+export function encodeCursor(t: Date, id: string): string {
+  return Buffer.from(JSON.stringify({ t: t.toISOString(), id })).toString('base64url');
 }

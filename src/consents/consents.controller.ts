@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { NoBodyPipe } from '../common/no-body.pipe';
 import { UuidPipe } from '../common/uuid.pipe';
+import { PageQueryDto } from '../common/pagination';
 import { Clock, isSupportedInstant } from '../common/clock';
 import { InvalidInputError } from '../common/errors';
 import { ConsentNoticesService } from './consent-notices.service';
@@ -41,8 +42,8 @@ export class ConsentsController {
   @Get('subscriptions/:id/consents')
   @ApiOkResponse({ type: ConsentListResponseDto })
   @ApiOperation({ summary: 'The consents of a subscription, with whether each counts' })
-  list(@Param('id', UuidPipe) id: string) {
-    return this.consents.list(id);
+  list(@Param('id', UuidPipe) id: string, @Query() page: PageQueryDto) {
+    return this.consents.list(id, page);
   }
 
   @Post('subscriptions/:id/consents/:consentId/withdraw')

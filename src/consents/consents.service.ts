@@ -6,6 +6,7 @@ import type { Actor } from '../auth/auth.decorators';
 import { Clock, isSupportedInstant } from '../common/clock';
 import { isUniqueViolation, returnedRows } from '../common/db-errors';
 import { ConflictError, DomainError, FieldError, InvalidInputError, NotFoundError } from '../common/errors';
+import { decodeCursor, encodeCursor } from '../common/pagination';
 import { Runtime, RUNTIME } from '../config/runtime';
 import { SubscriptionEventsService } from '../ledger/subscription-events.service';
 import { SubscriptionEntity } from '../ledger/subscription.entity';
@@ -177,13 +178,21 @@ export class ConsentsService {
     });
   }
 
-  async list(subscriptionId: string) {
+  /** Oldest recorded first, keyset-paged on (created_at, id) like every list. */
+  async list(subscriptionId: string, page: { limit?: number; cursor?: string } = {}) {
     const [sub] = await this.db.query(`SELECT id FROM subscriptions WHERE id = $1`, [subscriptionId]);
     if (!sub) throw new NotFoundError('Subscription', subscriptionId);
-    const rows = (await this.db.query(`SELECT * FROM consents WHERE subscription_id = $1 ORDER BY obtained_at, created_at, id LIMIT 201`, [
-      subscriptionId,
-    ])) as ConsentRow[];
-    return { data: rows.slice(0, 200).map((r) => this.view(r)), has_more: rows.length > 200, next_cursor: null };
+    const limit = page.limit ?? 20;
+    const after = page.cursor ? decodeCursor(page.cursor) : null;
+    const rows = (await this.db.query(
+      `SELECT * FROM consents WHERE subscription_id = $1 AND ($3::timestamptz IS NULL OR (created_at, id) > ($3::timestamptz, $4::uuid))
+       ORDER BY created_at, id LIMIT $2`,
+      [subscriptionId, limit + 1, after?.t ?? null, after?.id ?? null],
+    )) as ConsentRow[];
+    const data = rows.slice(0, limit);
+    const last = data[data.length - 1];
+    const hasMore = rows.length > limit;
+    return { data: data.map((r) => this.view(r)), has_more: hasMore, next_cursor: hasMore && last ? encodeCursor(new Date(last.created_at), last.id) : null };
   }
 
   private view(r: ConsentRow) {

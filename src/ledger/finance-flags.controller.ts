@@ -4,10 +4,11 @@ import { IsBoolean, IsOptional, IsString, IsUUID, MaxLength, MinLength } from 'c
 import { Transform } from 'class-transformer';
 import { Actor, CurrentActor, Roles } from '../auth/auth.decorators';
 import { UuidPipe } from '../common/uuid.pipe';
+import { Page, PageQueryDto } from '../common/pagination';
 import { FinanceFlagsService, FinanceFlagView } from './finance-flags.service';
 import { FinanceFlagListResponseDto, FinanceFlagResponseDto } from './dto/finance-flag.dto';
 
-export class ListFinanceFlagsQueryDto {
+export class ListFinanceFlagsQueryDto extends PageQueryDto {
   /** true: only open flags; false: only resolved ones; absent: all. */
   @IsOptional()
   @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
@@ -36,8 +37,8 @@ export class FinanceFlagsController {
   @Get()
   @ApiOkResponse({ type: FinanceFlagListResponseDto })
   @Roles('admin')
-  list(@Query() q: ListFinanceFlagsQueryDto): Promise<{ data: FinanceFlagView[] }> {
-    return this.flags.list({ open: q.open, subscriptionId: q.subscription_id });
+  list(@Query() q: ListFinanceFlagsQueryDto): Promise<Page<FinanceFlagView>> {
+    return this.flags.list({ open: q.open, subscriptionId: q.subscription_id, limit: q.limit, cursor: q.cursor });
   }
 
   @Post(':id/resolve')

@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/db-errors';
 import { InvalidInputError, NotFoundError } from '../common/errors';
+import { decodeCursor, encodeCursor, Page } from '../common/pagination';
 
 /** What finance must look at: money that moved and was not applied, or a receipt that does not fit its payment. */
 export type FinanceFlagKind =
@@ -69,14 +70,21 @@ export class FinanceFlagsService {
     );
   }
 
-  async list(q: { open?: boolean; subscriptionId?: string; limit?: number }): Promise<{ data: FinanceFlagView[] }> {
+  /** Newest first, keyset-paged on (created_at, id) descending. */
+  async list(q: { open?: boolean; subscriptionId?: string; limit?: number; cursor?: string }): Promise<Page<FinanceFlagView>> {
+    const limit = q.limit ?? 20;
+    const after = q.cursor ? decodeCursor(q.cursor) : null;
     const rows: Row[] = await this.db.query(
       `SELECT * FROM finance_flags
        WHERE ($1::boolean IS NULL OR (resolved_at IS NULL) = $1) AND ($2::uuid IS NULL OR subscription_id = $2)
-       ORDER BY created_at DESC, id LIMIT $3`,
-      [q.open ?? null, q.subscriptionId ?? null, q.limit ?? 100],
+         AND ($4::timestamptz IS NULL OR (created_at, id) < ($4::timestamptz, $5::uuid))
+       ORDER BY created_at DESC, id DESC LIMIT $3`,
+      [q.open ?? null, q.subscriptionId ?? null, limit + 1, after?.t ?? null, after?.id ?? null],
     );
-    return { data: rows.map(view) };
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    const hasMore = rows.length > limit;
+    return { data: page.map(view), has_more: hasMore, next_cursor: hasMore && last ? encodeCursor(new Date(last.created_at), last.id) : null };
   }
 
   async resolve(id: string, resolution: string, by: string): Promise<FinanceFlagView> {

@@ -91,11 +91,11 @@ export class ConsentResponseDto {
   @ApiProperty({ format: 'date-time' }) created_at: string;
 }
 
-/** The consents of a subscription (at most 200, oldest first; there is no next page). */
+/** The consents of a subscription, oldest recorded first, paged like every list (`limit`, `cursor`). */
 export class ConsentListResponseDto {
   @ApiProperty({ type: [ConsentResponseDto] }) data: ConsentResponseDto[];
   @ApiProperty() has_more: boolean;
-  @ApiProperty({ nullable: true, type: String, description: 'Always null: the list is not paged' }) next_cursor: string | null;
+  @ApiProperty({ nullable: true, type: String }) next_cursor: string | null;
 }
 
 export class PlanMigrationProgressDto {

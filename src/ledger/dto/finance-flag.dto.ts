@@ -3,7 +3,7 @@ import { ApiProperty } from '@nestjs/swagger';
 /** An item for finance: money that moved and was not applied, or a receipt that does not fit its payment. */
 export class FinanceFlagResponseDto {
   @ApiProperty({ format: 'uuid' }) id: string;
-  @ApiProperty({ enum: ['charge_not_applied', 'receipt_mismatch', 'refund_needed', 'refund_outside'] }) kind: string;
+  @ApiProperty({ enum: ['charge_not_applied', 'receipt_mismatch', 'refund_needed', 'refund_outside', 'reservation_unconfirmed'] }) kind: string;
   @ApiProperty({ nullable: true, type: String, format: 'uuid' }) subscription_id: string | null;
   @ApiProperty({ nullable: true, type: String, format: 'uuid' }) payment_id: string | null;
   @ApiProperty() message: string;
@@ -14,7 +14,9 @@ export class FinanceFlagResponseDto {
   @ApiProperty({ nullable: true, type: String }) resolution: string | null;
 }
 
-/** Finance flags, newest first (at most 100; the list is not paged). */
+/** Finance flags, newest first, paged like every list (`limit`, `cursor`). */
 export class FinanceFlagListResponseDto {
   @ApiProperty({ type: [FinanceFlagResponseDto] }) data: FinanceFlagResponseDto[];
+  @ApiProperty() has_more: boolean;
+  @ApiProperty({ nullable: true, type: String }) next_cursor: string | null;
 }
