@@ -261,6 +261,54 @@ describe(FakeBootpayServer.name, () => {
       expect(await pattern()).toEqual(first);
     });
 
+    it('should answer a seeded share of the filtered routes with a 5xx, doing nothing, and leave other routes alone', async () => {
+      const bk = await issue();
+      const charge = { billing_key: bk.billing_key, order_name: 'Pro', order_id: 'o-rate', price: 1000 };
+      const receipt = (await api('POST', '/v2/subscribe/payment', charge)).body;
+      const reserve = await api('POST', '/v2/subscribe/payment/reserve', {
+        ...charge,
+        order_id: 'o-rate-r',
+        reserve_execute_at: new Date(now.getTime() + 60 * MINUTE).toISOString(),
+      });
+      expect(reserve.status).toBe(200);
+      const faults = { fail_rate: { rate: 0.5, status: 503, route: ['GET receipt', 'GET subscribe/payment/reserve'] }, seed: 7 };
+      const set = await api('PUT', '/__fake/faults', faults, {});
+      expect(set).toMatchObject({ status: 200, body: { fail_rate: { rate: 0.5, status: 503, route: ['GET receipt', 'GET subscribe/payment/reserve'] } } });
+
+      const pattern = async (): Promise<number[]> => {
+        sut.setFaults(faults);
+        const out: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const path = i % 2 ? `/v2/receipt/${String(receipt.receipt_id)}` : `/v2/subscribe/payment/reserve/${String(reserve.body.reserve_id)}`;
+          const res = await api('GET', path);
+          if (res.status !== 200) expect(res.body).toEqual({ error_code: 'SERVICE_UNAVAILABLE', message: expect.any(String), http_status: 503 });
+          out.push(res.status);
+        }
+        return out;
+      };
+      const first = await pattern();
+      expect(first).toContain(503);
+      expect(first).toContain(200);
+      expect(first.every((s) => s === 200 || s === 503)).toBe(true);
+      expect(await pattern()).toEqual(first);
+
+      // Other routes (a charge, a reservation revoke) are not affected, and a refused lookup changed nothing.
+      for (let i = 0; i < 10; i++) expect((await api('POST', '/v2/subscribe/payment', { ...charge, order_id: `o-rate-${i}` })).status).toBe(200);
+      expect((await api('DELETE', `/v2/subscribe/payment/reserve/${String(reserve.body.reserve_id)}`)).status).toBe(200);
+      expect(sut.ledger().charges).toHaveLength(11);
+
+      // Rate 1 on every route; a bad setting is refused; {} clears it.
+      sut.setFaults({ fail_rate: { rate: 1 } });
+      expect(await api('GET', `/v2/receipt/${String(receipt.receipt_id)}`)).toMatchObject({ status: 500, body: { error_code: 'SERVER_ERROR' } });
+      expect((await api('POST', '/v2/subscribe/payment', { ...charge, order_id: 'o-rate-x' })).status).toBe(500);
+      expect(sut.ledger().charges).toHaveLength(11);
+      for (const bad of [{ rate: 2 }, { rate: 0.1, status: 418 }, { rate: 0.1, route: [] }, { rate: 0.1, route: [3] }, {}]) {
+        expect((await api('PUT', '/__fake/faults', { fail_rate: bad }, {})).status).toBe(400);
+      }
+      expect((await api('PUT', '/__fake/faults', {}, {})).body).toEqual({});
+      expect((await api('GET', `/v2/receipt/${String(receipt.receipt_id)}`)).status).toBe(200);
+    });
+
     it('should switch a key behaviour, execute reservations and reset over HTTP', async () => {
       const bk = await issue();
       expect(await api('POST', `/__fake/billing-keys/${String(bk.receipt_id)}/behavior`, { decline: 'suspended' }, {})).toMatchObject({ status: 200 });

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { DeclineScenario, TEST_CARD_BY_NUMBER, TEST_CARD_BY_SCENARIO, TEST_CARDS, TestCard, cardCompanyFor, isDeclineScenario, maskCardNo } from './test-cards';
 import type {
   FailNextFault,
+  FailRateFault,
   FakeBootpayOptions,
   FakeCredentials,
   FakeFaults,
@@ -202,10 +203,20 @@ function matchRoute(method: string, segments: string[]): { route: RouteDef; id: 
   return null;
 }
 
-function routeMatches(filter: string | undefined, method: string, key: string, defaultFilter: string | null): boolean {
+function routeMatches(filter: string | string[] | undefined, method: string, key: string, defaultFilter: string | null): boolean {
+  if (Array.isArray(filter)) return filter.some((one) => routeMatches(one, method, key, defaultFilter));
   const f = (filter ?? defaultFilter ?? '*').trim().replace(/^\/?(v2\/)?/, '');
   if (f === '*' || f === '') return true;
   return f === key || f === `${method} ${key}`;
+}
+
+/** The fail_rate PRNG's seed, apart from the time-outs' so that turning it on does not change their pattern. */
+const failRateSeed = (seed: number) => (seed ^ 0x5bd1e995) >>> 0;
+
+/** The error JSON of a 5xx fault: Bootpay's error shape, with its (deprecated) `http_status`. */
+function serverErrorBody(status: 500 | 502 | 503): { error_code: string; message: string; http_status: number } {
+  const code = status === 502 ? 'BAD_GATEWAY' : status === 503 ? 'SERVICE_UNAVAILABLE' : 'SERVER_ERROR';
+  return { error_code: code, message: `일시적인 서버 오류입니다 (fake fault ${status})`, http_status: status };
 }
 
 /** mulberry32: small deterministic PRNG for fault rates. */
@@ -308,6 +319,7 @@ export class FakeBootpayServer {
   // faults, clock, webhooks
   private faults: FakeFaults = {};
   private random: () => number;
+  private failRandom: () => number;
   private clockOffsetMs = 0;
   private webhookUrl: string | null;
   private generation = 0;
@@ -327,6 +339,7 @@ export class FakeBootpayServer {
       privateKey: options.privateKey ?? DEFAULT_FAKE_CREDENTIALS.privateKey,
     });
     this.random = prng(options.seed ?? 1);
+    this.failRandom = prng(failRateSeed(options.seed ?? 1));
     this.webhookUrl = options.webhookUrl ?? null;
   }
 
@@ -398,13 +411,17 @@ export class FakeBootpayServer {
     this.webhookEntries = [];
     this.faults = {};
     this.random = prng(this.opts.seed ?? 1);
+    this.failRandom = prng(failRateSeed(this.opts.seed ?? 1));
     this.clockOffsetMs = 0;
     this.webhookUrl = this.opts.webhookUrl ?? null;
   }
 
   setFaults(faults: FakeFaults): void {
     this.faults = FakeBootpayServer.validateFaults(faults);
-    if (faults.seed !== undefined) this.random = prng(faults.seed);
+    if (faults.seed !== undefined) {
+      this.random = prng(faults.seed);
+      this.failRandom = prng(failRateSeed(faults.seed));
+    }
   }
 
   getFaults(): FakeFaults {
@@ -644,8 +661,13 @@ export class FakeBootpayServer {
       fail.count -= 1;
       if (fail.count <= 0) this.faults.fail_next = null;
       const status = fail.status ?? 500;
-      const code = status === 502 ? 'BAD_GATEWAY' : status === 503 ? 'SERVICE_UNAVAILABLE' : 'SERVER_ERROR';
-      this.send(res, status, { error_code: code, message: `일시적인 서버 오류입니다 (fake fault ${status})`, http_status: status });
+      this.send(res, status, serverErrorBody(status));
+      return;
+    }
+    const failRate = this.faults.fail_rate;
+    if (failRate && routeMatches(failRate.route, method, match.route.key, null) && this.failRandom() < failRate.rate) {
+      const status = failRate.status ?? 500;
+      this.send(res, status, serverErrorBody(status));
       return;
     }
 
@@ -1467,6 +1489,21 @@ export class FakeBootpayServer {
       out.fail_next = fail;
     } else if (input.fail_next !== undefined && input.fail_next !== null) {
       throw new Error('fail_next must be an object');
+    }
+    if (isObject(input.fail_rate)) {
+      const f = input.fail_rate;
+      const status = f.status ?? 500;
+      if (status !== 500 && status !== 502 && status !== 503) throw new Error('fail_rate.status must be 500, 502 or 503');
+      if (typeof f.rate !== 'number' || !(f.rate >= 0 && f.rate <= 1)) throw new Error('fail_rate.rate must be within 0..1');
+      const routes = f.route;
+      if (routes !== undefined && typeof routes !== 'string' && !(Array.isArray(routes) && routes.length > 0 && routes.every((r) => typeof r === 'string'))) {
+        throw new Error('fail_rate.route must be a string or a non-empty list of strings');
+      }
+      const fault: FailRateFault = { rate: f.rate, status };
+      if (routes !== undefined) fault.route = Array.isArray(routes) ? [...(routes as string[])] : (routes as string);
+      out.fail_rate = fault;
+    } else if (input.fail_rate !== undefined && input.fail_rate !== null) {
+      throw new Error('fail_rate must be an object');
     }
     if (isObject(input.timeout_after_charge)) {
       const t = input.timeout_after_charge;

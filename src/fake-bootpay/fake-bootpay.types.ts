@@ -11,7 +11,7 @@ export interface FakeBootpayOptions {
   webhookUrl?: string;
   /** The fake's clock (token lifetime, reservation due times, card expiry, timestamps). Default: system time. */
   now?: () => Date;
-  /** Seed of the PRNG behind `timeout_after_charge.rate` (default 1). */
+  /** Seed of the PRNGs behind `timeout_after_charge.rate` and `fail_rate` (default 1). */
   seed?: number;
   /** First webhook retry delay; doubles on each retry, capped at `webhookMaxDelayMs` (default 20 ms). */
   webhookBaseDelayMs?: number;
@@ -38,6 +38,18 @@ export interface FailNextFault {
   route?: string;
 }
 
+/**
+ * Answer a share of the matching /v2 requests with a non-2xx error JSON (the shape of fail_next), doing nothing else:
+ * Bootpay having a bad moment on some routes, for example its lookups.
+ */
+export interface FailRateFault {
+  /** Probability (0..1) per matching request, drawn from the seeded PRNG (a stream of its own, apart from the time-outs'). */
+  rate: number;
+  status?: 500 | 502 | 503;
+  /** Route filter or filters (as fail_next's), e.g. `['GET receipt', 'GET subscribe/payment/reserve']`; absent or `*` = every /v2 route. */
+  route?: string | string[];
+}
+
 /** Do the work (the charge is made and recorded) and then give the client no answer. */
 export interface TimeoutAfterChargeFault {
   /** Apply to the next `count` matching requests; when absent, `rate` is used. */
@@ -55,8 +67,9 @@ export interface FakeFaults {
   /** Overrides the start-up latency while set. */
   latency_ms?: number;
   fail_next?: FailNextFault | null;
+  fail_rate?: FailRateFault | null;
   timeout_after_charge?: TimeoutAfterChargeFault | null;
-  /** Re-seeds the PRNG. */
+  /** Re-seeds the PRNGs. */
   seed?: number;
 }
 
