@@ -70,6 +70,24 @@ describe('Hardening: the OpenAPI document is the contract', () => {
     expect(problems).toEqual([]);
   });
 
+  it('should type every field of every request body and query (no field shown as a bare object)', () => {
+    type Prop = { type?: string; $ref?: string; properties?: object; additionalProperties?: unknown; allOf?: unknown[]; oneOf?: unknown[]; enum?: unknown[] };
+    const bare = (p: Prop | undefined) =>
+      !p || (!p.$ref && !p.allOf && !p.oneOf && !p.enum && (!p.type || (p.type === 'object' && !p.properties && !p.additionalProperties)));
+    const problems: string[] = [];
+    for (const { path, method, op } of ops()) {
+      const ref = op.requestBody?.content?.['application/json']?.schema?.$ref;
+      if (ref) {
+        const name = ref.replace('#/components/schemas/', '');
+        for (const [field, prop] of Object.entries((doc.components.schemas[name].properties ?? {}) as Record<string, Prop>)) {
+          if (bare(prop)) problems.push(`${method.toUpperCase()} ${path}: body field ${name}.${field}`);
+        }
+      }
+      for (const q of op.parameters ?? []) if (q.in === 'query' && bare(q.schema as Prop)) problems.push(`${method.toUpperCase()} ${path}: query ${q.name}`);
+    }
+    expect(problems).toEqual([]);
+  });
+
   it('should describe every success answer with a schema of its own (no bare objects)', () => {
     const bare: string[] = [];
     const described = (schema: { $ref?: string; properties?: object; items?: object; allOf?: unknown[] } | undefined) =>

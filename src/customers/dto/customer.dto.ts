@@ -29,7 +29,7 @@ export class CreateCustomerDto {
   @Matches(KOREAN_PHONE, { message: 'phone must be a Korean phone number such as 010-1234-5678 or +82-10-1234-5678' })
   phone?: string;
 
-  @ApiPropertyOptional({ example: { team: 'growth' } })
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string', maxLength: 500 }, maxProperties: 20, example: { team: 'growth' } })
   @Optional()
   @IsMetadata()
   metadata?: Record<string, string>;
@@ -43,20 +43,20 @@ export class UpdateCustomerDto {
   @IsPlainText()
   name?: string;
 
-  @ApiPropertyOptional({ example: 'gildong@example.com', nullable: true, description: 'null clears it' })
+  @ApiPropertyOptional({ type: String, format: 'email', example: 'gildong@example.com', nullable: true, description: 'null clears it' })
   @ValidateIf((o: UpdateCustomerDto) => o.email !== null && o.email !== undefined)
   @IsString()
   @MaxLength(320)
   @IsEmail({}, { message: 'email must be an email address' })
   email?: string | null;
 
-  @ApiPropertyOptional({ example: '010-1234-5678', nullable: true, description: 'null clears it' })
+  @ApiPropertyOptional({ type: String, example: '010-1234-5678', nullable: true, description: 'null clears it' })
   @ValidateIf((o: UpdateCustomerDto) => o.phone !== null && o.phone !== undefined)
   @IsString()
   @Matches(KOREAN_PHONE, { message: 'phone must be a Korean phone number such as 010-1234-5678 or +82-10-1234-5678' })
   phone?: string | null;
 
-  @ApiPropertyOptional({ example: { team: 'growth' } })
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string', maxLength: 500 }, maxProperties: 20, example: { team: 'growth' } })
   @Optional()
   @IsMetadata()
   metadata?: Record<string, string>;

@@ -26,7 +26,7 @@ export class CreateSubscriptionDto {
   @IsISO8601({ strict: true }, { message: 'start_at must be an ISO-8601 date-time' })
   start_at?: string;
 
-  @ApiPropertyOptional({ example: { seat_count: '5' } })
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string', maxLength: 500 }, maxProperties: 20, example: { seat_count: '5' } })
   @Optional()
   @IsMetadata()
   metadata?: Record<string, string>;

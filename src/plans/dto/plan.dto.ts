@@ -74,7 +74,7 @@ export class UpdatePlanDto {
   @IsPlainText()
   name?: string;
 
-  @ApiPropertyOptional({ nullable: true })
+  @ApiPropertyOptional({ type: String, maxLength: 1000, nullable: true, description: 'null clears it' })
   @ValidateIf((o: UpdatePlanDto) => o.description !== null && o.description !== undefined)
   @IsString()
   @MaxLength(1000)
