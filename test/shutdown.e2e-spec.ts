@@ -158,3 +158,88 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     }
   });
 });
+
+describe('Graceful shutdown: a reconciliation run cut off', () => {
+  let t: TestApp;
+  let service: ReturnType<typeof spawnService> | undefined;
+
+  beforeAll(async () => {
+    t = await startTestApp({ now: new Date() });
+    const plan = await createPlan(t, { amount: 11000 });
+    // Approved payments in the window, so that the run has lookups to make at Bootpay.
+    for (let i = 0; i < 24; i++) {
+      const c = await customerWithKey(t);
+      await createSubscription(t, { customer_id: c.customer.id, plan_id: plan.id, billing_key_id: c.key.id });
+    }
+  });
+  afterEach(() => {
+    if (service && service.child.exitCode === null && service.child.signalCode === null) service.child.kill('SIGKILL');
+    t.fake.setFaults({});
+  });
+  afterAll(async () => {
+    await t.fake.webhooksIdle();
+    await t.close();
+  });
+
+  async function startedService() {
+    const port = await freePort();
+    const svc = spawnService(t, port, { SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
+    service = svc;
+    let exited = false;
+    void svc.exited.then(() => (exited = true));
+    await waitUntil(
+      'the service listens',
+      () => {
+        if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
+        return svc.output().includes('  API ');
+      },
+      { timeoutMs: 60_000 },
+    );
+    // 500 ms a lookup, 8 at a time: the run is still looking up when the signal comes.
+    t.fake.setFaults({ latency_ms: 500 });
+    const started = await fetch(`http://127.0.0.1:${port}/v1/reports/reconciliation/runs`, {
+      method: 'POST',
+      headers: { ...bearer(ADMIN_KEY), 'Content-Type': 'application/json' },
+      body: '{}',
+    });
+    expect(started.status).toBe(202);
+    const run = (await started.json()) as { id: string; status: string };
+    expect(run.status).toBe('running');
+    await waitUntil('the run is looking up receipts', () => t.fake.stats().requests > requestsBefore, { intervalMs: 5 });
+    return { svc, runId: run.id };
+  }
+  let requestsBefore = 0;
+  const runOf = async (id: string) => (await t.http.get(`/v1/reports/reconciliation/runs/${id}`).set(bearer(t.adminKey))).body;
+
+  it('should end the run failed with the reason on SIGTERM, not leave it running, and exit in time', async () => {
+    requestsBefore = t.fake.stats().requests;
+    const { svc, runId } = await startedService();
+    const signalledAt = Date.now();
+    svc.child.kill('SIGTERM');
+    const end = await svc.exited;
+    expect({ code: end.code, signal: end.signal }).toEqual({ code: 0, signal: null });
+    expect(end.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
+    expect(await runOf(runId)).toMatchObject({
+      status: 'failed',
+      error: expect.stringContaining('interrupted by a shutdown'),
+      finished_at: expect.any(String),
+    });
+  });
+
+  it('should mark a run left running by a killed process failed when the next run starts, once it is 6 hours old, and not before', async () => {
+    requestsBefore = t.fake.stats().requests;
+    const { svc, runId } = await startedService();
+    svc.child.kill('SIGKILL');
+    await svc.exited;
+    t.fake.setFaults({});
+    expect(await runOf(runId)).toMatchObject({ status: 'running' });
+
+    t.clock.set(new Date(Date.now() + 5 * 3600_000));
+    expect((await t.http.post('/v1/reports/reconciliation/runs').set(bearer(t.adminKey)).send({ wait: true })).body.status).toBe('completed');
+    expect(await runOf(runId)).toMatchObject({ status: 'running' });
+
+    t.clock.set(new Date(Date.now() + 6 * 3600_000 + 60_000));
+    expect((await t.http.post('/v1/reports/reconciliation/runs').set(bearer(t.adminKey)).send({ wait: true })).body.status).toBe('completed');
+    expect(await runOf(runId)).toMatchObject({ status: 'failed', error: expect.stringContaining('no result was recorded within 6 hours') });
+  });
+});

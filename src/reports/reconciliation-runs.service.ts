@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Clock } from '../common/clock';
@@ -51,6 +51,18 @@ export interface StoredDifference extends Difference {
 
 /** A difference found by this many runs in a row persists: it is surfaced (summary, webhook). */
 export const PERSISTENT_AFTER_RUNS = 2;
+/**
+ * A run still `running` this long after its start was cut off without a shutdown (the process was killed): the next
+ * run marks it failed. A run checks one window of lookups and records at the end; it takes minutes, not hours.
+ */
+export const RECONCILIATION_STALE_AFTER_MS = 6 * 60 * 60 * 1000;
+
+/** Thrown inside a run's lookups once a shutdown began: the run ends failed, with the reason. */
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted by a shutdown before its result was recorded; the next run checks the window again');
+  }
+}
 
 const RUN_COLUMNS = `id, trigger, status, scheduled_for, requested_by, window_from, window_to, payments_checked, reservations_checked, differences,
   new_differences, persistent_differences, resolved_differences, error, started_at, finished_at`;
@@ -62,8 +74,11 @@ const RUN_COLUMNS = `id, trigger, status, scheduled_for, requested_by, window_fr
  * once, as a `reconciliation.difference` webhook event. A difference no longer found is marked resolved.
  */
 @Injectable()
-export class ReconciliationRunsService {
+export class ReconciliationRunsService implements OnModuleDestroy {
   private readonly logger = new Logger(ReconciliationRunsService.name);
+  /** Set by a shutdown: runs in flight stop their lookups and end failed, saying why. */
+  private stopping = false;
+  private readonly inFlight = new Set<string>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -76,6 +91,7 @@ export class ReconciliationRunsService {
   /** Records a run; for a cron tick (scheduledFor), null when another instance took the tick already. */
   async create(trigger: ReconciliationTrigger, opts: { requestedBy?: string; scheduledFor?: Date } = {}): Promise<RunRow | null> {
     const now = this.clock.now();
+    await this.failStaleRuns(now);
     const from = new Date(now.getTime() - this.runtime.config.reconcile.windowDays * 24 * 60 * 60 * 1000);
     const rows: RunRow[] = await this.db.query(
       `INSERT INTO reconciliation_runs (trigger, status, scheduled_for, requested_by, window_from, window_to, started_at)
@@ -88,19 +104,52 @@ export class ReconciliationRunsService {
 
   /** Checks the run's window at Bootpay and stores what it found. A failure is stored on the run, never thrown. */
   async execute(run: RunRow): Promise<RunRow> {
+    this.inFlight.add(run.id);
     try {
+      if (this.stopping) throw new Interrupted();
       const found = await this.check(run.window_from, run.window_to);
       await this.record(run, found);
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.logger.error({ message: 'reconciliation run failed', run_id: run.id, error });
-      await this.db.query(`UPDATE reconciliation_runs SET status = 'failed', error = $2, finished_at = $3 WHERE id = $1`, [
-        run.id,
-        error.slice(0, 500),
-        this.clock.now(),
-      ]);
+      await this.fail([run.id], error);
+    } finally {
+      this.inFlight.delete(run.id);
     }
     return this.get(run.id);
+  }
+
+  /** On shutdown: the runs of this process stop their lookups and are marked failed with the reason (not left running). */
+  async onModuleDestroy(): Promise<void> {
+    this.stopping = true;
+    if (this.inFlight.size) await this.fail([...this.inFlight], new Interrupted().message);
+  }
+
+  /** Marks runs failed with the reason, unless they ended meanwhile. A database error is logged, not thrown. */
+  private async fail(ids: string[], error: string): Promise<void> {
+    try {
+      const ended = returnedRows(
+        await this.db.query(
+          `UPDATE reconciliation_runs SET status = 'failed', error = $2, finished_at = $3 WHERE id = ANY($1::uuid[]) AND status = 'running' RETURNING id`,
+          [ids, error.slice(0, 500), this.clock.now()],
+        ),
+      );
+      for (const { id } of ended as { id: string }[]) this.logger.warn({ message: 'reconciliation run marked failed', run_id: id, error });
+    } catch (err) {
+      this.logger.error({ message: 'a reconciliation run could not be marked failed', run_ids: ids, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  /** Runs left `running` by a process that was killed (no shutdown) are marked failed once clearly stale. */
+  private async failStaleRuns(now: Date): Promise<void> {
+    const stale: { id: string }[] = await this.db.query(`SELECT id FROM reconciliation_runs WHERE status = 'running' AND started_at < $1`, [
+      new Date(now.getTime() - RECONCILIATION_STALE_AFTER_MS),
+    ]);
+    if (stale.length)
+      await this.fail(
+        stale.map((r) => r.id),
+        'interrupted: no result was recorded within 6 hours of its start (its process ended)',
+      );
   }
 
   private async check(from: Date, to: Date) {
@@ -118,10 +167,24 @@ export class ReconciliationRunsService {
     );
     const subscriptionOf = new Map<string, string>([...payments, ...reservations].map((p) => [p.id, p.subscription_id]));
     const differences: (Difference & { subscription_id: string })[] = [];
-    for (const c of await mapLimited(payments, RECONCILE_CONCURRENCY, (p) => checkPayment(this.gateway, p))) {
+    const interruptible =
+      <T, R>(fn: (x: T) => Promise<R>) =>
+      (x: T) => {
+        if (this.stopping) throw new Interrupted();
+        return fn(x);
+      };
+    for (const c of await mapLimited(
+      payments,
+      RECONCILE_CONCURRENCY,
+      interruptible((p) => checkPayment(this.gateway, p)),
+    )) {
       differences.push(...c.differences.map((d) => ({ ...d, subscription_id: subscriptionOf.get(d.id)! })));
     }
-    for (const ds of await mapLimited(reservations, RECONCILE_CONCURRENCY, (p) => checkReservation(this.gateway, p))) {
+    for (const ds of await mapLimited(
+      reservations,
+      RECONCILE_CONCURRENCY,
+      interruptible((p) => checkReservation(this.gateway, p)),
+    )) {
       differences.push(...ds.map((d) => ({ ...d, subscription_id: subscriptionOf.get(d.id)! })));
     }
     return { payments: payments.length, reservations: reservations.length, differences };

@@ -23,8 +23,16 @@ export class ReconciliationCron implements OnApplicationBootstrap, OnModuleDestr
     const { cronEnabled, timeZone } = this.runtime.config.chargeRun;
     if (!cronEnabled) return;
     const cron = this.runtime.config.reconcile.cron;
-    this.job = CronJob.from({ cronTime: cron, timeZone, onTick: () => void this.tick(), start: true });
+    this.job = CronJob.from({ cronTime: cron, timeZone, onTick: () => void this.tickLogged(), start: true });
     this.logger.log({ message: 'reconciliation cron scheduled', cron, time_zone: timeZone });
+  }
+
+  private async tickLogged(): Promise<void> {
+    try {
+      await this.tick();
+    } catch (err) {
+      this.logger.error({ message: 'reconciliation tick failed; the next tick tries again', error: err instanceof Error ? err.message : String(err) });
+    }
   }
 
   /** Makes the tick's run unless another instance did; `at` is the tick's time (the minute is what counts). */
