@@ -209,10 +209,12 @@ describe('Consent before a paid conversion (trials)', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await t.http.get(`/v1/subscriptions/${sub.id}/consents?limit=2${cursor ? `&cursor=${cursor}` : ''}`).set(bearer(t.serviceKey));
+      const res: { status: number; body: { data: { id: string }[]; has_more: boolean; next_cursor: string | null } } = await t.http
+        .get(`/v1/subscriptions/${sub.id}/consents?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+        .set(bearer(t.serviceKey));
       expect(res.status).toBe(200);
       expect(res.body.data.length).toBeLessThanOrEqual(2);
-      seen.push(...res.body.data.map((c: { id: string }) => c.id));
+      seen.push(...res.body.data.map((c) => c.id));
       expect(res.body.has_more).toBe(res.body.next_cursor !== null);
       cursor = res.body.next_cursor;
       pages++;

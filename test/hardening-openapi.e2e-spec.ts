@@ -79,7 +79,7 @@ describe('Hardening: the OpenAPI document is the contract', () => {
       const ref = op.requestBody?.content?.['application/json']?.schema?.$ref;
       if (ref) {
         const name = ref.replace('#/components/schemas/', '');
-        for (const [field, prop] of Object.entries((doc.components.schemas[name].properties ?? {}) as Record<string, Prop>)) {
+        for (const [field, prop] of Object.entries((doc.components.schemas[name] as { properties?: Record<string, Prop> }).properties ?? {})) {
           if (bare(prop)) problems.push(`${method.toUpperCase()} ${path}: body field ${name}.${field}`);
         }
       }

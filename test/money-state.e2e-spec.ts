@@ -428,10 +428,12 @@ describe('Money state: the finance-flags list', () => {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const res = await t.http.get(`/v1/finance-flags?limit=3${query}${cursor ? `&cursor=${cursor}` : ''}`).set(bearer(t.adminKey));
+        const res: { status: number; body: { data: { id: string }[]; has_more: boolean; next_cursor: string | null } } = await t.http
+          .get(`/v1/finance-flags?limit=3${query}${cursor ? `&cursor=${cursor}` : ''}`)
+          .set(bearer(t.adminKey));
         expect(res.status).toBe(200);
         expect(res.body.has_more).toBe(res.body.next_cursor !== null);
-        seen.push(...res.body.data.map((f: { id: string }) => f.id));
+        seen.push(...res.body.data.map((f) => f.id));
         cursor = res.body.next_cursor;
       } while (cursor);
       return seen;

@@ -9,6 +9,13 @@ import { RefundsService } from './refunds.service';
 import { ReservationsService } from './reservations.service';
 import { SubscriptionEventsService } from './subscription-events.service';
 import { SubscriptionsService } from './subscriptions.service';
+import { CancelSubscriptionAction } from './subscriptions/cancel-subscription';
+import { ChangePlanAction } from './subscriptions/change-plan';
+import { CreateSubscriptionAction } from './subscriptions/create-subscription';
+import { PauseResumeAction } from './subscriptions/pause-resume-subscription';
+import { RetryChargeAction } from './subscriptions/retry-charge';
+import { SubscriptionWriter } from './subscriptions/subscription-writer';
+import { SwapBillingKeyAction } from './subscriptions/swap-billing-key';
 
 /**
  * The ledger: the one owner of money state. It alone writes subscriptions, payments, refunds, the audit trail and
@@ -21,6 +28,13 @@ import { SubscriptionsService } from './subscriptions.service';
   controllers: [FinanceFlagsController],
   providers: [
     SubscriptionsService,
+    SubscriptionWriter,
+    CreateSubscriptionAction,
+    CancelSubscriptionAction,
+    PauseResumeAction,
+    ChangePlanAction,
+    SwapBillingKeyAction,
+    RetryChargeAction,
     ChargeAttemptsService,
     ReservationsService,
     RefundsService,
