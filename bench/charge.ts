@@ -18,8 +18,16 @@
  *           BENCH_PGBOSS=batched|simple|both|off (both); it runs at min(N, BENCH_PGBOSS_MAX_N=10000).
  * Afterwards every scenario is checked at the fake: each subscription charged exactly once, local DONE payments equal
  * to the fake's charges one to one. Results go to bench/results/charge-<timestamp>.json.
+ *
+ * CPU per charge: the engine's process plus PostgreSQL (its database's backends and, for the embedded server, the
+ * auxiliary processes: WAL writer, checkpointer, I/O workers; autovacuum shown apart and not counted) against the
+ * gateway-only loop's process, each divided by its own charges, both read from /proc over the same window (the child's
+ * 'started' to 'ran': both start cold on the gateway path), at the same latency and concurrency; the fake's CPU is
+ * printed but counted on neither side. Target: <= 1.3 x. BENCH_CPU_PROF=1 profiles exactly that window in each child
+ * (bench/results/profiles/<mode>-<N>-<time>.cpuprofile; `node dist/bench/profile-summary.js --per <N> <files>`).
  */
 import 'reflect-metadata';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createApp } from '../src/app.factory';
 import { ChargeAttemptsService } from '../src/ledger/charge-attempts.service';
@@ -36,6 +44,7 @@ import {
   bulkKeys,
   busyShare,
   ChargeCheck,
+  cpuOfProcessTree,
   cpuSecondsOf,
   cpuSecondsOfPid,
   fakeLedger,
@@ -101,11 +110,61 @@ interface CpuShares {
   machineBusyShare: number | null;
   loadAverage1m: number;
   benchProcessCpuS: number;
+  /** PostgreSQL's CPU counted against the run: its database's backends plus the server's auxiliary processes. */
   postgresCpuS: number;
+  /** The backends connected to the scenario's database (autovacuum workers apart). */
+  postgresBackendsCpuS: number;
+  /** WAL writer, checkpointer, background writer, I/O workers, the postmaster (embedded server only; else null). */
+  postgresAuxCpuS: number | null;
+  /** Autovacuum workers (embedded server only): not counted in postgresCpuS, see the CPU section of the report. */
+  autovacuumCpuS: number | null;
   fakeCpuS: number;
 }
 
-const phase = (p: 'started' | 'ran') => process.send?.({ phase: p });
+/**
+ * With BENCH_CPU_PROF=1, each child profiles exactly its measured window (from 'started' to 'ran', the window its CPU
+ * seconds are read over) with the inspector, and writes bench/results/profiles/<mode>-<N>-<time>.cpuprofile
+ * (summarised by `node dist/bench/profile-summary.js <file>...`).
+ */
+let profiler: import('node:inspector/promises').Session | null = null;
+let profiledAs = '';
+
+async function phase(p: 'started' | 'ran', as?: { mode: Mode; n: number }): Promise<void> {
+  if (p === 'started' && process.env.BENCH_CPU_PROF && as) {
+    const { Session } = await import('node:inspector/promises');
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.setSamplingInterval', { interval: 500 });
+    await profiler.post('Profiler.start');
+    profiledAs = `${as.mode}-${as.n}`;
+  }
+  if (p === 'started' || !profiler) {
+    process.send?.({ phase: p });
+    return;
+  }
+  // 'ran' while profiling: the orchestrator reads this process's CPU seconds first, then the profile is written.
+  const read = new Promise<void>((resolve) => {
+    const onMessage = (m: { ack?: string }) => {
+      if (m.ack !== 'ran') return;
+      process.off('message', onMessage);
+      resolve();
+    };
+    process.on('message', onMessage);
+  });
+  process.send?.({ phase: p });
+  await read;
+  {
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    profiler = null;
+    const dir = join(ROOT, 'bench', 'results', 'profiles');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${profiledAs}-${new Date().toISOString().replace(/[:.]/g, '-')}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    process.stderr.write(`cpu profile of the measured window: ${file}\n`);
+  }
+}
 
 // ================================================================================================ child
 
@@ -159,7 +218,7 @@ async function child(o: ChildOptions): Promise<ChildResult> {
       const runs = app.get(ChargeRunsService);
       const run = (await runs.create('cli', { requestedBy: 'bench:charge' }))!;
       rssBefore = process.memoryUsage.rss();
-      phase('started');
+      await phase('started', o);
       sampler.start();
       counter.on = true;
       cpu0 = process.cpuUsage();
@@ -169,7 +228,7 @@ async function child(o: ChildOptions): Promise<ChildResult> {
       cpu1 = process.cpuUsage(cpu0);
       counter.on = false;
       sampler.stop();
-      phase('ran');
+      await phase('ran');
       const counts = {
         due: done.due,
         charged: done.charged,
@@ -221,7 +280,7 @@ async function gatewayOnly(o: ChildOptions, runtime: ReturnType<typeof benchRunt
   const fakeUrl = o.fakeApiBaseUrl.replace(/\/v2$/, '');
   const keys = await bulkKeys(fakeUrl, o.n);
   const sampler = new RssSampler();
-  phase('started');
+  await phase('started', o);
   sampler.start();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -239,7 +298,7 @@ async function gatewayOnly(o: ChildOptions, runtime: ReturnType<typeof benchRunt
   const durationS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   sampler.stop();
-  phase('ran');
+  await phase('ran');
   gateway.close();
   return {
     mode: o.mode,
@@ -314,7 +373,7 @@ async function pgBossRun(ds: DataSource, attempts: ChargeAttemptsService, o: Chi
     }
   };
 
-  phase('started');
+  await phase('started', o);
   sampler.start();
   counter.on = true;
   const cpu0 = process.cpuUsage();
@@ -353,7 +412,7 @@ async function pgBossRun(ds: DataSource, attempts: ChargeAttemptsService, o: Chi
   const cpu = process.cpuUsage(cpu0);
   counter.on = false;
   sampler.stop();
-  phase('ran');
+  await phase('ran');
   await boss.stop({ graceful: true, wait: true, timeout: 5000 });
   return { cpu, result: { mode: o.mode, n: o.n, status: 'completed', durationS, charged: counts.charged, counts } };
 }
@@ -368,12 +427,37 @@ interface ScenarioResult extends ChildResult {
   wallSeconds: number;
 }
 
+/** The embedded PostgreSQL's postmaster: the child of this process running `postgres -D <dir>` (null with BENCH_DATABASE_URL). */
+function findPostmaster(): number | null {
+  for (const [pid, p] of cpuOfProcessTree(process.pid)) if (pid !== process.pid && /\bpostgres\s+-D\s/.test(p.cmd)) return pid;
+  return null;
+}
+
+/**
+ * PostgreSQL's CPU between two readings of the postmaster's process tree, by kind. Every process's own figure is
+ * compared with itself, so a backend started in between counts from zero.
+ */
+function postgresCpuBetween(a: ReturnType<typeof cpuOfProcessTree>, b: ReturnType<typeof cpuOfProcessTree>, database: string) {
+  let backends = 0;
+  let aux = 0;
+  let autovacuum = 0;
+  for (const [pid, p] of b) {
+    const d = p.seconds - (a.get(pid)?.seconds ?? 0);
+    if (/^postgres: autovacuum worker/.test(p.cmd)) autovacuum += d;
+    else if (p.cmd.startsWith('postgres: ') && p.cmd.split(' ')[2] === database) backends += d;
+    else if (!/^postgres: \S+ \S+ (\S+\(\d+\)|\[local\])/.test(p.cmd)) aux += d; // not another database's backend
+  }
+  const r = (x: number) => Math.round(x * 100) / 100;
+  return { backends: r(backends), aux: r(aux), autovacuum: r(autovacuum) };
+}
+
 async function scenario(
   db: Awaited<ReturnType<typeof startDatabaseServer>>,
   mode: Mode,
   n: number,
   base: Omit<ChildOptions, 'mode' | 'n' | 'databaseUrl' | 'fakeApiBaseUrl'>,
   latencyMs: number,
+  postmaster: number | null,
 ): Promise<ScenarioResult> {
   const wall0 = performance.now();
   log(`${mode} N=${n}: fresh database and fake Bootpay (latency ${latencyMs} ms)`);
@@ -386,21 +470,47 @@ async function scenario(
       : await seedDueSubscriptions(fresh.url, fake.url, Buffer.from(base.encryptionKeyHex, 'hex'), n);
     log(`${mode} N=${n}: seeded in ${seed.seconds.toFixed(1)} s; running`);
     const opts: ChildOptions = { ...base, mode, n, databaseUrl: fresh.url, fakeApiBaseUrl: fake.apiBaseUrl };
-    const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'results', 'profiles')}`] : [];
-    const c = spawnNode(join(DIST, 'bench', 'charge.js'), ['--child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit', nodeArgs });
-    const pgRe = new RegExp(`postgres: .*${fresh.name}`);
-    let at0 = { m: machineCpu(), pg: 0, fake: 0, child: 0 };
-    const cpu: CpuShares = { machineBusyShare: null, loadAverage1m: 0, benchProcessCpuS: 0, postgresCpuS: 0, fakeCpuS: 0 };
+    const c = spawnNode(join(DIST, 'bench', 'charge.js'), ['--child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' });
+    const pgRe = new RegExp(`postgres: (?!autovacuum).*${fresh.name}`);
+    let at0 = { m: machineCpu(), pg: 0, pgTree: new Map() as ReturnType<typeof cpuOfProcessTree>, fake: 0, child: 0 };
+    const cpu: CpuShares = {
+      machineBusyShare: null,
+      loadAverage1m: 0,
+      benchProcessCpuS: 0,
+      postgresCpuS: 0,
+      postgresBackendsCpuS: 0,
+      postgresAuxCpuS: null,
+      autovacuumCpuS: null,
+      fakeCpuS: 0,
+    };
     const result = await new Promise<ChildResult>((res, rej) => {
       c.proc.on('message', (m: { phase?: string; result?: ChildResult; error?: string }) => {
         if (m.phase === 'started') {
-          at0 = { m: machineCpu(), pg: cpuSecondsOf(pgRe), fake: cpuSecondsOfPid(fake.child.proc.pid), child: cpuSecondsOfPid(c.proc.pid) };
+          at0 = {
+            m: machineCpu(),
+            pg: cpuSecondsOf(pgRe),
+            pgTree: postmaster ? cpuOfProcessTree(postmaster) : new Map(),
+            fake: cpuSecondsOfPid(fake.child.proc.pid),
+            child: cpuSecondsOfPid(c.proc.pid),
+          };
         } else if (m.phase === 'ran') {
+          // The bench process first: it is what the ratio divides by charges, read as close to its end as possible.
+          cpu.benchProcessCpuS = Math.round((cpuSecondsOfPid(c.proc.pid) - at0.child) * 100) / 100;
+          cpu.fakeCpuS = Math.round((cpuSecondsOfPid(fake.child.proc.pid) - at0.fake) * 100) / 100;
           cpu.machineBusyShare = busyShare(at0.m, machineCpu());
           cpu.loadAverage1m = loadavg()[0];
-          cpu.postgresCpuS = Math.round((cpuSecondsOf(pgRe) - at0.pg) * 100) / 100;
-          cpu.fakeCpuS = Math.round((cpuSecondsOfPid(fake.child.proc.pid) - at0.fake) * 100) / 100;
-          cpu.benchProcessCpuS = Math.round((cpuSecondsOfPid(c.proc.pid) - at0.child) * 100) / 100;
+          if (postmaster && !gatewayOnlyMode) {
+            const pg = postgresCpuBetween(at0.pgTree, cpuOfProcessTree(postmaster), fresh.name);
+            cpu.postgresBackendsCpuS = pg.backends;
+            cpu.postgresAuxCpuS = pg.aux;
+            cpu.autovacuumCpuS = pg.autovacuum;
+            cpu.postgresCpuS = Math.round((pg.backends + pg.aux) * 100) / 100;
+          } else if (!gatewayOnlyMode) {
+            // A server at BENCH_DATABASE_URL: its backends of this database are all that can be told apart.
+            cpu.postgresBackendsCpuS = Math.round((cpuSecondsOf(pgRe) - at0.pg) * 100) / 100;
+            cpu.postgresCpuS = cpu.postgresBackendsCpuS;
+          }
+          if (process.env.BENCH_CPU_PROF) c.proc.send({ ack: 'ran' });
         } else if (m.result) res(m.result);
         else if (m.error) rej(new Error(m.error));
       });
@@ -455,6 +565,7 @@ async function main(): Promise<number> {
   const t0 = performance.now();
 
   const db = await startDatabaseServer();
+  const postmaster = db.embedded ? findPostmaster() : null;
   const base = { encryptionKeyHex: newEncryptionKey().toString('hex'), concurrency, batchSize, poolSize, pgbossWorkers, pgbossBatch };
   const results: ScenarioResult[] = [];
   const errors: string[] = [];
@@ -465,7 +576,7 @@ async function main(): Promise<number> {
   if (boolEnv('BENCH_GATEWAY_ONLY', true)) {
     const n = Math.min(ns[0], 20_000);
     try {
-      results.push(await scenario(db, 'gateway-only', n, base, latencyMs));
+      results.push(await scenario(db, 'gateway-only', n, base, latencyMs, postmaster));
     } catch (err) {
       errors.push(`gateway-only N=${n}: ${err instanceof Error ? err.message : String(err)}`);
       log(errors[errors.length - 1]);
@@ -473,7 +584,7 @@ async function main(): Promise<number> {
   }
   for (const n of ns) {
     try {
-      results.push(await scenario(db, 'engine', n, base, latencyMs));
+      results.push(await scenario(db, 'engine', n, base, latencyMs, postmaster));
     } catch (err) {
       errors.push(`engine N=${n}: ${err instanceof Error ? err.message : String(err)}`);
       log(errors[errors.length - 1]);
@@ -483,7 +594,7 @@ async function main(): Promise<number> {
   for (const n of pgbossNs) {
     for (const mode of modes.filter((m) => m !== 'engine')) {
       try {
-        results.push(await scenario(db, mode, n, base, latencyMs));
+        results.push(await scenario(db, mode, n, base, latencyMs, postmaster));
       } catch (err) {
         errors.push(`${mode} N=${n}: ${err instanceof Error ? err.message : String(err)}`);
         log(errors[errors.length - 1]);
@@ -546,6 +657,44 @@ async function main(): Promise<number> {
         `the most this machine gives the run's HTTP part at C=${concurrency}.`,
     );
   }
+  // CPU per charge: what the engine's process and PostgreSQL spend on a charge against what the gateway-only loop's
+  // process spends on one. Same fake, latency and concurrency; each measured from its child's 'started' to its 'ran'
+  // (both start cold on the gateway path: no warm-up on either side); the fake's CPU is left out of both.
+  const cpuRows: { r: ScenarioResult; engineMs: number; gatewayMs: number; ratio: number }[] = [];
+  const gatewayMs = ceiling ? (ceiling.cpu.benchProcessCpuS * 1000) / Math.max(1, ceiling.charged) : null;
+  if (ceiling && gatewayMs) {
+    const per = (x: number | null, r: ScenarioResult) => (x === null ? '?' : ((x * 1000) / Math.max(1, r.charged)).toFixed(3));
+    lines.push(`\nCPU per charge (ms; fake excluded; autovacuum shown apart, not counted)`);
+    const rows: (string | number)[][] = [
+      [
+        ceiling.mode,
+        ceiling.n,
+        per(ceiling.cpu.benchProcessCpuS, ceiling),
+        '-',
+        '-',
+        per(ceiling.cpu.benchProcessCpuS, ceiling),
+        '-',
+        per(ceiling.cpu.fakeCpuS, ceiling),
+        '1.00',
+      ],
+    ];
+    for (const r of engine) {
+      const engineMs = ((r.cpu.benchProcessCpuS + r.cpu.postgresCpuS) * 1000) / Math.max(1, r.charged);
+      cpuRows.push({ r, engineMs, gatewayMs, ratio: engineMs / gatewayMs });
+      rows.push([
+        r.mode,
+        r.n,
+        per(r.cpu.benchProcessCpuS, r),
+        per(r.cpu.postgresBackendsCpuS, r),
+        per(r.cpu.postgresAuxCpuS, r),
+        engineMs.toFixed(3),
+        per(r.cpu.autovacuumCpuS, r),
+        per(r.cpu.fakeCpuS, r),
+        (engineMs / gatewayMs).toFixed(2),
+      ]);
+    }
+    lines.push(table(['scenario', 'N', 'node process', 'pg backends', 'pg auxiliary', 'counted', 'autovacuum', 'fake', 'x gateway-only'], rows));
+  }
   for (const r of engine.slice(-1)) {
     lines.push(
       `\nengine N=${r.n}: SQL statements per charge by kind: ${Object.entries(r.byKind)
@@ -587,6 +736,15 @@ async function main(): Promise<number> {
       met: rt <= 4,
     });
   }
+  for (const c of cpuRows) {
+    targets.push({
+      target: `CPU per charge N=${c.r.n}: engine process + PostgreSQL vs gateway-only process`,
+      required: '<= 1.3 x',
+      measured: `${c.engineMs.toFixed(3)} / ${c.gatewayMs.toFixed(3)} ms = ${c.ratio.toFixed(2)} x`,
+      met: c.ratio <= 1.3,
+    });
+  }
+  if (!cpuRows.length) targets.push({ target: 'CPU per charge vs gateway-only', required: '<= 1.3 x', measured: 'needs the gateway-only loop', met: null });
   if (bestBoss && engine.length) {
     const comparable = engine.find((e) => e.n === bestBoss.n) ?? engine[0];
     const ratio = comparable.throughput / bestBoss.throughput;

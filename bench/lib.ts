@@ -707,3 +707,30 @@ export function cpuSecondsOf(re: RegExp): number {
   }
   return ticks / 100;
 }
+
+/**
+ * CPU seconds (utime + stime) of `rootPid` and of each of its direct children, with their command lines (Linux
+ * /proc; empty elsewhere). For an embedded PostgreSQL, the postmaster's pid gives every backend and auxiliary process
+ * (WAL writer, checkpointer, I/O workers, autovacuum), so a server's CPU can be split by what each process does.
+ */
+export function cpuOfProcessTree(rootPid: number): Map<number, { cmd: string; seconds: number }> {
+  const out = new Map<number, { cmd: string; seconds: number }>();
+  try {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const n = Number(pid);
+        if (n !== rootPid && Number(rest[1]) !== rootPid) continue;
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+        out.set(n, { cmd, seconds: (Number(rest[11]) + Number(rest[12])) / 100 });
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* no /proc */
+  }
+  return out;
+}
