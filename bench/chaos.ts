@@ -1,21 +1,50 @@
 /**
- * `npm run chaos` (not part of npm test): never twice, never lost, with the service killed under it.
+ * `npm run chaos` (not part of npm test): never twice, never lost, with the service and its database killed under it.
  *
  * CHAOS_SUBS (1000) due subscriptions are seeded (set-based, keys issued at the fake in bulk) on a fresh database
- * (embedded PostgreSQL in a temp dir, or BENCH_DATABASE_URL). The fake Bootpay runs as its own process (latency
- * CHAOS_LATENCY_MS, 100) and drops the answer of CHAOS_TIMEOUT_RATE (10%) of charges after making them
- * (`timeout_after_charge {rate, mode: drop}`); a counting proxy in this process sits between the service and the fake
- * to count charge requests and those time-outs. Three service instances (bench/server.js: createApp, like main.js,
- * NODE_ENV=production, system clock) each run charge runs back to back (`POST /v1/charge-runs {wait: true}`), with
- * CHARGE_RUN_CONCURRENCY=CHAOS_CONCURRENCY (4), CHARGE_RUN_RATE_PER_SECOND=CHAOS_RATE (10), batch CHAOS_BATCH (50)
- * and BOOTPAY_CHARGE_TIMEOUT_MS=2000 (so open attempts are re-sent once 60 s old). CHAOS_KILLS (20) times, after a
- * random CHAOS_KILL_MIN_MS..CHAOS_KILL_MAX_MS (500..2500 ms), a random running instance is killed with SIGKILL and
- * started again. Then clean runs (no kills; the fake's time-outs stay on unless CHAOS_CLEAN_FAULTS=false) are made,
- * waiting for open attempts to become 60 s old, until nothing is open or due (at most CHAOS_CLEAN_TIMEOUT_S, 480 s).
+ * (embedded PostgreSQL in a temp dir, restartable: bench/chaos-pg.ts; or BENCH_DATABASE_URL). The fake Bootpay runs as
+ * its own process (latency CHAOS_LATENCY_MS, 100) and drops the answer of CHAOS_TIMEOUT_RATE (10%) of charges after
+ * making them (`timeout_after_charge {rate, mode: drop}`), and answers CHAOS_LOOKUP_5XX_RATE (20%) of Bootpay lookups
+ * (`GET receipt/:id`, `GET subscribe/payment/reserve/:id`) with a 500 and Bootpay's error JSON, doing nothing
+ * (`fail_rate`); a counting proxy in this process sits between the service and the fake to count charge requests,
+ * time-outs, lookups and their 5xx. With CHAOS_BOOTPAY_WEBHOOKS (true) the fake sends its payment webhooks to a
+ * balancer in this process that forwards each to a random instance that is up (a load balancer's part): the service
+ * verifies each by looking the receipt up, which is where lookups happen in this bench (a refused lookup makes the
+ * service answer 503 and the fake retry; a webhook given up after its retries is settled by the run's re-send).
  *
- * Then the fake's ledger is checked: each subscription has exactly one successful charge for its period, and the local
- * DONE payments equal the fake's charges one to one (by order_id). Exit 1 when doubles or lost > 0 (or attempts are
- * still open). Results: bench/results/chaos-<timestamp>.json.
+ * Three service instances (bench/server.js: createApp, like main.js, NODE_ENV=production, system clock) each run charge
+ * runs back to back (`POST /v1/charge-runs {wait: true}`), with CHARGE_RUN_CONCURRENCY=CHAOS_CONCURRENCY (4),
+ * CHARGE_RUN_RATE_PER_SECOND=CHAOS_RATE (10), batch CHAOS_BATCH (50) and BOOTPAY_CHARGE_TIMEOUT_MS=2000 (so open
+ * attempts are re-sent once 60 s old). CHAOS_KILLS (20) times, after a random CHAOS_KILL_MIN_MS..CHAOS_KILL_MAX_MS
+ * (500..2500 ms), a random running instance is killed with SIGKILL and started again. CHAOS_PG_KILLS (3) times, spread
+ * evenly among those kills, PostgreSQL's postmaster (the PID in its data dir's postmaster.pid: only the server this
+ * bench started) is killed with SIGKILL, stays down CHAOS_PG_DOWN_MS (2000 ms) and is started again on the same data
+ * dir and port (crash recovery). With BENCH_DATABASE_URL the PostgreSQL kills are skipped, with a note. The bench is
+ * the instances' supervisor: an instance that exits by itself (not killed by the bench) is counted, logged and started
+ * again after CHAOS_RESTART_DELAY_MS (1000 ms), as systemd or Kubernetes would.
+ *
+ * With CHAOS_WEBHOOKS (true) the bench runs a receiver of the outbound webhooks (bench/chaos-webhooks.ts: records
+ * every event, answers 200, checks no signature) and registers it as an endpoint for every event type before the first
+ * charge; the instances run the outbound dispatcher (OUTBOUND_WEBHOOK_POLL_MS=1000) with
+ * OUTBOUND_WEBHOOKS_ALLOW_PRIVATE=true (the receiver listens on 127.0.0.1).
+ *
+ * Then clean runs (no kills; the fake's faults stay on unless CHAOS_CLEAN_FAULTS=false) are made, waiting for open
+ * attempts to become 60 s old, until nothing is open or due (at most CHAOS_CLEAN_TIMEOUT_S, 480 s); then the bench
+ * waits for the outbound deliveries to settle (none pending; at most CHAOS_WEBHOOK_SETTLE_TIMEOUT_S, 300 s).
+ *
+ * Checks: the fake's ledger has exactly one successful charge per subscription for its period, and the local DONE
+ * payments equal the fake's charges one to one (by order_id); nothing is open. Outbound webhooks: every event of the
+ * outbox (webhook_events) reached the receiver at least once (missing: 0), the receiver got nothing the outbox does
+ * not hold, per subscription the delivered sequence numbers are 1..n without a gap, the outbox's own numbers are 1..n
+ * up to the subscription's event_seq, and no delivery is still pending or given up. Duplicates (at-least-once) are
+ * counted, not failed. Exit 1 when any check fails; 3 at the deadline CHAOS_TIMEOUT_S (1800 s). CHAOS_SEED makes
+ * the fault pattern repeatable. Results: bench/results/chaos-<timestamp>.json; instance logs are kept in the temp dir
+ * (and their last warnings printed) when a check fails.
+ *
+ * Settings (env): CHAOS_SUBS, CHAOS_INSTANCES (3), CHAOS_KILLS, CHAOS_KILL_MIN_MS, CHAOS_KILL_MAX_MS, CHAOS_PG_KILLS,
+ * CHAOS_PG_DOWN_MS, CHAOS_RESTART_DELAY_MS, CHAOS_LATENCY_MS, CHAOS_TIMEOUT_RATE, CHAOS_LOOKUP_5XX_RATE,
+ * CHAOS_BOOTPAY_WEBHOOKS, CHAOS_WEBHOOKS, CHAOS_WEBHOOK_SETTLE_TIMEOUT_S, CHAOS_CONCURRENCY, CHAOS_RATE, CHAOS_BATCH,
+ * CHAOS_CLEAN_FAULTS, CHAOS_CLEAN_TIMEOUT_S, CHAOS_SEED, CHAOS_TIMEOUT_S, BENCH_DATABASE_URL.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -23,6 +52,8 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { startRestartableDatabaseServer } from './chaos-pg';
+import { ReceivedEvent, startInboundBalancer, startOutboundReceiver } from './chaos-webhooks';
 import {
   boolEnv,
   Child,
@@ -39,7 +70,6 @@ import {
   seedDueSubscriptions,
   sleep,
   spawnNode,
-  startDatabaseServer,
   startFake,
   subscriptionOfOrderId,
   table,
@@ -47,23 +77,35 @@ import {
   writeResults,
 } from './lib';
 
+/** Bootpay's lookups, as the fake's route filters: a receipt, a reservation. */
+const LOOKUP_ROUTES = ['GET receipt', 'GET subscribe/payment/reserve'];
+
 interface ProxyStats {
   requests: number;
   chargeRequests: number;
   timeouts: number;
   clientAborts: number;
+  lookups: number;
+  lookup5xx: number;
 }
 
-/** Forwards everything to the fake; a charge whose upstream connection is dropped without an answer is a time-out. */
+/**
+ * Forwards everything to the fake; a charge whose upstream connection is dropped without an answer is a time-out.
+ * Counts lookups (`GET /v2/receipt/…`, `GET /v2/subscribe/payment/reserve/…`) and those answered 5xx.
+ */
 async function startCountingProxy(target: string): Promise<{ url: string; stats: ProxyStats; close(): Promise<void> }> {
   const t = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
-  const stats: ProxyStats = { requests: 0, chargeRequests: 0, timeouts: 0, clientAborts: 0 };
+  const stats: ProxyStats = { requests: 0, chargeRequests: 0, timeouts: 0, clientAborts: 0, lookups: 0, lookup5xx: 0 };
   const server = http.createServer((req, res) => {
     stats.requests++;
-    const isCharge = req.method === 'POST' && (req.url ?? '').split('?')[0] === '/v2/subscribe/payment';
+    const path = (req.url ?? '').split('?')[0];
+    const isCharge = req.method === 'POST' && path === '/v2/subscribe/payment';
+    const isLookup = req.method === 'GET' && (path.startsWith('/v2/receipt/') || path.startsWith('/v2/subscribe/payment/reserve/'));
     if (isCharge) stats.chargeRequests++;
+    if (isLookup) stats.lookups++;
     const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (ur) => {
+      if (isLookup && (ur.statusCode ?? 0) >= 500) stats.lookup5xx++;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
     });
@@ -99,14 +141,117 @@ interface Instance {
   starts: number;
   runsCompleted: number;
   runsCut: number;
+  /** Exits the bench did not cause (then it started the instance again, as a supervisor). */
+  selfExits: number;
+}
+
+interface WebhookCheck {
+  recorded: number;
+  received: number;
+  delivered: number;
+  duplicates: number;
+  missing: number;
+  unknown: number;
+  gaps: number;
+  outboxGaps: number;
+  subscriptionsWithEvents: number;
+  byType: Record<string, number>;
+  deliveries: Record<string, number>;
+  malformed: number;
+  unsigned: number;
+  missingSample: string[];
+  gapSample: string[];
+}
+
+/** Compares what the receiver got with the outbox (webhook_events) and the endpoint's deliveries. */
+async function checkWebhooks(c: Client, endpointId: string, got: ReceivedEvent[], malformed: number): Promise<WebhookCheck> {
+  const outbox: { id: string; type: string; subscription_id: string | null; sequence: number | null }[] = (
+    await c.query(`SELECT id::text, type, subscription_id::text, sequence FROM webhook_events`)
+  ).rows;
+  const eventSeq = new Map<string, number>(
+    ((await c.query(`SELECT id::text, event_seq FROM subscriptions WHERE event_seq > 0`)).rows as { id: string; event_seq: number }[]).map((r) => [
+      r.id,
+      r.event_seq,
+    ]),
+  );
+  const deliveriesRows: { status: string; n: number }[] = (
+    await c.query(`SELECT status, count(*)::int AS n FROM webhook_deliveries WHERE endpoint_id = $1 GROUP BY status ORDER BY status`, [endpointId])
+  ).rows;
+  const inOutbox = new Map(outbox.map((e) => [e.id, e]));
+  const receivedIds = new Set(got.map((e) => e.id));
+  const byType: Record<string, number> = {};
+  for (const e of outbox) byType[e.type] = (byType[e.type] ?? 0) + 1;
+  const missingIds = outbox.filter((e) => !receivedIds.has(e.id)).map((e) => e.id);
+  let unknown = 0;
+  for (const id of receivedIds) if (!inOutbox.has(id)) unknown++;
+
+  // Per subscription: the outbox's numbers are 1..event_seq, and the numbers received are 1..max without a hole.
+  const recordedSeqs = new Map<string, number[]>();
+  for (const e of outbox)
+    if (e.subscription_id && e.sequence !== null) recordedSeqs.set(e.subscription_id, [...(recordedSeqs.get(e.subscription_id) ?? []), e.sequence]);
+  const receivedSeqs = new Map<string, Set<number>>();
+  for (const e of got) {
+    if (!e.subscriptionId || e.sequence === null || !inOutbox.has(e.id)) continue;
+    const set = receivedSeqs.get(e.subscriptionId) ?? new Set<number>();
+    set.add(e.sequence);
+    receivedSeqs.set(e.subscriptionId, set);
+  }
+  let outboxGaps = 0;
+  const gapSample: string[] = [];
+  for (const [sub, n] of eventSeq) {
+    const seqs = [...(recordedSeqs.get(sub) ?? [])].sort((a, b) => a - b);
+    const ok = seqs.length === n && seqs.every((v, i) => v === i + 1);
+    if (!ok) {
+      outboxGaps++;
+      if (gapSample.length < 5) gapSample.push(`outbox ${sub}: event_seq ${n}, recorded [${seqs.join(',')}]`);
+    }
+  }
+  for (const sub of recordedSeqs.keys()) if (!eventSeq.has(sub)) outboxGaps++;
+  let gaps = 0;
+  for (const [sub, recorded] of recordedSeqs) {
+    const set = receivedSeqs.get(sub) ?? new Set<number>();
+    const max = Math.max(0, ...set);
+    let hole = false;
+    for (let k = 1; k <= max; k++) if (!set.has(k)) hole = true;
+    // Once deliveries settle, the delivered numbers are all the recorded ones: a shorter run is a gap at its end.
+    if (hole || max < Math.max(...recorded)) {
+      gaps++;
+      if (gapSample.length < 10)
+        gapSample.push(`received ${sub}: [${[...set].sort((a, b) => a - b).join(',')}] of [${recorded.sort((a, b) => a - b).join(',')}]`);
+    }
+  }
+  return {
+    recorded: outbox.length,
+    received: got.length,
+    delivered: [...receivedIds].filter((id) => inOutbox.has(id)).length,
+    duplicates: got.length - receivedIds.size,
+    missing: missingIds.length,
+    unknown,
+    gaps,
+    outboxGaps,
+    subscriptionsWithEvents: recordedSeqs.size,
+    byType,
+    deliveries: Object.fromEntries(deliveriesRows.map((r) => [r.status, r.n])),
+    malformed,
+    unsigned: got.filter((e) => !e.signed).length,
+    missingSample: missingIds.slice(0, 10),
+    gapSample,
+  };
 }
 
 async function main(): Promise<number> {
   const subs = intEnv('CHAOS_SUBS', 1000, 1, 100_000);
   const kills = intEnv('CHAOS_KILLS', 20, 0, 1000);
+  const pgKillsWanted = intEnv('CHAOS_PG_KILLS', 3, 0, 100);
+  const pgDownMs = intEnv('CHAOS_PG_DOWN_MS', 2000, 0, 120_000);
+  const restartDelayMs = intEnv('CHAOS_RESTART_DELAY_MS', 1000, 0, 60_000);
   const instancesN = intEnv('CHAOS_INSTANCES', 3, 1, 16);
   const latencyMs = intEnv('CHAOS_LATENCY_MS', 100, 0, 10_000);
   const timeoutRate = numEnv('CHAOS_TIMEOUT_RATE', 0.1, 0, 1);
+  const lookup5xxRate = numEnv('CHAOS_LOOKUP_5XX_RATE', 0.2, 0, 1);
+  const bootpayWebhooks = boolEnv('CHAOS_BOOTPAY_WEBHOOKS', true);
+  const webhooks = boolEnv('CHAOS_WEBHOOKS', true);
+  const webhookSettleS = intEnv('CHAOS_WEBHOOK_SETTLE_TIMEOUT_S', 300, 10);
   const concurrency = intEnv('CHAOS_CONCURRENCY', 4, 1, 1024);
   const rate = intEnv('CHAOS_RATE', 10, 1, 100_000);
   const batch = intEnv('CHAOS_BATCH', 50, 1, 10_000);
@@ -117,7 +262,12 @@ async function main(): Promise<number> {
   const seed = intEnv('CHAOS_SEED', randomInt(1, 1_000_000), 0);
   const t0 = Date.now();
 
-  const db = await startDatabaseServer();
+  const db = await startRestartableDatabaseServer();
+  let pgKills = pgKillsWanted;
+  if (pgKills > 0 && !db.restartable) {
+    log(`note: BENCH_DATABASE_URL names an external server, which this bench does not kill: the ${pgKills} PostgreSQL kills are skipped`);
+    pgKills = 0;
+  }
   const fresh = await db.fresh('chaos');
   const fake = await startFake(latencyMs, { FAKE_BOOTPAY_SEED: String(seed) });
   const key = newEncryptionKey();
@@ -125,7 +275,18 @@ async function main(): Promise<number> {
   log(`seeded ${subs} due subscriptions in ${seeded.seconds.toFixed(1)} s`);
   const proxy = await startCountingProxy(fake.url);
   const setFaults = (on: boolean) =>
-    fakeJson(fake.url, 'PUT', '/__fake/faults', on && timeoutRate > 0 ? { timeout_after_charge: { rate: timeoutRate, mode: 'drop' }, seed } : {});
+    fakeJson(
+      fake.url,
+      'PUT',
+      '/__fake/faults',
+      on
+        ? {
+            ...(timeoutRate > 0 ? { timeout_after_charge: { rate: timeoutRate, mode: 'drop' } } : {}),
+            ...(lookup5xxRate > 0 ? { fail_rate: { rate: lookup5xxRate, status: 500, route: LOOKUP_ROUTES } } : {}),
+            seed,
+          }
+        : {},
+    );
   await setFaults(true);
 
   const adminKey = `bsk_chaos_adm_${randomBytes(16).toString('hex')}`;
@@ -133,8 +294,24 @@ async function main(): Promise<number> {
   const instances: Instance[] = [];
   for (let i = 0; i < instancesN; i++) {
     const port = await freePort();
-    instances.push({ slot: i, port, url: `http://127.0.0.1:${port}`, child: null, up: false, inRun: false, starts: 0, runsCompleted: 0, runsCut: 0 });
+    instances.push({
+      slot: i,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      child: null,
+      up: false,
+      inRun: false,
+      starts: 0,
+      runsCompleted: 0,
+      runsCut: 0,
+      selfExits: 0,
+    });
   }
+  // Bootpay's webhooks reach the instances through a balancer; the outbound ones go to the receiver.
+  const balancer = await startInboundBalancer(() => instances.filter((i) => i.up).map((i) => i.url));
+  if (bootpayWebhooks) await fakeJson(fake.url, 'PUT', '/__fake/webhook-url', { url: `${balancer.url}/v1/webhooks/bootpay` });
+  const receiver = webhooks ? await startOutboundReceiver() : null;
+
   const logFiles = instances.map((i) => join(logDir, `chaos-instance-${process.pid}-${i.slot}.log`));
   const env = (inst: Instance): Record<string, string> => ({
     NODE_ENV: 'production',
@@ -156,8 +333,15 @@ async function main(): Promise<number> {
     CHARGE_RUN_BATCH_SIZE: String(batch),
     SKIP_MIGRATIONS: 'true',
     LOG_LEVEL: 'warn',
-    OUTBOUND_WEBHOOK_POLL_MS: '0',
+    OUTBOUND_WEBHOOK_POLL_MS: webhooks ? '1000' : '0',
+    OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: webhooks ? 'true' : 'false',
   });
+
+  // The bench is the instances' supervisor: an exit it did not cause is counted and the instance started again.
+  let supervising = true;
+  let pgDown = false;
+  const benchKilled = new WeakSet<Child>();
+  const selfExitLog: { at: number; slot: number; code: number | null; pgDown: boolean }[] = [];
   const start = (inst: Instance) => {
     const fd = openSync(logFiles[inst.slot], 'a');
     inst.child = spawnNode(join(DIST, 'bench', 'server.js'), [], env(inst), { stdout: fd });
@@ -171,11 +355,39 @@ async function main(): Promise<number> {
       },
       () => undefined,
     );
+    void child.exited.then((code) => {
+      if (!supervising || benchKilled.has(child) || inst.child !== child) return;
+      inst.up = false;
+      inst.selfExits++;
+      selfExitLog.push({ at: Date.now() - t0, slot: inst.slot, code, pgDown });
+      log(
+        `instance ${inst.slot} (pid ${child.proc.pid}) exited by itself (code ${code})${pgDown ? ' while PostgreSQL is down' : ''}; restarting it in ${restartDelayMs} ms`,
+      );
+      setTimeout(() => {
+        if (supervising && inst.child === child) start(inst);
+      }, restartDelayMs);
+    });
   };
   for (const inst of instances) start(inst);
 
+  // The receiver is registered before the first charge, so every event has a delivery to it.
+  let endpointId = '';
+  if (receiver) {
+    while (!instances[0].up) await sleep(200);
+    const res = await fetch(`${instances[0].url}/v1/webhook-endpoints`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: receiver.url, events: ['*'], description: 'chaos bench receiver' }),
+    });
+    const body = (await res.json()) as { id?: string };
+    if (res.status !== 201 || !body.id) throw new Error(`registering the webhook endpoint: HTTP ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+    endpointId = body.id;
+    log(`outbound webhook endpoint ${endpointId} → ${receiver.url}`);
+  }
+
   // Each instance runs charge runs back to back while `driving`.
   let driving = true;
+  const runOutcomes: Record<string, number> = {};
   const runOnce = async (inst: Instance): Promise<'completed' | 'cut' | string> => {
     inst.inRun = true;
     try {
@@ -185,8 +397,8 @@ async function main(): Promise<number> {
         body: JSON.stringify({ wait: true }),
         signal: AbortSignal.timeout(600_000),
       });
-      const body = (await res.json()) as { status?: string };
-      return body.status ?? `HTTP ${res.status}`;
+      const body = (await res.json()) as { status?: string; code?: string };
+      return body.status ?? `HTTP ${res.status}${body.code ? ` ${body.code}` : ''}`;
     } catch {
       return 'cut';
     } finally {
@@ -200,17 +412,40 @@ async function main(): Promise<number> {
         continue;
       }
       const outcome = await runOnce(inst);
+      runOutcomes[outcome] = (runOutcomes[outcome] ?? 0) + 1;
       if (outcome === 'cut') inst.runsCut++;
       else inst.runsCompleted++;
       await sleep(outcome === 'cut' ? 100 : 250);
     }
   });
 
-  // The killer.
+  // The killer: instance kills, and PostgreSQL kills spread evenly among them.
   const killLog: { at: number; slot: number; inRun: boolean }[] = [];
-  log(`chaos: ${instancesN} instances, ${kills} SIGKILLs every ${killMin}..${killMax} ms, ${Math.round(timeoutRate * 100)}% charge time-outs (seed ${seed})`);
-  while (killLog.length < kills) {
+  const pgKillLog: { at: number; pid: number; runsInFlight: number; downMs: number; startTries: number }[] = [];
+  const totalEvents = kills + pgKills;
+  const pgAt = new Set<number>();
+  for (let i = 0; i < pgKills; i++) pgAt.add(Math.floor(((i + 1) * totalEvents) / (pgKills + 1)));
+  log(
+    `chaos: ${instancesN} instances, ${kills} SIGKILLs and ${pgKills} PostgreSQL SIGKILLs every ${killMin}..${killMax} ms, ` +
+      `${Math.round(timeoutRate * 100)}% charge time-outs, ${Math.round(lookup5xxRate * 100)}% lookups 5xx (seed ${seed})`,
+  );
+  while (killLog.length + pgKillLog.length < totalEvents) {
     await sleep(randomInt(killMin, killMax + 1));
+    if (pgAt.has(killLog.length + pgKillLog.length)) {
+      const at = Date.now() - t0;
+      const runsInFlight = instances.filter((i) => i.inRun).length;
+      pgDown = true;
+      const k = await db.kill();
+      log(
+        `PostgreSQL kill ${pgKillLog.length + 1}/${pgKills}: postmaster pid ${k.pid} (SIGKILL; its ${k.children} processes gone after ${k.childrenLeftMs} ms), ${runsInFlight} runs in flight; down for ${pgDownMs} ms`,
+      );
+      await sleep(pgDownMs);
+      const s = await db.start(120_000);
+      pgDown = false;
+      pgKillLog.push({ at, pid: k.pid, runsInFlight, downMs: Date.now() - t0 - at, startTries: s.tries });
+      log(`PostgreSQL up again after ${((Date.now() - t0 - at) / 1000).toFixed(1)} s (start ${s.ms} ms, ${s.tries} tries)`);
+      continue;
+    }
     const candidates = instances.filter((i) => i.up && i.inRun);
     const pool = candidates.length ? candidates : instances.filter((i) => i.up);
     if (!pool.length) continue;
@@ -218,6 +453,7 @@ async function main(): Promise<number> {
     const child = victim.child!;
     killLog.push({ at: Date.now() - t0, slot: victim.slot, inRun: victim.inRun });
     victim.up = false;
+    benchKilled.add(child);
     child.proc.kill('SIGKILL');
     await child.exited;
     log(
@@ -243,7 +479,6 @@ async function main(): Promise<number> {
     return r.rows[0] as { open: number; newest_open: Date | null; due: number };
   };
   const runner = instances[0];
-  while (!runner.up) await sleep(200);
   const cleanDeadline = Date.now() + cleanTimeoutS * 1000;
   let cleanRuns = 0;
   for (;;) {
@@ -260,12 +495,43 @@ async function main(): Promise<number> {
         await sleep(Math.min(waitMs, Math.max(0, cleanDeadline - Date.now())));
       }
     }
+    while (!runner.up && Date.now() < cleanDeadline) await sleep(200);
     const outcome = await runOnce(runner);
     cleanRuns++;
     const after = await state();
     log(`clean run ${cleanRuns}: ${outcome}; open ${after.open}, due ${after.due}`);
   }
+
+  // Outbound deliveries settle: none pending (a delivery whose instance died holds its lease for a minute; a failed
+  // attempt is retried after 30 s, doubling).
+  let settleSeconds = 0;
+  if (receiver) {
+    const settleStart = Date.now();
+    const settleDeadline = settleStart + webhookSettleS * 1000;
+    let lastLog = 0;
+    for (;;) {
+      const r = (
+        await c.query(
+          `SELECT count(*)::int AS pending, min(next_attempt_at) AS next_at FROM webhook_deliveries WHERE endpoint_id = $1 AND status = 'pending'`,
+          [endpointId],
+        )
+      ).rows[0] as { pending: number; next_at: Date | null };
+      if (r.pending === 0) break;
+      if (Date.now() > settleDeadline) {
+        log(`webhook settle deadline reached with ${r.pending} deliveries pending`);
+        break;
+      }
+      if (Date.now() - lastLog > 10_000) {
+        lastLog = Date.now();
+        const next = r.next_at ? Math.max(0, Math.ceil((r.next_at.getTime() - Date.now()) / 1000)) : 0;
+        log(`${r.pending} outbound deliveries pending (next due in ${next} s), ${receiver.events.length} received so far`);
+      }
+      await sleep(500);
+    }
+    settleSeconds = (Date.now() - settleStart) / 1000;
+  }
   await setFaults(false);
+  supervising = false;
   for (const inst of instances) await inst.child?.stop();
 
   // ------------------------------------------------------------------------------------------ the check
@@ -286,6 +552,14 @@ async function main(): Promise<number> {
   const runsRows: { status: string; n: number }[] = (await c.query(`SELECT status, count(*)::int AS n FROM charge_runs GROUP BY status ORDER BY status`)).rows;
   const attemptsRows: { status: string; n: number }[] = (await c.query(`SELECT status, count(*)::int AS n FROM payments GROUP BY status ORDER BY status`)).rows;
   const resent = Number((await c.query(`SELECT count(*)::int AS n FROM payments WHERE status = 'DONE' AND receipt_id IS NULL`)).rows[0].n);
+  const wh = receiver ? await checkWebhooks(c, endpointId, receiver.events, receiver.malformed) : null;
+  const bootpayHooks = (
+    (await fakeJson<{ webhooks?: { delivered: boolean; done: boolean; attempts: number }[] }>(fake.url, 'GET', '/__fake/ledger')).webhooks ?? []
+  ).reduce((a, w) => ({ sent: a.sent + 1, delivered: a.delivered + (w.delivered ? 1 : 0), attempts: a.attempts + w.attempts }), {
+    sent: 0,
+    delivered: 0,
+    attempts: 0,
+  });
 
   let doublesAtFake = 0;
   let neverCharged = 0;
@@ -303,46 +577,99 @@ async function main(): Promise<number> {
   const doubles = doublesAtFake + doublesLocal;
   const lost = neverCharged + chargedNotRecorded + recordedNotCharged;
   const totalSeconds = (Date.now() - t0) / 1000;
+  const selfExitsPgDown = selfExitLog.filter((e) => e.pgDown).length;
+  const sum = (f: (i: Instance) => number) => instances.map(f).reduce((a, b) => a + b, 0);
 
   const lines: string[] = [];
   lines.push(
-    `\nchaos  ${subs} subscriptions, ${instancesN} instances, fake latency ${latencyMs} ms, ${Math.round(timeoutRate * 100)}% charges time out (seed ${seed})\n`,
+    `\nchaos  ${subs} subscriptions, ${instancesN} instances, fake latency ${latencyMs} ms, ${Math.round(timeoutRate * 100)}% charges time out, ` +
+      `${Math.round(lookup5xxRate * 100)}% lookups 5xx (seed ${seed})\n`,
   );
-  lines.push(
-    table(
-      ['count', 'value'],
+  const rows: (string | number)[][] = [
+    ['subscriptions', subs],
+    ['successful charges at the fake', ledger.charges.length],
+    ['charge requests sent (incl. re-sends)', proxy.stats.chargeRequests],
+    ['kills (SIGKILL)', `${killLog.length} (${killLog.filter((k) => k.inRun).length} during a run)`],
+    [
+      'PostgreSQL kills (SIGKILL of the postmaster, restarted)',
+      db.restartable
+        ? `${pgKillLog.length} (${pgKillLog.filter((k) => k.runsInFlight > 0).length} during runs; down ${pgKillLog.map((k) => (k.downMs / 1000).toFixed(1)).join(', ') || '-'} s)`
+        : 'skipped (BENCH_DATABASE_URL)',
+    ],
+    ['instances exiting by themselves (restarted by the bench)', `${selfExitLog.length} (${selfExitsPgDown} while PostgreSQL was down)`],
+    ['instance starts', sum((i) => i.starts)],
+    ['time-outs (answer dropped after the charge)', proxy.stats.timeouts],
+    ['Bootpay lookups / answered 5xx', `${proxy.stats.lookups} / ${proxy.stats.lookup5xx}`],
+    [
+      "Bootpay's webhooks: sent / delivered / attempts",
+      bootpayWebhooks
+        ? `${bootpayHooks.sent} / ${bootpayHooks.delivered} / ${bootpayHooks.attempts} (instances answered ${JSON.stringify(balancer.stats.byStatus)}; 502 from the balancer: ${balancer.stats.noneUp} none up, ${balancer.stats.noAnswer} no answer)`
+        : 'off',
+    ],
+    ['runs: completed / cut by a kill', `${sum((i) => i.runsCompleted)} / ${sum((i) => i.runsCut)}`],
+    [
+      'run answers during the chaos',
+      Object.entries(runOutcomes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    ],
+    ['charge_runs rows by status', runsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
+    ['payments by status', attemptsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
+    ['DONE without a receipt (settled by re-send, no webhook since)', resent],
+    ['clean runs', cleanRuns],
+    ['still open / still due', `${finalState.open} / ${finalState.due}`],
+    ['doubles (subscriptions charged twice at the fake | DONE twice)', `${doubles} (${doublesAtFake} | ${doublesLocal})`],
+    ['lost (never charged | charged, not DONE | DONE, not charged)', `${lost} (${neverCharged} | ${chargedNotRecorded} | ${recordedNotCharged})`],
+  ];
+  if (wh) {
+    rows.push(
       [
-        ['subscriptions', subs],
-        ['successful charges at the fake', ledger.charges.length],
-        ['charge requests sent (incl. re-sends)', proxy.stats.chargeRequests],
-        ['kills (SIGKILL)', `${killLog.length} (${killLog.filter((k) => k.inRun).length} during a run)`],
-        ['instance starts', instances.map((i) => i.starts).reduce((a, b) => a + b, 0)],
-        ['time-outs (answer dropped after the charge)', proxy.stats.timeouts],
-        [
-          'runs: completed / cut by a kill',
-          `${instances.map((i) => i.runsCompleted).reduce((a, b) => a + b, 0)} / ${instances.map((i) => i.runsCut).reduce((a, b) => a + b, 0)}`,
-        ],
-        ['charge_runs rows by status', runsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
-        ['payments by status', attemptsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
-        ['DONE settled by re-send (duplicate order_id)', resent],
-        ['clean runs', cleanRuns],
-        ['still open / still due', `${finalState.open} / ${finalState.due}`],
-        ['doubles (subscriptions charged twice at the fake | DONE twice)', `${doubles} (${doublesAtFake} | ${doublesLocal})`],
-        ['lost (never charged | charged, not DONE | DONE, not charged)', `${lost} (${neverCharged} | ${chargedNotRecorded} | ${recordedNotCharged})`],
-        ['time: chaos phase / total', `${chaosSeconds.toFixed(0)} s / ${totalSeconds.toFixed(0)} s`],
+        'webhook events recorded (outbox)',
+        `${wh.recorded} (${Object.entries(wh.byType)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}) on ${wh.subscriptionsWithEvents} subscriptions`,
       ],
-    ),
+      ['webhook events delivered (distinct, received)', `${wh.delivered} (${wh.received} requests)`],
+      ['webhook duplicates received (allowed: at least once)', wh.duplicates],
+      ['webhook events missing (in the outbox, never received)', wh.missing],
+      ['webhook sequence gaps (subscriptions) | outbox gaps', `${wh.gaps} | ${wh.outboxGaps}`],
+      ['received, not in the outbox | malformed', `${wh.unknown} | ${wh.malformed}`],
+      [
+        'deliveries to the receiver by status',
+        Object.entries(wh.deliveries)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+      ],
+    );
+  }
+  rows.push(['time: chaos phase / webhook settle / total', `${chaosSeconds.toFixed(0)} s / ${settleSeconds.toFixed(0)} s / ${totalSeconds.toFixed(0)} s`]);
+  lines.push(table(['count', 'value'], rows));
+  const webhooksOk =
+    !wh ||
+    (wh.missing === 0 && wh.gaps === 0 && wh.outboxGaps === 0 && wh.unknown === 0 && (wh.deliveries.pending ?? 0) === 0 && (wh.deliveries.failed ?? 0) === 0);
+  const ok = doubles === 0 && lost === 0 && finalState.open === 0 && webhooksOk;
+  lines.push(
+    `\n${ok ? 'PASS' : 'FAIL'}: ${doubles} doubles, ${lost} lost, ${finalState.open} open` +
+      (wh
+        ? `; webhooks: ${wh.missing} missing, ${wh.gaps} gaps, ${wh.duplicates} duplicates, ${wh.deliveries.pending ?? 0} pending, ${wh.deliveries.failed ?? 0} given up`
+        : ''),
   );
-  const ok = doubles === 0 && lost === 0 && finalState.open === 0;
-  lines.push(`\n${ok ? 'PASS' : 'FAIL'}: ${doubles} doubles, ${lost} lost, ${finalState.open} open`);
+  if (wh && (wh.missingSample.length || wh.gapSample.length)) lines.push(`missing: ${wh.missingSample.join(', ')}\n${wh.gapSample.join('\n')}`);
   const file = writeResults('chaos', {
     at: new Date().toISOString(),
     settings: {
       subs,
       kills,
+      pgKills,
+      pgKillsWanted,
+      pgDownMs,
+      restartDelayMs,
       instances: instancesN,
       latencyMs,
       timeoutRate,
+      lookup5xxRate,
+      bootpayWebhooks,
+      webhooks,
       concurrency,
       rate,
       batch,
@@ -357,7 +684,13 @@ async function main(): Promise<number> {
       chargeRequests: proxy.stats.chargeRequests,
       kills: killLog.length,
       killsDuringRun: killLog.filter((k) => k.inRun).length,
+      pgKills: pgKillLog.length,
+      selfExits: selfExitLog.length,
+      selfExitsWhilePgDown: selfExitsPgDown,
       timeouts: proxy.stats.timeouts,
+      lookups: proxy.stats.lookups,
+      lookup5xx: proxy.stats.lookup5xx,
+      bootpayWebhooks: bootpayHooks,
       doubles,
       doublesAtFake,
       doublesLocal,
@@ -370,10 +703,15 @@ async function main(): Promise<number> {
       cleanRuns,
       resentDone: resent,
     },
+    webhooks: wh,
     runs: runsRows,
+    runOutcomes,
     payments: attemptsRows,
     killLog,
+    pgKillLog,
+    selfExitLog,
     chaosSeconds,
+    settleSeconds,
     totalSeconds,
   });
   lines.push(`results: ${file}`);
@@ -394,4 +732,4 @@ async function main(): Promise<number> {
   return ok ? 0 : 1;
 }
 
-runMain(main, intEnv('CHAOS_TIMEOUT_S', 1200, 30));
+runMain(main, intEnv('CHAOS_TIMEOUT_S', 1800, 30));
