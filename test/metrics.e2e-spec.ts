@@ -80,6 +80,10 @@ describe('Metrics: GET /metrics', () => {
     // Creating subscriptions called Bootpay: the latency histogram has those calls.
     const issued = sample(before, 'billing_gateway_request_duration_seconds_count', { route: 'issueBillingKey', outcome: 'ok' });
     expect(issued).toBe(3);
+    // Every charge outcome the ledger records counts, whoever asked: here the first charges at creation, by the API.
+    expect(sample(before, 'billing_charges_total', { outcome: 'approved' })).toBe(2);
+    expect(sample(before, 'billing_charges_total', { outcome: 'declined_hard' })).toBe(1);
+    expect(sample(before, 'billing_run_charges_total', { outcome: 'approved' })).toBe(0);
 
     // A month later the run renews a (approved) and b (soft decline: past_due, first dunning stage).
     t.clock.set(new Date(a.next_charge_at));
@@ -90,6 +94,8 @@ describe('Metrics: GET /metrics', () => {
     expect(delta('billing_run_charges_total', { outcome: 'approved' })).toBe(1);
     expect(delta('billing_run_charges_total', { outcome: 'declined_soft' })).toBe(1);
     expect(delta('billing_run_charges_total', { outcome: 'declined_hard' })).toBe(0);
+    expect(delta('billing_charges_total', { outcome: 'approved' })).toBe(1);
+    expect(delta('billing_charges_total', { outcome: 'declined_soft' })).toBe(1);
     expect(delta('billing_charge_runs_finished_total', { status: 'completed' })).toBe(1);
     expect(delta('billing_charge_run_duration_seconds_count', { status: 'completed' })).toBe(1);
     expect(delta('billing_gateway_request_duration_seconds_count', { route: 'charge', outcome: 'ok' })).toBe(1);
@@ -113,6 +119,7 @@ describe('Metrics: GET /metrics', () => {
     const after2 = await scrape();
     expect(sample(after2, 'billing_run_charges_total', { outcome: 'unknown' }) - sample(after1, 'billing_run_charges_total', { outcome: 'unknown' })).toBe(1);
     expect(sample(after2, 'billing_gateway_request_duration_seconds_count', { route: 'charge', outcome: 'unknown' })).toBe(1);
+    expect(sample(after2, 'billing_charges_total', { outcome: 'unknown' }) - sample(after1, 'billing_charges_total', { outcome: 'unknown' })).toBe(1);
     expect(sample(after2, 'billing_open_attempts', { status: 'UNKNOWN' })).toBe(1);
     expect(sample(after2, 'billing_open_attempt_oldest_age_seconds', { status: 'UNKNOWN' })).toBeGreaterThanOrEqual(2 * 3600);
     expect(sample(after2, 'billing_open_attempts', { status: 'IN_PROGRESS' })).toBe(0);

@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { ChargeMetricOutcome, MetricsService } from '../metrics/metrics.service';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
 import { returnedRows, withRetries } from '../common/db-errors';
@@ -125,6 +126,7 @@ export class ChargeAttemptsService {
     private readonly flags: FinanceFlagsService,
     private readonly refunds: RefundsService,
     @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   /** What follows a settled charge, after commit: the transition's effects (see {@link runEffects}). */
@@ -363,12 +365,13 @@ export class ChargeAttemptsService {
   /** Unknown outcomes of claimed charges, in one statement: they stay open and are resolved by a later run. */
   async markUnknown(paymentIds: string[]): Promise<void> {
     if (!paymentIds.length) return;
-    await preparedQuery(
+    const marked = await preparedQuery<{ id: string }>(
       this.db,
       'charges_unknown',
-      `UPDATE payments SET status = 'UNKNOWN', updated_at = $2 WHERE id = ANY($1::uuid[]) AND status IN ('IN_PROGRESS', 'UNKNOWN')`,
+      `UPDATE payments SET status = 'UNKNOWN', updated_at = $2 WHERE id = ANY($1::uuid[]) AND status IN ('IN_PROGRESS', 'UNKNOWN') RETURNING id`,
       [paymentIds, this.clock.now()],
     );
+    if (marked.length) this.metrics?.chargeRecorded('unknown', marked.length);
   }
 
   /**
@@ -444,6 +447,7 @@ export class ChargeAttemptsService {
        SELECT id FROM pay`,
       [JSON.stringify(rows), JSON.stringify(audit), JSON.stringify(outbox), now],
     );
+    if (applied.length) this.metrics?.chargeRecorded('approved', applied.length);
     return new Set(applied.map((r) => r.id));
   }
 
@@ -542,12 +546,20 @@ export class ChargeAttemptsService {
     const actor = opts.actor ?? 'system';
     // Settlements of charges on one billing key meet on its row (an ending deletes a key no longer used): a deadlock
     // between them aborts one, which is run again from the start (it re-reads everything under its locks).
-    const result = await withRetries(() => this.settleOnce(paymentId, outcome, opts, actor));
+    let recorded = false;
+    const result = await withRetries(() => this.settleOnce(paymentId, outcome, opts, actor, () => (recorded = true)));
+    if (recorded) this.metrics?.chargeRecorded(metricOutcomeOf(result.payment, outcome));
     await this.afterSettle(result);
     return result;
   }
 
-  private async settleOnce(paymentId: string, outcome: ChargeOutcome, opts: { onDecline?: DeclinePolicy }, actor: EventActor): Promise<SettleResult> {
+  private async settleOnce(
+    paymentId: string,
+    outcome: ChargeOutcome,
+    opts: { onDecline?: DeclinePolicy },
+    actor: EventActor,
+    markRecorded: () => void,
+  ): Promise<SettleResult> {
     return this.db.transaction(async (m) => {
       const pre = await m.getRepository(PaymentEntity).findOneByOrFail({ id: paymentId });
       // Settlements of charges on one billing key go one after another (an ending may delete the key, under its row
@@ -569,6 +581,7 @@ export class ChargeAttemptsService {
       const lateApproval = payment.status === 'ABORTED' && outcome.kind === 'succeeded' && outcome.receipt !== null;
       const unchanged: SettleResult = { payment, subscription: sub, outcome, effects: [] };
       if (!open && !lateApproval) return unchanged;
+      markRecorded();
       const now = this.clock.now();
       payment.updatedAt = now;
 
@@ -957,4 +970,14 @@ function approvalEvents(payment: PaymentEntity, sub: SubscriptionEntity, before:
   ];
   if (before && sub.status === 'active') events.push({ type: 'subscription.activated', opts: { before, after: snapshot(sub) } });
   return events;
+}
+
+/** How a settled charge counts in the metrics (bootpay_billing_charges_total). */
+function metricOutcomeOf(payment: PaymentEntity, outcome: ChargeOutcome): ChargeMetricOutcome {
+  if (payment.status === 'UNKNOWN') return 'unknown';
+  if (payment.notApplied) return 'not_applied';
+  if (payment.status === 'DONE' || payment.status === 'PARTIAL_CANCELED') return 'approved';
+  if (outcome.kind === 'declined') return outcome.failure.hard ? 'declined_hard' : 'declined_soft';
+  if (outcome.kind === 'local_fault') return 'local_fault';
+  return 'aborted';
 }

@@ -6,7 +6,7 @@ import { Clock } from '../common/clock';
 import { BootpayGateway } from '../gateway/bootpay.gateway';
 
 /** How a charge of a run ended, as `billing_run_charges_total` labels it. */
-export type ChargeMetricOutcome = 'approved' | 'declined_soft' | 'declined_hard' | 'unknown' | 'aborted' | 'local_fault';
+export type ChargeMetricOutcome = 'approved' | 'declined_soft' | 'declined_hard' | 'unknown' | 'aborted' | 'local_fault' | 'not_applied';
 
 const PREFIX = 'billing_';
 
@@ -27,6 +27,12 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   private readonly runCharges = new Counter({
     name: `${PREFIX}run_charges_total`,
     help: 'Charges made by charge runs in this process, by outcome (approved, declined_soft, declined_hard, unknown, aborted, local_fault)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly charges = new Counter({
+    name: `${PREFIX}charges_total`,
+    help: 'Charge outcomes recorded by this process, whoever asked (runs, API actions, Bootpay webhooks, lookups), by outcome (approved, declined_soft, declined_hard, unknown, aborted, local_fault, not_applied: approved but refused by the subscription and refunded)',
     labelNames: ['outcome'],
     registers: [this.registry],
   });
@@ -109,6 +115,11 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   /** A charge of a run whose outcome was counted. */
   chargeCounted(outcome: ChargeMetricOutcome): void {
     this.runCharges.inc({ outcome });
+  }
+
+  /** A charge outcome the ledger recorded (once per payment attempt and outcome). */
+  chargeRecorded(outcome: ChargeMetricOutcome, count = 1): void {
+    this.charges.inc({ outcome }, count);
   }
 
   /** A run executed by this process ended. */
