@@ -37,14 +37,17 @@
  * outbox (webhook_events) reached the receiver at least once (missing: 0), the receiver got nothing the outbox does
  * not hold, per subscription the delivered sequence numbers are 1..n without a gap, the outbox's own numbers are 1..n
  * up to the subscription's event_seq, and no delivery is still pending or given up. Duplicates (at-least-once) are
- * counted, not failed. Exit 1 when any check fails; 3 at the deadline CHAOS_TIMEOUT_S (1800 s). CHAOS_SEED makes
+ * counted, not failed. A watchdog (bench/chaos-stall.ts) ends the bench early with exit 1 and a snapshot of the
+ * database's sessions (which instance holds each, its state, advisory locks, last statement) when sessions stay idle in
+ * a transaction or wait for a lock longer than CHAOS_STALL_S (120 s): a service stuck without failing. Exit 1 when any
+ * check fails; 3 at the deadline CHAOS_TIMEOUT_S (1800 s). CHAOS_SEED makes
  * the fault pattern repeatable. Results: bench/results/chaos-<timestamp>.json; instance logs are kept in the temp dir
  * (and their last warnings printed) when a check fails.
  *
  * Settings (env): CHAOS_SUBS, CHAOS_INSTANCES (3), CHAOS_KILLS, CHAOS_KILL_MIN_MS, CHAOS_KILL_MAX_MS, CHAOS_PG_KILLS,
  * CHAOS_PG_DOWN_MS, CHAOS_RESTART_DELAY_MS, CHAOS_LATENCY_MS, CHAOS_TIMEOUT_RATE, CHAOS_LOOKUP_5XX_RATE,
  * CHAOS_BOOTPAY_WEBHOOKS, CHAOS_WEBHOOKS, CHAOS_WEBHOOK_SETTLE_TIMEOUT_S, CHAOS_CONCURRENCY, CHAOS_RATE, CHAOS_BATCH,
- * CHAOS_CLEAN_FAULTS, CHAOS_CLEAN_TIMEOUT_S, CHAOS_SEED, CHAOS_TIMEOUT_S, BENCH_DATABASE_URL.
+ * CHAOS_CLEAN_FAULTS, CHAOS_CLEAN_TIMEOUT_S, CHAOS_STALL_S, CHAOS_SEED, CHAOS_TIMEOUT_S, BENCH_DATABASE_URL.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -53,6 +56,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { startRestartableDatabaseServer } from './chaos-pg';
+import { describeStall, StallReport, watchStalls } from './chaos-stall';
 import { ReceivedEvent, startInboundBalancer, startOutboundReceiver } from './chaos-webhooks';
 import {
   boolEnv,
@@ -252,6 +256,7 @@ async function main(): Promise<number> {
   const bootpayWebhooks = boolEnv('CHAOS_BOOTPAY_WEBHOOKS', true);
   const webhooks = boolEnv('CHAOS_WEBHOOKS', true);
   const webhookSettleS = intEnv('CHAOS_WEBHOOK_SETTLE_TIMEOUT_S', 300, 10);
+  const stallS = intEnv('CHAOS_STALL_S', 120, 10);
   const concurrency = intEnv('CHAOS_CONCURRENCY', 4, 1, 1024);
   const rate = intEnv('CHAOS_RATE', 10, 1, 100_000);
   const batch = intEnv('CHAOS_BATCH', 50, 1, 10_000);
@@ -345,6 +350,10 @@ async function main(): Promise<number> {
   const start = (inst: Instance) => {
     const fd = openSync(logFiles[inst.slot], 'a');
     inst.child = spawnNode(join(DIST, 'bench', 'server.js'), [], env(inst), { stdout: fd });
+    // Registered after the child's own stop, so it runs first at cleanup: nothing is restarted while stopping.
+    onCleanup(() => {
+      supervising = false;
+    });
     closeSync(fd);
     inst.up = false;
     inst.starts++;
@@ -369,6 +378,27 @@ async function main(): Promise<number> {
     });
   };
   for (const inst of instances) start(inst);
+
+  // A service that stops making progress (sessions idle in a transaction or waiting for a lock for over CHAOS_STALL_S)
+  // ends the bench with a snapshot, instead of runs waiting until the deadline.
+  const watchdog = watchStalls(fresh.url, stallS, () => instances.map((i) => i.child?.proc.pid));
+  const STALLED = Symbol('stalled');
+  let stall: StallReport | null = null;
+  const stalled = watchdog.stalled.then((r) => {
+    stall = r;
+    return STALLED;
+  });
+  const orStall = async <T>(p: Promise<T>): Promise<T> => {
+    const r = await Promise.race([p, stalled]);
+    if (r === STALLED) throw new Error('stalled');
+    return r as T;
+  };
+  const failStalled = (r: StallReport): number => {
+    process.stdout.write(`\nFAIL: ${describeStall(r)}\n`);
+    const file = writeResults('chaos', { at: new Date().toISOString(), seed, stall: r, runOutcomes, killLog, pgKillLog, selfExitLog });
+    process.stdout.write(`results: ${file}\ninstance logs kept: ${logFiles.join(', ')}\n`);
+    return 1;
+  };
 
   // The receiver is registered before the first charge, so every event has a delivery to it.
   let endpointId = '';
@@ -462,7 +492,12 @@ async function main(): Promise<number> {
     start(victim);
   }
   driving = false;
-  await Promise.all(drivers);
+  try {
+    await orStall(Promise.all(drivers));
+  } catch (err) {
+    if (stall) return failStalled(stall);
+    throw err;
+  }
   const chaosSeconds = (Date.now() - t0) / 1000;
   log(`kills done after ${chaosSeconds.toFixed(0)} s; clean runs until nothing is open or due`);
 
@@ -496,7 +531,13 @@ async function main(): Promise<number> {
       }
     }
     while (!runner.up && Date.now() < cleanDeadline) await sleep(200);
-    const outcome = await runOnce(runner);
+    let outcome: string;
+    try {
+      outcome = await orStall(runOnce(runner));
+    } catch (err) {
+      if (stall) return failStalled(stall);
+      throw err;
+    }
     cleanRuns++;
     const after = await state();
     log(`clean run ${cleanRuns}: ${outcome}; open ${after.open}, due ${after.due}`);
@@ -517,6 +558,7 @@ async function main(): Promise<number> {
         )
       ).rows[0] as { pending: number; next_at: Date | null };
       if (r.pending === 0) break;
+      if (stall) return failStalled(stall);
       if (Date.now() > settleDeadline) {
         log(`webhook settle deadline reached with ${r.pending} deliveries pending`);
         break;
@@ -530,6 +572,7 @@ async function main(): Promise<number> {
     }
     settleSeconds = (Date.now() - settleStart) / 1000;
   }
+  watchdog.stop();
   await setFaults(false);
   supervising = false;
   for (const inst of instances) await inst.child?.stop();
