@@ -5,7 +5,7 @@
  *   thread that both the API and a charge run share;
  * - the database pool: how long each `pool.connect` waited for a connection (pg-pool, as TypeORM uses it) and how
  *   many were waiting, sampled every 20 ms.
- * - HTTP requests received;
+ * - HTTP requests received, and those not answered yet (`{ type: 'in-flight' }`, without resetting anything);
  * - SQL round trips (pg's Client.prototype.query calls, bench/lib.ts QueryCounter) and the most frequent statements.
  * The orchestrator sends `{ type: 'stats' }`; the answer holds the figures since the previous request.
  */
@@ -30,8 +30,14 @@ counter.on = true;
 let requests = 0;
 const http = require('node:http') as { Server: { prototype: { emit: (event: string, ...args: unknown[]) => boolean } } };
 const emit = http.Server.prototype.emit;
+// Requests not answered yet (the orchestrator waits for none before the next phase).
+let inFlight = 0;
 http.Server.prototype.emit = function (this: unknown, event: string, ...args: unknown[]) {
-  if (event === 'request') requests++;
+  if (event === 'request') {
+    requests++;
+    inFlight++;
+    (args[1] as { once(ev: string, fn: () => void): void }).once('close', () => inFlight--);
+  }
   return emit.call(this, event, ...args);
 };
 
@@ -79,6 +85,7 @@ const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(so
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 process.on('message', (m: { type?: string }) => {
+  if (m?.type === 'in-flight') process.send?.({ type: 'in-flight', inFlight });
   if (m?.type !== 'stats') return;
   const sorted = waits.sort((a, b) => a - b);
   process.send?.({

@@ -6,10 +6,11 @@
  *
  * One fresh database (embedded PostgreSQL in a temp dir, or BENCH_DATABASE_URL), one fake Bootpay in its own process,
  * one service process (bench/load-server.ts = bench/server.ts, the same loadConfig/createApp/listen as main.ts, plus
- * an event-loop-delay and database-pool gauge read over IPC; NODE_ENV=development with the system clock, the charge
- * cron off, LOG_LEVEL=info to a temp file). The phases, in this order:
+ * gauges read over IPC: event-loop delay, database-pool waits, HTTP requests, SQL round trips; NODE_ENV=development
+ * with the system clock, the charge cron off, LOG_LEVEL=info to a temp file). The phases, in this order:
  *   seed   BENCH_LOAD_CUSTOMERS customers with a billing key each and a plan with a 14-day trial (creating a
- *          subscription on it makes no charge call: bench:api's request), and N due subscriptions (set A) with
+ *          subscription on it makes no charge call, as in bench:api; the trial's consent notice is sent at creation,
+ *          which the report's SQL per request shows), and N due subscriptions (set A) with
  *          set-based SQL (bench/lib.ts seedDueSubscriptions);
  *   warm   POST /v1/subscriptions at min(50, connections) for BENCH_LOAD_WARMUP_S;
  *   a      API alone: POST /v1/subscriptions at BENCH_LOAD_CONNECTIONS for BENCH_LOAD_DURATION_S -> p50/p99 (reference);
@@ -20,7 +21,10 @@
  *   c      both: POST /v1/charge-runs on set B; BENCH_LOAD_LEAD_S after it started, POST /v1/subscriptions at
  *          BENCH_LOAD_CONNECTIONS for BENCH_LOAD_DURATION_S (cut to fit inside 0.8 x the run-alone duration, and
  *          stopped early should the run finish first: the report gives how much of the API window had the run);
- *          -> the API's p99 during the run and the run's throughput over the whole run.
+ *          -> the API's p99 during the run and the run's throughput over the whole run (the target); also shown, the
+ *          run's pace while the API load was on (its payments approved in that window, from updated_at).
+ * After each API phase the bench waits until the service has answered every request it received, so none spills
+ * into the next phase.
  * Before each run the database is vacuumed, analysed and checkpointed, so neither run inherits the other's debris.
  * Checks: each subscription of A and B charged exactly once at the fake, local DONE payments equal to the fake's
  * charges one to one, nothing left open; every 201 names a stored subscription, each once, and at most the requests
@@ -30,7 +34,7 @@
  *
  * Settings (environment):
  *   BENCH_LOAD_N            due subscriptions per run (100000); set A and set B are each this size
- *   BENCH_LOAD_DURATION_S   seconds of API load in phases a and c (30)
+ *   BENCH_LOAD_DURATION_S   seconds of API load in phases a and c (60: most of a 100,000 run on 2 cores)
  *   BENCH_LOAD_CONNECTIONS  autocannon connections (100)
  *   BENCH_LOAD_LEAD_S       seconds between the start of run B and the start of the API load (2)
  *   BENCH_LOAD_WARMUP_S     warm-up of POST /v1/subscriptions before phase a, at min(50, connections) (3; 0 = none)
@@ -43,7 +47,8 @@
  *   BENCH_POOL_SIZE         DATABASE_POOL_SIZE of the service (20, the service's default), shared by API and run
  *   BENCH_DATABASE_URL      a PostgreSQL server to use instead of the embedded one (needs CREATEDB)
  *   BENCH_TIMEOUT_S         deadline of the whole command (3600); then everything started is stopped, exit 3
- * A quick run: BENCH_LOAD_N=5000 BENCH_LOAD_DURATION_S=5 BENCH_LOAD_CUSTOMERS=20000 npm run bench:load
+ * A quick run: BENCH_LOAD_N=20000 BENCH_LOAD_DURATION_S=10 BENCH_LOAD_CUSTOMERS=30000 npm run bench:load (the API
+ * load during the run is cut to fit 0.8 x the run alone, so a very small N leaves little of it).
  */
 import autocannon from 'autocannon';
 import { randomBytes } from 'node:crypto';
@@ -100,6 +105,8 @@ interface ApiPhase extends Usage {
   /** ms since the bench started. */
   from: number;
   to: number;
+  fromWall: Date;
+  toWall: Date;
   requests: number;
   perSecond: number;
   p50: number;
@@ -162,7 +169,7 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 
 async function main(): Promise<number> {
   const n = intEnv('BENCH_LOAD_N', 100_000, 1, 1_000_000);
-  const duration = intEnv('BENCH_LOAD_DURATION_S', 30, 1, 3600);
+  const duration = intEnv('BENCH_LOAD_DURATION_S', 60, 1, 3600);
   const connections = intEnv('BENCH_LOAD_CONNECTIONS', 100, 1, 10_000);
   const lead = intEnv('BENCH_LOAD_LEAD_S', 2, 0, 600);
   const warmup = intEnv('BENCH_LOAD_WARMUP_S', 3, 0, 600);
@@ -276,6 +283,29 @@ async function main(): Promise<number> {
       server.proc.on('message', onMessage);
       server.proc.send?.({ type: 'stats' });
     });
+  /** Waits until the service has answered every request it received (at most 60 s). */
+  const drained = async (): Promise<void> => {
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const n = await new Promise<number>((res) => {
+        const t = setTimeout(() => {
+          server.proc.off('message', onMessage);
+          res(-1);
+        }, 5000);
+        const onMessage = (m: unknown) => {
+          if ((m as { type?: string })?.type !== 'in-flight') return;
+          clearTimeout(t);
+          server.proc.off('message', onMessage);
+          res((m as { inFlight: number }).inFlight);
+        };
+        server.proc.on('message', onMessage);
+        server.proc.send?.({ type: 'in-flight' });
+      });
+      if (n === 0) return;
+      if (Date.now() > until) return log(`the service still has ${n} requests in flight after 60 s; going on`);
+      await sleep(50);
+    }
+  };
   const pgRe = new RegExp(`postgres: .*${fresh.name}`);
   const usage = async () => {
     await serviceStats(); // counting afresh from here
@@ -326,16 +356,10 @@ async function main(): Promise<number> {
   });
 
   /** POST /v1/subscriptions for `seconds`; `stopWhen` (checked every 100 ms) ends it early. */
-  const apiPhase = async (
-    name: string,
-    seconds: number,
-    conns: number,
-    stopWhen?: () => boolean,
-    hooks: { start?: () => Promise<void>; end?: () => Promise<void> } = {},
-  ): Promise<ApiPhase> => {
+  const apiPhase = async (name: string, seconds: number, conns: number, stopWhen?: () => boolean): Promise<ApiPhase> => {
     const done = await usage();
-    await hooks.start?.();
     const from = at();
+    const fromWall = new Date();
     const c = cannon({ url: base, connections: conns, duration: seconds, timeout: 30, requests: [subscriptionRequest()] });
     let stoppedEarly = false;
     const watch = stopWhen
@@ -349,13 +373,15 @@ async function main(): Promise<number> {
     const r = await c.done;
     if (watch) clearInterval(watch);
     const to = at();
-    await hooks.end?.();
-    await sleep(300); // the answers autocannon stopped waiting for
+    const toWall = new Date();
+    await drained(); // the answers autocannon stopped waiting for, before anything else is measured
     return {
       name,
       seconds: r2((to - from) / 1000),
       from,
       to,
+      fromWall,
+      toWall,
       requests: r['2xx'] + r.non2xx,
       perSecond: Math.round(r['2xx'] / Math.max(0.001, (to - from) / 1000)),
       p50: r.latency.p50,
@@ -383,9 +409,7 @@ async function main(): Promise<number> {
   };
 
   /** Starts a run through the API; `during` runs alongside; resolves when the run is no longer running. */
-  /** The run's charged count now (read from the service), and when (ms since the bench started). */
-  type Snapshot = () => Promise<{ charged: number; at: number }>;
-  const runPhase = async (name: string, set: SeedResult, during?: (isOver: () => boolean, snapshot: Snapshot) => Promise<void>): Promise<RunPhase> => {
+  const runPhase = async (name: string, set: SeedResult, during?: (isOver: () => boolean) => Promise<void>): Promise<RunPhase> => {
     await settleDatabase();
     const done = await usage();
     const from = at();
@@ -403,11 +427,7 @@ async function main(): Promise<number> {
     })().finally(() => (over = true));
     // Awaited below (and so rethrown); logged here so that it is no unhandled rejection while `during` runs.
     poll.catch((err: unknown) => log(`reading the run's status failed: ${String(err)}`));
-    const snapshot: Snapshot = async () => {
-      const r = await adminFetch<RunDto>('GET', `/v1/charge-runs/${run.id}`);
-      return { charged: r.json.counts.charged, at: at() };
-    };
-    if (during) await during(() => over, snapshot);
+    if (during) await during(() => over);
     await poll;
     const to = at();
     const u = await done();
@@ -452,25 +472,27 @@ async function main(): Promise<number> {
   }
   log(`c. run and API: ${n} due subscriptions; after ${lead} s, POST /v1/subscriptions at ${connections} connections for ${loadSeconds} s`);
   let both: ApiPhase | null = null;
-  // The run's own pace while the API load is on (the whole run also has the lead and the tail without it).
-  let window: { charged: number; seconds: number } | null = null;
-  const runLoaded = await runPhase('run with API load', setB, async (isOver, snapshot) => {
+  const runLoaded = await runPhase('run with API load', setB, async (isOver) => {
     const until = performance.now() + lead * 1000;
     while (performance.now() < until && !isOver()) await sleep(50);
     if (isOver()) return;
-    let s0 = { charged: 0, at: 0 };
-    both = await apiPhase('API during the run', loadSeconds, connections, isOver, {
-      start: async () => {
-        s0 = await snapshot();
-      },
-      end: async () => {
-        const s1 = await snapshot();
-        window = { charged: s1.charged - s0.charged, seconds: (s1.at - s0.at) / 1000 };
-      },
-    });
+    both = await apiPhase('API during the run', loadSeconds, connections, isOver);
   });
   if (!both) throw new Error(`the run ended within the ${lead} s lead: no API load was measured during it (make BENCH_LOAD_N larger)`);
   const loaded = both as ApiPhase;
+  // The run's own pace while the API load was on (the whole run also has the lead and the tail without it): its
+  // payments approved in that window (updated_at is the approval's write, grouped per batch).
+  const window = {
+    charged: Number(
+      (
+        await sql<{ n: number }>(
+          `SELECT count(*)::int AS n FROM payments WHERE charge_run_id = $1 AND status = 'DONE' AND updated_at >= $2 AND updated_at < $3`,
+          [runLoaded.id, loaded.fromWall, loaded.toWall],
+        )
+      )[0].n,
+    ),
+    seconds: (loaded.toWall.getTime() - loaded.fromWall.getTime()) / 1000,
+  };
   log(`   ${runLoaded.charged} charged in ${runLoaded.durationS} s = ${runLoaded.perSecond}/s`);
 
   // ---------------------------------------------------------------------------------------- checks
@@ -531,9 +553,9 @@ async function main(): Promise<number> {
   const tputRatio = runLoaded.perSecond / Math.max(0.001, runAlone.perSecond);
   const p99Met = p99Ratio <= 2;
   const tputMet = tputRatio >= 0.8;
-  const w = window as { charged: number; seconds: number } | null;
-  const windowPerSecond = w ? Math.round(w.charged / Math.max(0.001, w.seconds)) : null;
-  const windowRatio = windowPerSecond === null ? null : windowPerSecond / Math.max(0.001, runAlone.perSecond);
+  const w = window;
+  const windowPerSecond = Math.round(w.charged / Math.max(0.001, w.seconds));
+  const windowRatio = windowPerSecond / Math.max(0.001, runAlone.perSecond);
 
   // ---------------------------------------------------------------------------------------- report
   const lines: string[] = [];
@@ -616,11 +638,10 @@ async function main(): Promise<number> {
       (loadSeconds < duration ? ` (cut from ${duration} s to fit the run)` : '') +
       `. p50 ratio ${p50Ratio.toFixed(2)} x; API req/s during / alone ${(loaded.perSecond / Math.max(1, alone.perSecond)).toFixed(2)} x.`,
   );
-  if (w && windowRatio !== null)
-    lines.push(
-      `The run while the API load was on: ${w.charged} charged in ${w.seconds.toFixed(1)} s = ${windowPerSecond}/s = ${windowRatio.toFixed(2)} x the run alone ` +
-        `(the target below is over the whole run, which also has ${lead} s before and the tail after the API load).`,
-    );
+  lines.push(
+    `The run while the API load was on: ${w.charged} charged in ${w.seconds.toFixed(1)} s = ${windowPerSecond}/s = ${windowRatio.toFixed(2)} x the run alone ` +
+      `(the target below is over the whole run, which also has ${lead} s before and the tail after the API load).`,
+  );
   lines.push(
     `Subscriptions created: ${answered201} answered 201 (${ids.length} distinct ids), ${idsStored} of them stored, ${apiStored} stored in all ` +
       `(<= ${inFlightAtEnds} more allowed: requests in flight when a phase was cut), ${apiPayments} payments on the trial plan` +
