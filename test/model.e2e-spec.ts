@@ -162,6 +162,52 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
     await runSequence([new CreateSub(0, 0, 0, 'now'), new CreateSub(0, 0, 3, 'now'), new Advance(2678400000), new Settle()]);
   }, 60_000);
 
+  it('regression (a reservation executed late fails as a duplicate of the run’s re-send, whose answer was lost: the re-send’s approval is kept): as found', async () => {
+    await runSequence([
+      new CreateSub(1, 0, 1, 'now'),
+      new RestoreWebhooks(),
+      new Refund(6, 2, true),
+      new Run(),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new Decline(3, 'lost_or_stolen'),
+      new CancelAtPeriodEnd(5),
+      new Refund(4, 2, true),
+      new CreateSub(0, 1, 0, 'month_end'),
+      new Advance(3600000),
+      new Advance(1209600000),
+      new CreateSub(0, 1, 4, 'now'),
+      new Advance(279159600),
+      new ChangePlan(0, 4, 'period_end'),
+      new Pause(6),
+      new Decline(3, 'insufficient_funds'),
+      new LoseWebhooks(),
+      new Pause(6),
+      new ToMonthEnd(),
+      new Advance(604800000),
+      new ChangePlan(4, 5, 'now'),
+      new Recover(2),
+      new Advance(604800000),
+      new Resume(1),
+      new Advance(2678400000),
+      new DropNextAnswer('subscribe/payment'),
+      new Resume(0),
+      new Run(),
+      new ExecuteReservations(),
+    ]);
+  }, 120_000);
+
+  it('regression (a reservation executed late fails as a duplicate of the run’s re-send, whose answer was lost: the re-send’s approval is kept): shortest', async () => {
+    await runSequence([
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 4, 'now'),
+      new Advance(8 * DAY),
+      new LoseWebhooks(),
+      new DropNextAnswer('subscribe/payment'),
+      new Run(),
+      new ExecuteReservations(),
+    ]);
+  }, 60_000);
+
   it('regression: a plain month of both charge modes settles', async () => {
     await runSequence([
       new CreateSub(0, 0, 0, 'now'),

@@ -902,6 +902,18 @@ export class ChargeAttemptsService {
       }
       if (receipt.status === RECEIPT_STATUS.APPROVAL_FAILED || receipt.status === RECEIPT_STATUS.FAILED_MIDWAY) {
         if (payment.status === 'ABORTED') return 'unchanged';
+        // A failed execution says only that the reservation did not charge. Once the run has sent the order_id itself
+        // (IN_PROGRESS or UNKNOWN: the reservation was late or never confirmed), that send's outcome is still open:
+        // Bootpay may have approved it (a late execution then fails as a duplicate order). It is resolved by
+        // re-sending the same order_id, never settled as a decline from the reservation's receipt.
+        if (payment.status !== 'READY') {
+          this.logger.warn({
+            message: "a reservation's failed execution arrived while the order is sent directly; left to that send's resolution",
+            payment_id: payment.id,
+            receipt_id: receipt.receiptId,
+          });
+          return 'unchanged';
+        }
         await this.settle(payment.id, {
           kind: 'declined',
           failure: { code: 'PAYMENT_REQUEST_FAILED', pg_code: null, message: receipt.statusLocale || 'the reserved payment failed', hard: false },
