@@ -23,6 +23,11 @@
  * the instances' supervisor: an instance that exits by itself (not killed by the bench) is counted, logged and started
  * again after CHAOS_RESTART_DELAY_MS (1000 ms), as systemd or Kubernetes would.
  *
+ * Meanwhile, until the clean runs end, CHAOS_MUTATIONS_PER_S (5) times a second (at most 16 at once), one of the first
+ * CHAOS_MUTATION_SUBS (50) subscriptions, once charged, is canceled at period end or reactivated through the API (a
+ * random instance that is up), so subscriptions have events beyond their payment's (sequence 2, 3, ...) for the webhook
+ * checks; this changes nothing charged here.
+ *
  * With CHAOS_WEBHOOKS (true) the bench runs a receiver of the outbound webhooks (bench/chaos-webhooks.ts: records
  * every event, answers 200, checks no signature) and registers it as an endpoint for every event type before the first
  * charge; the instances run the outbound dispatcher (OUTBOUND_WEBHOOK_POLL_MS=1000) with
@@ -47,7 +52,7 @@
  * Settings (env): CHAOS_SUBS, CHAOS_INSTANCES (3), CHAOS_KILLS, CHAOS_KILL_MIN_MS, CHAOS_KILL_MAX_MS, CHAOS_PG_KILLS,
  * CHAOS_PG_DOWN_MS, CHAOS_RESTART_DELAY_MS, CHAOS_LATENCY_MS, CHAOS_TIMEOUT_RATE, CHAOS_LOOKUP_5XX_RATE,
  * CHAOS_BOOTPAY_WEBHOOKS, CHAOS_WEBHOOKS, CHAOS_WEBHOOK_SETTLE_TIMEOUT_S, CHAOS_CONCURRENCY, CHAOS_RATE, CHAOS_BATCH,
- * CHAOS_CLEAN_FAULTS, CHAOS_CLEAN_TIMEOUT_S, CHAOS_STALL_S, CHAOS_SEED, CHAOS_TIMEOUT_S, BENCH_DATABASE_URL.
+ * CHAOS_MUTATIONS_PER_S, CHAOS_MUTATION_SUBS, CHAOS_CLEAN_FAULTS, CHAOS_CLEAN_TIMEOUT_S, CHAOS_STALL_S, CHAOS_SEED, CHAOS_TIMEOUT_S, BENCH_DATABASE_URL.
  */
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
@@ -257,6 +262,8 @@ async function main(): Promise<number> {
   const webhooks = boolEnv('CHAOS_WEBHOOKS', true);
   const webhookSettleS = intEnv('CHAOS_WEBHOOK_SETTLE_TIMEOUT_S', 300, 10);
   const stallS = intEnv('CHAOS_STALL_S', 120, 10);
+  const mutationsPerS = numEnv('CHAOS_MUTATIONS_PER_S', 5, 0, 1000);
+  const mutationSubs = intEnv('CHAOS_MUTATION_SUBS', 50, 1, 100_000);
   const concurrency = intEnv('CHAOS_CONCURRENCY', 4, 1, 1024);
   const rate = intEnv('CHAOS_RATE', 10, 1, 100_000);
   const batch = intEnv('CHAOS_BATCH', 50, 1, 10_000);
@@ -449,6 +456,49 @@ async function main(): Promise<number> {
     }
   });
 
+  // Changes through the API, so subscriptions have more events than their payment's (sequences 2, 3, …): on a few
+  // subscriptions already charged (their next charge a period ahead), cancel at period end and reactivate, in turn.
+  // Neither changes what is charged in this bench.
+  const mutations: Record<string, number> = {};
+  const mutationPool = seeded.subscriptionIds.slice(0, Math.min(mutationSubs, seeded.subscriptionIds.length));
+  let mutating = true;
+  const mutator = (async () => {
+    if (mutationsPerS <= 0) return;
+    const count = (k: string) => (mutations[k] = (mutations[k] ?? 0) + 1);
+    const inFlight = new Set<Promise<void>>();
+    const mutate = async (inst: Instance, id: string) => {
+      const headers = { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' };
+      try {
+        const got = await fetch(`${inst.url}/v1/subscriptions/${id}`, { headers, signal: AbortSignal.timeout(10_000) });
+        const sub = (await got.json()) as { status?: string; next_charge_at?: string | null; cancel_at_period_end?: boolean };
+        if (!got.ok || sub.status !== 'active' || !sub.next_charge_at || Date.parse(sub.next_charge_at) < Date.now() + 86_400_000) {
+          count(got.ok ? 'skipped (not charged yet)' : `read HTTP ${got.status}`);
+          return;
+        }
+        const [path, body] = sub.cancel_at_period_end ? ['reactivate', { reason: 'chaos bench' }] : ['cancel', { at_period_end: true, reason: 'chaos bench' }];
+        const res = await fetch(`${inst.url}/v1/subscriptions/${id}/${path}`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(10_000),
+        });
+        await res.arrayBuffer();
+        count(`${path} ${res.status}`);
+      } catch {
+        count('cut');
+      }
+    };
+    while (mutating) {
+      await sleep(1000 / mutationsPerS);
+      const ups = instances.filter((i) => i.up);
+      if (!ups.length || inFlight.size >= 16) continue;
+      const p = mutate(ups[randomInt(0, ups.length)], mutationPool[randomInt(0, mutationPool.length)]);
+      inFlight.add(p);
+      void p.finally(() => inFlight.delete(p));
+    }
+    await Promise.all(inFlight);
+  })();
+
   // The killer: instance kills, and PostgreSQL kills spread evenly among them.
   const killLog: { at: number; slot: number; inRun: boolean }[] = [];
   const pgKillLog: { at: number; pid: number; runsInFlight: number; downMs: number; startTries: number }[] = [];
@@ -541,6 +591,14 @@ async function main(): Promise<number> {
     cleanRuns++;
     const after = await state();
     log(`clean run ${cleanRuns}: ${outcome}; open ${after.open}, due ${after.due}`);
+  }
+
+  mutating = false;
+  try {
+    await orStall(mutator);
+  } catch (err) {
+    if (stall) return failStalled(stall);
+    throw err;
   }
 
   // Outbound deliveries settle: none pending (a delivery whose instance died holds its lease for a minute; a failed
@@ -656,6 +714,12 @@ async function main(): Promise<number> {
         .map(([k, v]) => `${k} ${v}`)
         .join(', '),
     ],
+    [
+      'API changes during chaos and clean runs (cancel at period end / reactivate)',
+      Object.entries(mutations)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '-',
+    ],
     ['charge_runs rows by status', runsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
     ['payments by status', attemptsRows.map((r) => `${r.status} ${r.n}`).join(', ')],
     ['DONE without a receipt (settled by re-send, no webhook since)', resent],
@@ -749,6 +813,7 @@ async function main(): Promise<number> {
     webhooks: wh,
     runs: runsRows,
     runOutcomes,
+    mutations,
     payments: attemptsRows,
     killLog,
     pgKillLog,
