@@ -6,6 +6,7 @@ import { BillingKeysModule } from './billing-keys/billing-keys.module';
 import { CoreModule } from './core.module';
 import { CustomersModule } from './customers/customers.module';
 import { dataSourceOptions } from './database/database';
+import { PoolGuard } from './database/pool-guard';
 import { HealthModule } from './health/health.module';
 import { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
 import { Runtime } from './config/runtime';
@@ -47,7 +48,7 @@ export class AppModule {
         MetricsModule,
         ...(runtime.config.testEndpoints ? [TestClockModule] : []),
       ],
-      providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }, PoolGuard],
     };
   }
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import {
   createPlan,
   createSubscription,
@@ -8,6 +9,7 @@ import {
   paymentDetails,
   postBootpayWebhook,
   runCharges,
+  startSiblingApp,
   startWebhookSink,
   subscriptionAction,
   WebhookSink,
@@ -401,6 +403,42 @@ describe('Money state: lifecycle edges', () => {
     expect(tooLong.status).toBe(400);
     expect(tooLong.body.details).toEqual([expect.objectContaining({ field: 'interval_count' })]);
   });
+});
+
+describe('Money state: a busy connection pool', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.fake.webhooksIdle();
+    await t.close();
+  });
+
+  it('settles a charge when every other connection of the pool is taken: nothing inside a transaction waits for a second connection', async () => {
+    const plan = await createPlan(t, { amount: 11000 });
+    const c = await customerWithKey(t, { card_no: '4111110000002051' }); // approved once, then declined
+    const sub = (await createSubscription(t, { customer_id: c.customer.id, plan_id: plan.id, billing_key_id: c.key.id })) as Sub;
+    t.clock.set(new Date(sub.next_charge_at!));
+    await runCharges(t);
+    expect(await getSubscription(t, sub.id)).toMatchObject({ status: 'past_due' });
+    t.fake.setKeyBehavior(c.key.bootpay_receipt_id, 'approve');
+    t.clock.set(plus(new Date(sub.next_charge_at!), HOUR));
+
+    // A new instance (nothing remembered yet) with a pool of 2, one of them held elsewhere.
+    const sibling = await startSiblingApp(t, { databasePoolSize: 2 });
+    const held = sibling.app.get(DataSource).createQueryRunner();
+    await held.connect();
+    try {
+      const retried = await sibling.http.post(`/v1/subscriptions/${sub.id}/retry`).set(bearer(t.adminKey)).send({}).timeout(20_000);
+      expect(retried.status).toBe(200);
+      expect(retried.body).toMatchObject({ status: 'active', latest_payment: expect.objectContaining({ status: 'DONE' }) });
+    } finally {
+      await held.release();
+      await sibling.close();
+    }
+    expect(chargesFor(t, sub.id, new Date(sub.next_charge_at!))).toHaveLength(1);
+  }, 60_000);
 });
 
 describe('Money state: the finance-flags list', () => {

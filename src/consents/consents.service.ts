@@ -104,7 +104,7 @@ export class ConsentsService {
             current_status: sub.status,
           });
         }
-        const plan = await this.terms(sub.planId);
+        const plan = await this.terms(sub.planId, m);
         const changeAt = pausedForConsent ? this.clock.now() : sub.nextChargeAt!;
         change = { changeAt, planBefore: sub.planId, planAfter: sub.planId, amountBefore: 0, amountAfter: plan.amount };
       } else {
@@ -115,7 +115,7 @@ export class ConsentsService {
         }
         if (sub.status === 'canceled')
           throw new ConflictError('no_price_increase', 'A canceled subscription has no price increase to consent to', { current_status: sub.status });
-        const from = await this.terms(sub.planId);
+        const from = await this.terms(sub.planId, m);
         const changeAt = migrationChangeAt(sub, from, migration.effective_at, this.tz);
         change = { changeAt, planBefore: sub.planId, planAfter: migration.to_plan_id, amountBefore: from.amount, amountAfter: Number(migration.to_amount) };
       }
@@ -480,8 +480,8 @@ export class ConsentsService {
 
   // ------------------------------------------------------------------ helpers
 
-  private async terms(planId: string): Promise<PlanTerms> {
-    const t = await this.plans.terms(planId);
+  private async terms(planId: string, m?: EntityManager): Promise<PlanTerms> {
+    const t = await this.plans.terms(planId, m);
     if (!t) throw new Error(`plan ${planId} not found`);
     return t;
   }

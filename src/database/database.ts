@@ -12,7 +12,15 @@ export function dataSourceOptions(url: string, poolSize = 20): DataSourceOptions
     synchronize: false,
     migrationsRun: false,
     logging: false,
-    extra: { max: poolSize, application_name: 'bootpay-billing-scheduler' },
+    extra: {
+      max: poolSize,
+      application_name: 'bootpay-billing-scheduler',
+      // Safety nets against a stuck pool: waiting longer than this for a connection is an error (the work is retried
+      // or resolved later) rather than a wait forever, and the server ends a transaction left idle this long (its
+      // locks are released; nothing of the service keeps a transaction open across a call to Bootpay).
+      connectionTimeoutMillis: 30_000,
+      options: '-c idle_in_transaction_session_timeout=300000',
+    },
   };
 }
 

@@ -271,7 +271,7 @@ describe(FakeBootpayServer.name, () => {
         reserve_execute_at: new Date(now.getTime() + 60 * MINUTE).toISOString(),
       });
       expect(reserve.status).toBe(200);
-      const faults = { fail_rate: { rate: 0.5, status: 503, route: ['GET receipt', 'GET subscribe/payment/reserve'] }, seed: 7 };
+      const faults = { fail_rate: { rate: 0.5, status: 503 as const, route: ['GET receipt', 'GET subscribe/payment/reserve'] }, seed: 7 };
       const set = await api('PUT', '/__fake/faults', faults, {});
       expect(set).toMatchObject({ status: 200, body: { fail_rate: { rate: 0.5, status: 503, route: ['GET receipt', 'GET subscribe/payment/reserve'] } } });
 

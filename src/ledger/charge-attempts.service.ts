@@ -215,7 +215,7 @@ export class ChargeAttemptsService {
   /** Applies a charge paid by credit to its subscription, in the caller's transaction (which holds its row lock). */
   private async settleByCredit(m: EntityManager, sub: SubscriptionEntity, payment: PaymentEntity, actor: EventActor): Promise<void> {
     const before = snapshot(sub);
-    const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId));
+    const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId, m));
     if (!t.ok) throw new Error(`a charge paid by credit was refused: ${t.message}`);
     await m.getRepository(SubscriptionEntity).save(t.sub);
     Object.assign(sub, t.sub);
@@ -659,7 +659,7 @@ export class ChargeAttemptsService {
           payment.failureHard = null;
           applyApproval(payment, outcome.receipt, now);
           const before = snapshot(sub);
-          const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId));
+          const t = transition(sub, { type: 'charge_approved', charge: payment }, await this.context(sub.planId, m));
           // Money moved either way: the payment is recorded as approved; one the subscription refused is marked not
           // applied (it does not count as its period's payment, and is refunded).
           payment.notApplied = t.ok ? null : t.code.slice(0, 64);
@@ -687,7 +687,11 @@ export class ChargeAttemptsService {
           // Bootpay never saw a card decision (or nothing was sent): the subscription stays as it was, still due.
           const t =
             outcome.kind === 'declined'
-              ? transition(sub, { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline }, await this.context(sub.planId))
+              ? transition(
+                  sub,
+                  { type: 'charge_declined', charge: payment, failure: outcome.failure, policy: opts.onDecline },
+                  await this.context(sub.planId, m),
+                )
               : null;
           if (!t || !t.ok) {
             await this.events.record(m, sub, 'payment.failed', actor, failed);
@@ -780,7 +784,7 @@ export class ChargeAttemptsService {
     sub: SubscriptionEntity,
     event: SubscriptionEvent,
   ): Promise<{ sub: SubscriptionEntity; retireBillingKeyId?: string } | { refused: string }> {
-    const terms = await this.plans.terms(sub.planId);
+    const terms = await this.plans.terms(sub.planId, m);
     if (!terms) return { refused: 'plan_not_found' };
     const t = transition(sub, event, { now: this.clock.now(), tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning });
     if (!t.ok) return { refused: t.code };
@@ -810,8 +814,8 @@ export class ChargeAttemptsService {
   }
 
   /** What the transition authority needs besides the subscription: time, time zone, plan terms, dunning policy. */
-  private async context(planId: string) {
-    const terms = await this.plans.terms(planId);
+  private async context(planId: string, m: EntityManager) {
+    const terms = await this.plans.terms(planId, m);
     if (!terms) throw new Error(`plan ${planId} not found`);
     return { now: this.clock.now(), tz: this.runtime.config.businessTimeZone, plan: terms, dunning: this.runtime.config.dunning };
   }

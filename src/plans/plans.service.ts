@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 import { breakdown } from '../billing-math';
 import { Clock } from '../common/clock';
 import { FieldError, InvalidInputError, NotFoundError } from '../common/errors';
@@ -24,11 +24,15 @@ export class PlansService {
 
   private readonly termsById = new Map<string, PlanTerms>();
 
-  /** A plan's terms, remembered once read (they never change); null: no such plan. */
-  async terms(id: string): Promise<PlanTerms | null> {
+  /**
+   * A plan's terms, remembered once read (they never change); null: no such plan. Inside a transaction pass its
+   * manager: a read through the pool while the transaction holds a connection (and row or advisory locks) could wait
+   * for a connection that never comes when every one of the pool is in the same situation.
+   */
+  async terms(id: string, m?: EntityManager): Promise<PlanTerms | null> {
     const known = this.termsById.get(id);
     if (known) return known;
-    const plan = await this.repo.findOneBy({ id });
+    const plan = await (m ?? this.db.manager).getRepository(PlanEntity).findOneBy({ id });
     if (!plan) return null;
     const terms: PlanTerms = {
       id: plan.id,

@@ -153,11 +153,14 @@ import type { Runtime } from '../../src/config/runtime';
  * A second instance of the service on the SAME database, talking to the SAME fake Bootpay with the SAME clock as `t`
  * (startTestApp({databaseUrl}) would give it a fake of its own). Not listening: `http` drives it in-process.
  */
-export async function startSiblingApp(t: TestApp): Promise<{ app: INestApplication; http: TestAgent; logs: string[]; close(): Promise<void> }> {
+export async function startSiblingApp(
+  t: TestApp,
+  config: Partial<Runtime['config']> = {},
+): Promise<{ app: INestApplication; http: TestAgent; logs: string[]; close(): Promise<void> }> {
   const logs: string[] = [];
   const runtime: Runtime = {
     ...t.runtime,
-    config: { ...t.runtime.config },
+    config: { ...t.runtime.config, ...config },
     gateway: { ...t.runtime.gateway, apiBaseUrl: t.fake.apiBaseUrl },
     clock: t.clock,
     logger: new JsonLogger(

@@ -98,7 +98,7 @@ export class CancelSubscriptionAction {
       [sub.id, sub.currentPeriodStart],
     );
     if (!p) return undefined;
-    const terms = await this.plans.terms(sub.planId);
+    const terms = await this.plans.terms(sub.planId, m);
     const previousPeriodStart =
       terms && sub.periodIndex >= 1
         ? periodAt(sub.anchorAt, terms, sub.periodIndex - 1, this.w.tz).start
@@ -122,7 +122,7 @@ export class CancelSubscriptionAction {
     if (!sub.currentPeriodStart || !sub.currentPeriodEnd || sub.status === 'trialing') return [];
     const rows = await this.w.periodPayments(m, sub);
     if (!rows.length) return [];
-    const terms = await this.plans.terms(sub.planId);
+    const terms = await this.plans.terms(sub.planId, m);
     const at = sub.status === 'paused' && sub.pausedAt ? sub.pausedAt : now;
     const r = unusedRefundOfPeriod({
       payments: rows.map((p) => ({

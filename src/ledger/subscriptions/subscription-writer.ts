@@ -98,7 +98,7 @@ export class SubscriptionWriter {
     actor: Actor | 'system',
     opts: { reason?: string | null; data?: Record<string, unknown> } = {},
   ): Promise<{ sub: SubscriptionEntity; effects: Effect[]; retire?: string }> {
-    const terms = await this.plans.terms(sub.planId);
+    const terms = await this.plans.terms(sub.planId, m);
     if (!terms) throw new Error(`plan ${sub.planId} not found`);
     const before = snapshot(sub);
     const t = transition(sub, event, { now: this.clock.now(), tz: this.tz, plan: terms, dunning: this.runtime.config.dunning });
