@@ -208,6 +208,53 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
     ]);
   }, 60_000);
 
+  it('regression (a weekly subscription changed to a plan with a credit, with attempts held back until the lookup delay: the settling runs catch every period up): as found', async () => {
+    await runSequence([
+      new CreateSub(1, 1, 4, 'now'),
+      new CreateSub(0, 0, 2, 'now'),
+      new ChangePlan(5, 3, 'now'),
+      new ReplayHeld(false),
+      new CancelAtPeriodEnd(6),
+      new TwoRuns(false),
+      new Run(),
+      new ReplayHeld(true),
+      new ReplayHeld(true),
+      new Advance(2678400000),
+    ]);
+  }, 120_000);
+
+  it('regression (an unconfirmed reservation executed after an acknowledged cancel at period end is refunded, not renewed): as found', async () => {
+    await runSequence([
+      new CreateSub(0, 1, 0, 'now'),
+      new CreateSub(0, 1, 1, 'month_end'),
+      new CreateSub(1, 0, 1, 'now'),
+      new CancelNow(3, true),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new LoseWebhooks(),
+      new Run(),
+      new DropNextAnswer('subscribe/payment'),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new Settle(),
+      new Run(),
+      new Reactivate(6),
+      new ChangePlan(1, 1, 'now'),
+      new Advance(2678400000),
+      new Recover(3),
+      new CreateSub(0, 1, 2, 'now'),
+      new Run(),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(1, 0, 4, 'now'),
+      new CancelAtPeriodEnd(4),
+      new Pause(4),
+      new Run(),
+      new ExecuteReservations(),
+      new Resume(4),
+      new CancelAtPeriodEnd(6),
+      new Advance(661983949),
+      new ChangePlan(2, 5, 'now'),
+    ]);
+  }, 120_000);
+
   it('regression: a plain month of both charge modes settles', async () => {
     await runSequence([
       new CreateSub(0, 0, 0, 'now'),

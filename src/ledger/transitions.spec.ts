@@ -338,6 +338,17 @@ describe('transition: what late and stale events meet', () => {
     expect(!t.ok && t.code).toBe('period_already_paid');
   });
 
+  it('an approval for the period after a scheduled cancel (a reservation Bootpay executed anyway) is refunded, not applied', () => {
+    const s = sub('active');
+    const scheduled = transition(s, { type: 'cancel_at_period_end', reason: 'leaving' }, ctx);
+    expect(scheduled.ok).toBe(true);
+    const t = transition((scheduled as { sub: SubscriptionEntity }).sub, { type: 'charge_approved', charge: dueCharge(s) }, ctx);
+    expect(!t.ok && t.code).toBe('canceled_at_period_end');
+    expect(!t.ok && t.effects).toEqual([expect.objectContaining({ kind: 'refund_payment', paymentId: 'pay' })]);
+    // Without the scheduled cancel the same approval renews.
+    expect(transition(s, { type: 'charge_approved', charge: dueCharge(s) }, ctx).ok).toBe(true);
+  });
+
   it('a reservation result after a plan change is refunded, not applied', () => {
     const s = sub('active');
     const changed = transition(s, { type: 'change_plan', planId: 'plan-b' }, ctx);

@@ -478,6 +478,11 @@ function approve(sub: SubscriptionEntity, charge: ChargeRef, ctx: TransitionCont
   if (charge.planId !== sub.planId) return refund('plan_changed', 'A charge for a plan the subscription has left is not applied');
   const expected = nextPeriod(sub, ctx.plan, ctx.tz);
   const start = charge.periodStart.getTime();
+  // Set to cancel at its period's end: nothing after that end is owed (a reservation Bootpay executes anyway, one it
+  // never confirmed and so could not be canceled, is refunded).
+  if (sub.cancelAtPeriodEnd && sub.currentPeriodEnd && start >= sub.currentPeriodEnd.getTime()) {
+    return refund('canceled_at_period_end', 'A charge for a period after a cancel at period end is not applied');
+  }
   const fitsNext = charge.periodIndex === expected.index && start === expected.start.getTime();
   // See chargePeriod: a past_due or unpaid subscription whose outstanding period ended is charged for a new one.
   const reanchored = charge.periodIndex === 0 && (sub.status === 'past_due' || sub.status === 'unpaid') && start > expected.start.getTime();
