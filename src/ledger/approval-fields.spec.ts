@@ -61,7 +61,15 @@ describe('the fields an approval writes', () => {
     const now = new Date('2026-06-01T00:00:00Z');
     for (const reanchor of [true, false]) {
       const sub = filled(new SubscriptionEntity(), fields);
-      Object.assign(sub, { status: 'unpaid', planId: 'plan', anchorAt: new Date('2026-01-01T00:00:00Z'), periodIndex: 2, creditBalance: 500 });
+      // Not set to cancel at its period's end: an approval after that end is refused (see transitions.ts).
+      Object.assign(sub, {
+        status: 'unpaid',
+        planId: 'plan',
+        anchorAt: new Date('2026-01-01T00:00:00Z'),
+        periodIndex: 2,
+        creditBalance: 500,
+        cancelAtPeriodEnd: false,
+      });
       const before = { ...sub } as Record<string, unknown>;
       const period = reanchor ? periodAt(now, plan, 0, 'Asia/Seoul') : periodAt(sub.anchorAt, plan, 3, 'Asia/Seoul');
       const charge = {
