@@ -988,7 +988,7 @@ function approvalEvents(payment: PaymentEntity, sub: SubscriptionEntity, before:
   return events;
 }
 
-/** How a settled charge counts in the metrics (bootpay_billing_charges_total). */
+/** How a settled charge counts in the metrics (billing_charges_total). */
 function metricOutcomeOf(payment: PaymentEntity, outcome: ChargeOutcome): ChargeMetricOutcome {
   if (payment.status === 'UNKNOWN') return 'unknown';
   if (payment.notApplied) return 'not_applied';
