@@ -56,6 +56,20 @@ function spawnService(t: TestApp, port: number, env: Record<string, string>) {
   return { child, output: () => out, exited };
 }
 
+/** Resolves once the service in the child process listens; fails with its output if it ends first. */
+async function listening(svc: ReturnType<typeof spawnService>): Promise<void> {
+  let exited = false;
+  void svc.exited.then(() => (exited = true));
+  await waitUntil(
+    'the service listens',
+    () => {
+      if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
+      return svc.output().includes('  API ');
+    },
+    { timeoutMs: 60_000 },
+  );
+}
+
 describe('Graceful shutdown: SIGTERM during a charge run', () => {
   let t: TestApp;
   let service: ReturnType<typeof spawnService> | undefined;
@@ -91,16 +105,7 @@ describe('Graceful shutdown: SIGTERM during a charge run', () => {
     const port = await freePort();
     service = spawnService(t, port, { SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), CHARGE_RUN_CONCURRENCY: '3', CHARGE_RUN_BATCH_SIZE: '6' });
     const svc = service;
-    let exited = false;
-    void svc.exited.then(() => (exited = true));
-    await waitUntil(
-      'the service listens',
-      () => {
-        if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
-        return svc.output().includes('  API ');
-      },
-      { timeoutMs: 60_000 },
-    );
+    await listening(svc);
 
     // Batches of 6, 3 at a time, 300 ms each at Bootpay: the run is mid-way when the signal comes.
     t.fake.setFaults({ latency_ms: 300 });
@@ -185,16 +190,7 @@ describe('Graceful shutdown: a reconciliation run cut off', () => {
     const port = await freePort();
     const svc = spawnService(t, port, { SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
     service = svc;
-    let exited = false;
-    void svc.exited.then(() => (exited = true));
-    await waitUntil(
-      'the service listens',
-      () => {
-        if (exited) throw new Error(`the service ended at start:\n${svc.output()}`);
-        return svc.output().includes('  API ');
-      },
-      { timeoutMs: 60_000 },
-    );
+    await listening(svc);
     // 500 ms a lookup, 8 at a time: the run is still looking up when the signal comes.
     t.fake.setFaults({ latency_ms: 500 });
     const started = await fetch(`http://127.0.0.1:${port}/v1/reports/reconciliation/runs`, {
