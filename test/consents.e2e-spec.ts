@@ -96,9 +96,18 @@ describe('Consent before a paid conversion (trials)', () => {
         date: iso(trialEnd),
         amount: 11000,
         price_before: 0,
+        plan: { id: plan.id, name: 'Pro trial' },
         without_consent: expect.objectContaining({ action: 'cancel' }),
       }),
     ]);
+    // It is written with the subscription, as its second event, so the day's sweep has nothing more to send.
+    const sequences = await t.db.query(`SELECT type, sequence FROM webhook_events WHERE subscription_id = $1 ORDER BY sequence`, [sub.id]);
+    expect(sequences.rows).toEqual([
+      { type: 'subscription.created', sequence: 1 },
+      { type: 'subscription.consent_required', sequence: 2 },
+    ]);
+    expect(await sweepNotices(t, T0)).toMatchObject({ consent_required: 0 });
+    expect(await sentEvents(t, sub.id, 'subscription.consent_required')).toHaveLength(1);
 
     t.clock.set(plus(T0, DAY));
     const res = await recordConsent(t, sub.id, { kind: 'trial_conversion', obtained_at: iso(plus(T0, DAY)) });

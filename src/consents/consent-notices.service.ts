@@ -8,7 +8,8 @@ import { Runtime, RUNTIME } from '../config/runtime';
 import { SubscriptionEventsService } from '../ledger/subscription-events.service';
 import { SubscriptionEntity } from '../ledger/subscription.entity';
 import { dueBefore } from '../ledger/transitions';
-import { PlansService } from '../plans/plans.service';
+import { PlansService, PlanTerms } from '../plans/plans.service';
+import type { CreationNotice } from '../ledger/subscriptions/create-subscription';
 import { CONSENT_WINDOW_DAYS, consentWindowOpens, migrationChangeAt } from './consent-rules';
 
 export type NoticeKind = 'consent_required' | 'renewal_upcoming';
@@ -74,36 +75,62 @@ export class ConsentNoticesService {
     return counts;
   }
 
-  /** A new subscription: a trial of 30 days or less is inside the window at once, so its notice goes now. */
-  async afterCreate(sub: { id: string; status: string }): Promise<void> {
-    // Anything else is the hourly sweep's.
+  /**
+   * The notice written with a new subscription (by its creation statement): a trial that ends within the 30 days ahead
+   * is inside the window of its paid conversion at once. The same notice, key and object as the sweep's.
+   */
+  atCreation(sub: SubscriptionEntity, plan: PlanTerms): CreationNotice | null {
+    const at = sub.nextChargeAt;
+    if (!this.runtime.config.consent.required || sub.status !== 'trialing' || Number(plan.amount) <= 0 || !at) return null;
+    const now = this.clock.now();
+    if (at.getTime() <= now.getTime() || at.getTime() >= this.consentHorizon(now).getTime()) return null;
+    return {
+      kind: 'consent_required',
+      changeKey: `trial_conversion:${epoch(at)}`,
+      changeAt: at,
+      object: this.noticeObject('trial_conversion', null, at, { id: plan.id, amount: 0 }, { id: plan.id, name: null, amount: Number(plan.amount) }),
+    };
+  }
+
+  /**
+   * A new trialing subscription whose plan has a price increase requiring consent within 30 days: its notice goes now
+   * (its trial's own notice went with its creation). One query when the plan has none; anything else is the sweep's.
+   */
+  async afterCreate(sub: { id: string; status: string; plan_id: string }): Promise<void> {
     if (sub.status !== 'trialing') return;
-    const subscriptionId = sub.id;
     try {
-      for (const n of await this.consentRequired(this.clock.now(), subscriptionId)) await this.send(n);
+      for (const n of await this.consentRequired(this.clock.now(), sub.id, { trials: false, planId: sub.plan_id })) await this.send(n);
     } catch (err) {
       this.logger.warn({
         message: 'notice at creation not sent; the next sweep sends it',
-        subscription_id: subscriptionId,
+        subscription_id: sub.id,
         error: err instanceof Error ? err.message : String(err),
       });
     }
   }
 
-  private async consentRequired(asOf: Date, only: string | null): Promise<Notice[]> {
+  /** The end of the window entered by `asOf`'s business day: changes before it need their consent notice now. */
+  private consentHorizon(asOf: Date): Date {
+    // The window of a change opens 30 days before it: it is entered on the business day that contains that instant.
+    return addDays(dueBefore(asOf, this.tz), CONSENT_WINDOW_DAYS, this.tz);
+  }
+
+  private async consentRequired(asOf: Date, only: string | null, scope = { trials: true, planId: null as string | null }): Promise<Notice[]> {
     const c = this.runtime.config.consent;
     if (!c.required) return [];
-    // The window of a change opens 30 days before it: it is entered on the business day that contains that instant.
-    const horizon = addDays(dueBefore(asOf, this.tz), CONSENT_WINDOW_DAYS, this.tz);
+    const horizon = this.consentHorizon(asOf);
     const out: Notice[] = [];
-    const trials: { id: string; plan_id: string; name: string; amount: string; next_charge_at: Date }[] = await this.db.query(
-      `SELECT s.id, s.plan_id, p.name, p.amount, s.next_charge_at FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+    type Trial = { id: string; plan_id: string; name: string; amount: string; next_charge_at: Date };
+    const trials: Trial[] = !scope.trials
+      ? []
+      : await this.db.query(
+          `SELECT s.id, s.plan_id, p.name, p.amount, s.next_charge_at FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        WHERE s.status = 'trialing' AND p.amount > 0 AND s.next_charge_at > $1 AND s.next_charge_at < $2 AND ($3::uuid IS NULL OR s.id = $3)
          AND NOT EXISTS (SELECT 1 FROM consent_notices n WHERE n.subscription_id = s.id AND n.kind = 'consent_required'
                            AND n.change_key = 'trial_conversion:' || extract(epoch FROM s.next_charge_at)::bigint)
        ORDER BY s.next_charge_at, s.id LIMIT 5000`,
-      [asOf, horizon, only],
-    );
+          [asOf, horizon, only],
+        );
     for (const t of trials) {
       out.push({
         subscriptionId: t.id,
@@ -121,7 +148,8 @@ export class ConsentNoticesService {
     }
     const migrations: { id: string; from_plan_id: string; to_plan_id: string; effective_at: Date; to_name: string; to_amount: string }[] = await this.db.query(
       `SELECT mg.id, mg.from_plan_id, mg.to_plan_id, mg.effective_at, p.name AS to_name, p.amount AS to_amount
-       FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id WHERE mg.requires_consent`,
+       FROM plan_migrations mg JOIN plans p ON p.id = mg.to_plan_id WHERE mg.requires_consent AND ($1::uuid IS NULL OR mg.from_plan_id = $1)`,
+      [scope.planId],
     );
     for (const mg of migrations) {
       const from = await this.plans.terms(mg.from_plan_id);
@@ -201,7 +229,7 @@ export class ConsentNoticesService {
     changeId: string | null,
     changeAt: Date,
     before: { id: string; amount: number },
-    after: { id: string; name: string; amount: number },
+    after: { id: string; name: string | null; amount: number },
   ) {
     const action = this.runtime.config.consent.missingAction;
     return {

@@ -17,7 +17,7 @@ import { SubscriptionEventEntity } from './subscription-event.entity';
 import { SubscriptionEntity } from './subscription.entity';
 import { CancelSubscriptionAction } from './subscriptions/cancel-subscription';
 import { ChangePlanAction } from './subscriptions/change-plan';
-import { CreateSubscriptionAction } from './subscriptions/create-subscription';
+import { CreateSubscriptionAction, NoticeAtCreation } from './subscriptions/create-subscription';
 import { PauseResumeAction } from './subscriptions/pause-resume-subscription';
 import { RetryChargeAction } from './subscriptions/retry-charge';
 import { SubscriptionWriter } from './subscriptions/subscription-writer';
@@ -96,8 +96,8 @@ export class SubscriptionsService {
 
   // ------------------------------------------------------------------ actions
 
-  create(dto: CreateSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {
-    return this.creating.create(dto, actor);
+  create(dto: CreateSubscriptionDto, actor: Actor, noticeAt?: NoticeAtCreation): Promise<SubscriptionResponseDto> {
+    return this.creating.create(dto, actor, noticeAt);
   }
 
   cancel(id: string, dto: CancelSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {

@@ -33,8 +33,9 @@ export class SubscriptionsController {
   @ApiResponse({ status: 201, type: SubscriptionResponseDto })
   @ApiResponse({ status: 402, description: 'The first payment was declined; the subscription is canceled' })
   async create(@Body() dto: CreateSubscriptionDto, @CurrentActor() actor: Actor): Promise<SubscriptionResponseDto> {
-    const sub = await this.subs.create(dto, actor);
-    // A trial of 30 days or less is inside the consent window from the start: its notice goes now (전자상거래법 13⑥).
+    // A trial of 30 days or less is inside the consent window from the start: its notice is written with it (전자상거래법 13⑥).
+    const sub = await this.subs.create(dto, actor, (s, plan) => this.notices.atCreation(s, plan));
+    // So is a price increase of its plan that comes within 30 days.
     await this.notices.afterCreate(sub);
     return sub;
   }

@@ -19,6 +19,24 @@ import { SubscriptionEntity } from '../subscription.entity';
 import { subscriptionView } from '../subscription-view';
 import { SubscriptionWriter } from './subscription-writer';
 
+/**
+ * A notice the consumer must be sent the moment a subscription is created (a trial that starts inside the 30 days
+ * before its paid conversion, 전자상거래법 13⑥), written by the creation statement itself. The rules are the caller's
+ * (src/consents); the ledger only writes it, once: the same row the hourly sweep would write.
+ */
+export interface CreationNotice {
+  kind: 'consent_required';
+  changeKey: string;
+  changeAt: Date;
+  /** The notice as the consumer reads it; `plan.name` is filled in by the statement from the plan row it reads. */
+  object: Record<string, unknown> & { plan: { id: string; name: string | null } };
+}
+
+/** Decides, from the subscription about to be written and its plan, whether a notice goes with it. */
+export type NoticeAtCreation = (sub: SubscriptionEntity, plan: PlanTerms) => CreationNotice | null;
+
+const NOTICE_EVENT = 'subscription.consent_required';
+
 const MAX_FUTURE_START_MS = 366 * 24 * 60 * 60 * 1000;
 const CLOCK_SKEW_MS = 60 * 1000;
 
@@ -35,7 +53,7 @@ export class CreateSubscriptionAction {
     private readonly w: SubscriptionWriter,
   ) {}
 
-  async create(dto: CreateSubscriptionDto, actor: Actor): Promise<SubscriptionResponseDto> {
+  async create(dto: CreateSubscriptionDto, actor: Actor, noticeAt?: NoticeAtCreation): Promise<SubscriptionResponseDto> {
     const now = this.clock.now();
     let startAt: Date | null = null;
     if (dto.start_at !== undefined) {
@@ -49,9 +67,9 @@ export class CreateSubscriptionAction {
     }
 
     // Without a charge at creation (a trial or a future start), one statement checks the references and writes the
-    // subscription, its audit event and its outbox rows.
+    // subscription, its audit events (with a trial's consent notice) and its outbox rows.
     const terms = await this.plans.terms(dto.plan_id);
-    if (terms && (terms.trialDays > 0 || startAt)) return this.createWithoutCharge(dto, terms, startAt, now, actor);
+    if (terms && (terms.trialDays > 0 || startAt)) return this.createWithoutCharge(dto, terms, startAt, now, actor, noticeAt);
 
     const { sub, payment } = await this.db.transaction(async (m) => {
       const customer = await m.query(`SELECT id FROM customers WHERE id = $1`, [dto.customer_id]);
@@ -105,13 +123,24 @@ export class CreateSubscriptionAction {
     startAt: Date | null,
     now: Date,
     actor: Actor,
+    noticeAt?: NoticeAtCreation,
   ): Promise<SubscriptionResponseDto> {
     const sub = newSubscription(dto, plan, startAt ?? now, now, this.w.tz);
     sub.id = randomUUID();
-    sub.eventSeq = 1;
+    const notice = noticeAt?.(sub, plan) ?? null;
+    sub.eventSeq = notice ? 2 : 1;
     const details = { after: snapshot(sub), data: { plan_id: plan.id } };
-    const audit = auditRow(sub, 'subscription.created', actor, details, 1, now);
-    const outbound = outboundOf(sub, 'subscription.created', details, 1);
+    const audit = [auditRow(sub, 'subscription.created', actor, details, 1, now)];
+    const outbound = [outboundOf(sub, 'subscription.created', details, 1)];
+    const notices: Record<string, unknown>[] = [];
+    if (notice) {
+      // The event the sweep would record (SubscriptionEventsService.record), with the subscription's second number.
+      const id = randomUUID();
+      const noticeDetails = { object: { id, ...notice.object }, data: { notice_id: id, ...notice.object } };
+      audit.push(auditRow(sub, NOTICE_EVENT, 'system', noticeDetails, 2, now));
+      outbound.push(outboundOf(sub, NOTICE_EVENT, noticeDetails, 2));
+      notices.push({ id, subscription_id: sub.id, kind: notice.kind, change_key: notice.changeKey, change_at: notice.changeAt, created_at: now });
+    }
     const meta = this.db.getMetadata(SubscriptionEntity);
     const row = Object.fromEntries(meta.columns.map((c) => [c.databaseName, c.getEntityValue(sub, true)]));
     const columns = meta.columns.map((c) => c.databaseName).join(', ');
@@ -127,7 +156,7 @@ export class CreateSubscriptionAction {
       `WITH c AS (
          SELECT id FROM customers WHERE id = $1
        ), pl AS (
-         SELECT active FROM plans WHERE id = $2
+         SELECT active, name FROM plans WHERE id = $2
        ), k AS (
          SELECT customer_id, status FROM billing_keys WHERE id = $3 FOR SHARE
        ), ok AS (
@@ -136,14 +165,21 @@ export class CreateSubscriptionAction {
          INSERT INTO subscriptions (${columns}) SELECT ${columns} FROM jsonb_populate_record(NULL::subscriptions, $4::jsonb), ok RETURNING id
        ), ev AS (
          INSERT INTO subscription_events (subscription_id, type, actor_type, actor_id, actor_name, reason, before, after, data, created_at)
-         SELECT e.subscription_id, e.type, e.actor_type, e.actor_id, e.actor_name, e.reason, e.before, e.after, e.data, e.created_at
-         FROM jsonb_populate_record(NULL::subscription_events, $5::jsonb) e, s
+         SELECT e.subscription_id, e.type, e.actor_type, e.actor_id, e.actor_name, e.reason, e.before, e.after,
+                CASE WHEN e.type = '${NOTICE_EVENT}' THEN jsonb_set(e.data, '{plan,name}', to_jsonb(pl.name)) ELSE e.data END, e.created_at
+         FROM jsonb_populate_recordset(NULL::subscription_events, $5::jsonb) e, s, pl
        ), we AS (
          INSERT INTO webhook_events (id, type, subscription_id, sequence, payload, created_at)
-         SELECT w.id, w.type, w.subscription_id, w.sequence, w.payload, w.created_at FROM jsonb_populate_recordset(NULL::webhook_events, $6::jsonb) w, s
+         SELECT w.id, w.type, w.subscription_id, w.sequence,
+                CASE WHEN w.type = '${NOTICE_EVENT}' THEN jsonb_set(w.payload, '{data,object,plan,name}', to_jsonb(pl.name)) ELSE w.payload END,
+                w.created_at
+         FROM jsonb_populate_recordset(NULL::webhook_events, $6::jsonb) w, s, pl
          RETURNING id, type
        ), wd AS (
          ${deliveriesFromCte('$7')}
+       ), cn AS (
+         INSERT INTO consent_notices (id, subscription_id, kind, change_key, change_at, created_at)
+         SELECT n.id, n.subscription_id, n.kind, n.change_key, n.change_at, n.created_at FROM jsonb_populate_recordset(NULL::consent_notices, $8::jsonb) n, s
        )
        SELECT EXISTS (SELECT 1 FROM c) AS customer, (SELECT active FROM pl) AS plan_active, (SELECT customer_id FROM k) AS key_customer_id,
               (SELECT status FROM k) AS key_status, EXISTS (SELECT 1 FROM s) AS created`,
@@ -153,8 +189,9 @@ export class CreateSubscriptionAction {
         dto.billing_key_id,
         JSON.stringify(row),
         JSON.stringify(audit),
-        JSON.stringify(outbound ? [outboxRow(outbound, now)] : []),
+        JSON.stringify(outbound.flatMap((o) => (o ? [outboxRow(o, now)] : []))),
         now,
+        JSON.stringify(notices),
       ],
     );
     if (!result.created) {
