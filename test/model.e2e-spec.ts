@@ -42,7 +42,7 @@ import { DAY, HOUR, MINUTE, Model, WEEK, World } from './model/world';
  *   explores, a number replays (fast-check prints the seed and path of a failure; MODEL_PATH replays that path).
  * - MODEL_SHRINK=0: stop at the first failure without shrinking it (shrinking takes minutes).
  * - MODEL_NO_RESERVE_DROP=1: never drop the answer of a reservation registration (to explore other faults).
- * - MODEL_LOG=file: append every failing sequence (as it shrinks) to the file; MODEL_VERBOSE=1 (2: with the ledger)
+ * - MODEL_PROGRESS=file: append a line per sequence passed (to follow a long run). MODEL_LOG=file: append every failing sequence (as it shrinks) to the file; MODEL_VERBOSE=1 (2: with the ledger)
  *   prints every sequence.
  * A failure prints the shrunk sequence as constructor calls, the clock and answer of every step, and each
  * subscription's payments beside Bootpay's charges: paste it below as a named regression test.
@@ -55,6 +55,9 @@ const DEFAULT_SEED = 20261126;
 const SEED = process.env.MODEL_SEED === 'random' ? undefined : Number(process.env.MODEL_SEED ?? DEFAULT_SEED);
 const PATH = process.env.MODEL_PATH;
 
+/** Sequences passed so far (MODEL_PROGRESS). */
+let passed = 0;
+
 /** One sequence on a fresh service: every step, then a final settle and its checks. */
 async function runSequence(steps: Iterable<fc.AsyncCommand<Model, World>>) {
   const world = await World.start();
@@ -62,10 +65,13 @@ async function runSequence(steps: Iterable<fc.AsyncCommand<Model, World>>) {
   try {
     await fc.asyncModelRun(() => ({ model, real: world }), steps);
     await new Settle().run(model, world);
-    if (process.env.MODEL_VERBOSE) {
+    if (process.env.MODEL_VERBOSE || process.env.MODEL_PROGRESS) {
       const l = world.t.fake.ledger();
       const summary = `${world.trace.length} steps, ${model.subs.length} subscriptions, ${l.charges.length} charges, ${l.failed_charges.length} declines, ${l.cancels.length} refunds, ${l.reservations.length} reservations`;
-      console.log(`${summary}\n  ${world.trace.join('\n  ')}\n${process.env.MODEL_VERBOSE === '2' ? await world.describe(model) : ''}`);
+      if (process.env.MODEL_PROGRESS) appendFileSync(process.env.MODEL_PROGRESS, `${new Date().toISOString()} passed ${++passed}: ${summary}\n`);
+      if (process.env.MODEL_VERBOSE) {
+        console.log(`${summary}\n  ${world.trace.join('\n  ')}\n${process.env.MODEL_VERBOSE === '2' ? await world.describe(model) : ''}`);
+      }
     }
   } catch (e) {
     (e as Error).message += `\nsteps run (clock, step):\n  ${world.trace.join('\n  ')}\n${await world.describe(model).catch((d) => `(no description: ${d})`)}`;
