@@ -11,8 +11,6 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { DeclineScenario, TEST_CARD_BY_NUMBER, TEST_CARD_BY_SCENARIO, TEST_CARDS, TestCard, cardCompanyFor, isDeclineScenario, maskCardNo } from './test-cards';
 import type {
-  FailNextFault,
-  FailRateFault,
   FakeBootpayOptions,
   FakeCredentials,
   FakeFaults,
@@ -23,6 +21,25 @@ import type {
   ReservationExecution,
   TimeoutAfterChargeFault,
 } from './fake-bootpay.types';
+import { dispatchControl } from './fake-bootpay.control';
+import { failRateSeed, prng, validateFaults } from './fake-bootpay.faults';
+import {
+  amount,
+  FakeHttpError,
+  invalid,
+  isObject,
+  Json,
+  matchRoute,
+  optString,
+  parseIso,
+  parseJsonBody,
+  readBody,
+  reqString,
+  routeMatches,
+  sendJson,
+  serverErrorBody,
+  validBirth,
+} from './fake-bootpay.http';
 
 export * from './fake-bootpay.types';
 export { TEST_CARDS, maskCardNo, cardCompanyFor } from './test-cards';
@@ -40,7 +57,6 @@ const TOKEN_SAME_FOR_MS = 25 * MINUTE;
 const TOKEN_VALID_FOR_MS = 30 * MINUTE;
 const TOKEN_EXPIRE_IN_S = 1800;
 const MAX_ACTIVE_RESERVATIONS_PER_KEY = 10;
-const MAX_BODY_BYTES = 1024 * 1024;
 const KST_OFFSET_MS = 9 * 3600_000;
 
 /** Reservation status numbers (an assumption: Bootpay does not document them). */
@@ -60,7 +76,6 @@ const STATUS_LOCALE: Readonly<Record<number, string>> = {
   [-11]: '빌링키삭제',
 };
 
-type Json = Record<string, unknown>;
 type KeyBehavior = DeclineScenario | 'approve' | null;
 
 interface BillingKeyRec {
@@ -139,98 +154,6 @@ interface WebhookJob {
   generation: number;
 }
 
-/** A Bootpay-style error answer. */
-class FakeHttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly errorCode: string,
-    message: string,
-    readonly pgErrorCode?: string | null,
-  ) {
-    super(message);
-  }
-
-  body(): Json {
-    const body: Json = { error_code: this.errorCode, message: this.message };
-    if (this.pgErrorCode) body.pg_error_code = this.pgErrorCode;
-    return body;
-  }
-}
-
-const invalid = (message: string): FakeHttpError => new FakeHttpError(400, 'RC_INVALID_PARAMETER', message);
-
-interface RouteDef {
-  method: string;
-  parts: string[];
-  key: string;
-}
-
-const V2_ROUTES: RouteDef[] = [
-  { method: 'POST', parts: ['request', 'token'], key: 'request/token' },
-  { method: 'POST', parts: ['request', 'subscribe'], key: 'request/subscribe' },
-  { method: 'GET', parts: ['subscribe', 'billing_key', ':id'], key: 'subscribe/billing_key' },
-  { method: 'DELETE', parts: ['subscribe', 'billing_key', ':id'], key: 'subscribe/billing_key' },
-  { method: 'GET', parts: ['billing_key', ':id'], key: 'billing_key' },
-  { method: 'POST', parts: ['subscribe', 'payment'], key: 'subscribe/payment' },
-  { method: 'POST', parts: ['subscribe', 'payment', 'reserve'], key: 'subscribe/payment/reserve' },
-  { method: 'GET', parts: ['subscribe', 'payment', 'reserve', ':id'], key: 'subscribe/payment/reserve' },
-  { method: 'DELETE', parts: ['subscribe', 'payment', 'reserve', ':id'], key: 'subscribe/payment/reserve' },
-  { method: 'GET', parts: ['receipt', ':id'], key: 'receipt' },
-  { method: 'POST', parts: ['cancel'], key: 'cancel' },
-  { method: 'POST', parts: ['confirm'], key: 'confirm' },
-];
-
-function matchRoute(method: string, segments: string[]): { route: RouteDef; id: string | null } | null {
-  for (const route of V2_ROUTES) {
-    if (route.method !== method || route.parts.length !== segments.length) continue;
-    let id: string | null = null;
-    let ok = true;
-    for (let i = 0; i < route.parts.length; i++) {
-      const p = route.parts[i];
-      if (p === ':id') {
-        if (segments[i] === '') {
-          ok = false;
-          break;
-        }
-        id = segments[i];
-      } else if (p !== segments[i]) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) return { route, id };
-  }
-  return null;
-}
-
-function routeMatches(filter: string | string[] | undefined, method: string, key: string, defaultFilter: string | null): boolean {
-  if (Array.isArray(filter)) return filter.some((one) => routeMatches(one, method, key, defaultFilter));
-  const f = (filter ?? defaultFilter ?? '*').trim().replace(/^\/?(v2\/)?/, '');
-  if (f === '*' || f === '') return true;
-  return f === key || f === `${method} ${key}`;
-}
-
-/** The fail_rate PRNG's seed, apart from the time-outs' so that turning it on does not change their pattern. */
-const failRateSeed = (seed: number) => (seed ^ 0x5bd1e995) >>> 0;
-
-/** The error JSON of a 5xx fault: Bootpay's error shape, with its (deprecated) `http_status`. */
-function serverErrorBody(status: 500 | 502 | 503): { error_code: string; message: string; http_status: number } {
-  const code = status === 502 ? 'BAD_GATEWAY' : status === 503 ? 'SERVICE_UNAVAILABLE' : 'SERVER_ERROR';
-  return { error_code: code, message: `일시적인 서버 오류입니다 (fake fault ${status})`, http_status: status };
-}
-
-/** mulberry32: small deterministic PRNG for fault rates. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random bytes from a pooled buffer (one syscall per 4 KiB instead of one per id). */
 let randomPool = Buffer.alloc(0);
 let randomPoolOffset = 0;
@@ -247,44 +170,6 @@ function pooledRandom(size: number): Buffer {
 const hexId = (): string => pooledRandom(12).toString('hex');
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 const suffix = (billingKey: string): string => billingKey.slice(-4);
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function reqString(body: Json, field: string): string {
-  const v = body[field];
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  if (typeof v !== 'string' || v.trim() === '') throw invalid(`${field} 값이 필요합니다`);
-  return v;
-}
-
-function optString(body: Json, field: string): string | null {
-  const v = body[field];
-  if (v === undefined || v === null || v === '') return null;
-  if (typeof v !== 'string') throw invalid(`${field} 값이 올바르지 않습니다`);
-  return v;
-}
-
-function amount(body: Json, field: string, opts: { required: boolean; min: number }): number | null {
-  const v = body[field];
-  if (v === undefined || v === null) {
-    if (opts.required) throw invalid(`${field} 값이 필요합니다`);
-    return null;
-  }
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < opts.min) {
-    throw invalid(`${field} 값은 ${opts.min} 이상의 정수여야 합니다`);
-  }
-  return v;
-}
-
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
-
-function parseIso(value: unknown): Date | null {
-  if (typeof value !== 'string' || !ISO_8601.test(value)) return null;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? null : new Date(ms);
-}
 
 export class FakeBootpayServer {
   readonly credentials: FakeCredentials;
@@ -417,7 +302,7 @@ export class FakeBootpayServer {
   }
 
   setFaults(faults: FakeFaults): void {
-    this.faults = FakeBootpayServer.validateFaults(faults);
+    this.faults = validateFaults(faults);
     if (faults.seed !== undefined) {
       this.random = prng(faults.seed);
       this.failRandom = prng(failRateSeed(faults.seed));
@@ -431,6 +316,18 @@ export class FakeBootpayServer {
   setWebhookUrl(url: string | null): void {
     if (url !== null) new URL(url); // throws on a malformed URL
     this.webhookUrl = url;
+  }
+
+  /** Sets the clock offset and/or moves it by `advanceMs` (PUT /__fake/clock). */
+  moveClock(change: { offsetMs?: number; advanceMs?: number }): { now: Date; offsetMs: number } {
+    if (change.offsetMs !== undefined) this.clockOffsetMs = change.offsetMs;
+    if (change.advanceMs !== undefined) this.clockOffsetMs += change.advanceMs;
+    return { now: this.now(), offsetMs: this.clockOffsetMs };
+  }
+
+  /** The receipt page of an approved payment (its receipt_url). */
+  receiptPage(receiptId: string): Json {
+    return this.receiptLookup(receiptId, false);
   }
 
   /** Moves the fake's clock forward (or back, with a negative value) relative to its time source. */
@@ -560,53 +457,18 @@ export class FakeBootpayServer {
 
   // ---------------------------------------------------------------------------------------------------- HTTP plumbing
 
-  private now(): Date {
+  /** The fake's time: its time source moved by the clock offset. */
+  now(): Date {
     const base = this.opts.now ? this.opts.now() : new Date();
     return this.clockOffsetMs === 0 ? base : new Date(base.getTime() + this.clockOffsetMs);
   }
 
   private onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('error', () => undefined);
-    req.on('end', () => {
-      if (tooLarge) {
-        this.send(res, 413, { error_code: 'RC_INVALID_PARAMETER', message: 'request body too large' });
-        return;
-      }
-      const raw = chunks.length === 0 ? '' : Buffer.concat(chunks).toString('utf8');
+    readBody(req, res, (raw) => {
       this.dispatch(req, res, raw).catch(() => {
-        if (!res.headersSent) this.send(res, 500, { error_code: 'SERVER_ERROR', message: 'fake internal error', http_status: 500 });
+        if (!res.headersSent) sendJson(res, 500, { error_code: 'SERVER_ERROR', message: 'fake internal error', http_status: 500 });
       });
     });
-  }
-
-  private send(res: http.ServerResponse, status: number, body: unknown): void {
-    if (res.writableEnded || res.destroyed) return;
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(text),
-    });
-    res.end(text);
-  }
-
-  private parseBody(raw: string): Json {
-    if (raw.trim() === '') return {};
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw);
-    } catch {
-      throw invalid('JSON 형식이 올바르지 않습니다');
-    }
-    if (!isObject(parsed)) throw invalid('JSON 객체가 필요합니다');
-    return parsed;
   }
 
   private async dispatch(req: http.IncomingMessage, res: http.ServerResponse, raw: string): Promise<void> {
@@ -617,11 +479,11 @@ export class FakeBootpayServer {
     const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
 
     if (pathname.startsWith('/__fake/') || pathname === '/__fake') {
-      await this.dispatchControl(method, pathname, raw, res);
+      await dispatchControl(this, method, pathname, raw, res);
       return;
     }
     if (!pathname.startsWith('/v2/')) {
-      this.send(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: `no route for ${method} (routes are under /v2)` });
+      sendJson(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: `no route for ${method} (routes are under /v2)` });
       return;
     }
     let segments: string[];
@@ -631,13 +493,13 @@ export class FakeBootpayServer {
         .split('/')
         .map((s) => decodeURIComponent(s));
     } catch {
-      this.send(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: 'malformed path' });
+      sendJson(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: 'malformed path' });
       return;
     }
     this.counters.requests += 1;
     const match = matchRoute(method, segments);
     if (!match) {
-      this.send(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: `no route for ${method} /v2/${segments[0] ?? ''}/…` });
+      sendJson(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: `no route for ${method} /v2/${segments[0] ?? ''}/…` });
       return;
     }
 
@@ -661,13 +523,13 @@ export class FakeBootpayServer {
       fail.count -= 1;
       if (fail.count <= 0) this.faults.fail_next = null;
       const status = fail.status ?? 500;
-      this.send(res, status, serverErrorBody(status));
+      sendJson(res, status, serverErrorBody(status));
       return;
     }
     const failRate = this.faults.fail_rate;
     if (failRate && routeMatches(failRate.route, method, match.route.key, null) && this.failRandom() < failRate.rate) {
       const status = failRate.status ?? 500;
-      this.send(res, status, serverErrorBody(status));
+      sendJson(res, status, serverErrorBody(status));
       return;
     }
 
@@ -675,7 +537,7 @@ export class FakeBootpayServer {
     let body: unknown;
     try {
       if (match.route.key !== 'request/token') this.authenticate(req.headers.authorization);
-      body = this.handleV2(method, match.route.key, match.id, this.parseBody(raw), query);
+      body = this.handleV2(method, match.route.key, match.id, parseJsonBody(raw), query);
     } catch (e) {
       if (!(e instanceof FakeHttpError)) throw e;
       status = e.status;
@@ -695,7 +557,7 @@ export class FakeBootpayServer {
       }
       return;
     }
-    this.send(res, status, body);
+    sendJson(res, status, body);
   }
 
   private shouldTimeout(f: TimeoutAfterChargeFault): boolean {
@@ -1352,183 +1214,4 @@ export class FakeBootpayServer {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
-
-  // ---------------------------------------------------------------------------------------------------- control API
-
-  private async dispatchControl(method: string, pathname: string, raw: string, res: http.ServerResponse): Promise<void> {
-    const path = pathname.replace(/\/+$/, '');
-    let body: Json;
-    try {
-      body = this.parseBody(raw);
-    } catch (e) {
-      const err = e as FakeHttpError;
-      this.send(res, err.status, err.body());
-      return;
-    }
-    const bad = (message: string) => this.send(res, 400, { error_code: 'FAKE_BAD_REQUEST', message });
-    const behaviorMatch = /^\/__fake\/billing-keys\/([^/]+)\/behavior$/.exec(path);
-    const receiptMatch = /^\/__fake\/receipts\/([^/]+)$/.exec(path);
-    if (method === 'GET' && receiptMatch) {
-      // The receipt_url of approved payments (a stand-in for Bootpay's receipt page).
-      try {
-        this.send(res, 200, this.receiptLookup(decodeURIComponent(receiptMatch[1]), false));
-      } catch (e) {
-        if (!(e instanceof FakeHttpError)) throw e;
-        this.send(res, e.status, e.body());
-      }
-      return;
-    }
-    switch (`${method} ${behaviorMatch ? '/__fake/billing-keys/:id/behavior' : path}`) {
-      case 'GET /__fake/health':
-        this.send(res, 200, { ok: true, url: this.baseUrl, now: this.now().toISOString(), ...this.stats() });
-        return;
-      case 'GET /__fake/ledger':
-        this.send(res, 200, this.ledger());
-        return;
-      case 'GET /__fake/cards':
-        this.send(res, 200, { cards: TEST_CARDS });
-        return;
-      case 'GET /__fake/faults':
-        this.send(res, 200, this.getFaults());
-        return;
-      case 'PUT /__fake/faults':
-        try {
-          this.setFaults(body as FakeFaults);
-        } catch (e) {
-          bad((e as Error).message);
-          return;
-        }
-        this.send(res, 200, this.getFaults());
-        return;
-      case 'PUT /__fake/webhook-url': {
-        const url = body.url ?? null;
-        if (url !== null && typeof url !== 'string') return bad('url must be a string or null');
-        try {
-          this.setWebhookUrl(url);
-        } catch {
-          return bad('url is not a valid URL');
-        }
-        this.send(res, 200, { url });
-        return;
-      }
-      case 'PUT /__fake/clock': {
-        if (body.advance_ms !== undefined && typeof body.advance_ms !== 'number') return bad('advance_ms must be a number');
-        if (body.offset_ms !== undefined && typeof body.offset_ms !== 'number') return bad('offset_ms must be a number');
-        if (typeof body.offset_ms === 'number') this.clockOffsetMs = body.offset_ms;
-        if (typeof body.advance_ms === 'number') this.clockOffsetMs += body.advance_ms;
-        this.send(res, 200, { now: this.now().toISOString(), offset_ms: this.clockOffsetMs });
-        return;
-      }
-      case 'POST /__fake/billing-keys/:id/behavior': {
-        const decline = body.decline ?? null;
-        if (decline !== null && typeof decline !== 'string') return bad('decline must be a scenario name or null');
-        try {
-          this.setKeyBehavior(decodeURIComponent((behaviorMatch as RegExpExecArray)[1]), decline);
-        } catch (e) {
-          this.send(res, (e as Error).message.startsWith('no billing key') ? 404 : 400, {
-            error_code: 'FAKE_BAD_REQUEST',
-            message: (e as Error).message,
-          });
-          return;
-        }
-        this.send(res, 200, { receipt_id: (behaviorMatch as RegExpExecArray)[1], decline });
-        return;
-      }
-      case 'POST /__fake/billing-keys/bulk': {
-        const count = body.count;
-        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 100_000) return bad('count must be an integer from 1 to 100000');
-        if (body.card_no !== undefined && typeof body.card_no !== 'string') return bad('card_no must be a string');
-        if (body.pg !== undefined && typeof body.pg !== 'string') return bad('pg must be a string');
-        try {
-          this.send(res, 200, { keys: this.issueBillingKeysBulk(count, { cardNo: body.card_no as string | undefined, pg: body.pg as string | undefined }) });
-        } catch (e) {
-          bad((e as Error).message);
-        }
-        return;
-      }
-      case 'POST /__fake/reservations/execute': {
-        let now: Date | undefined;
-        if (body.now !== undefined && body.now !== null) {
-          const parsed = parseIso(body.now);
-          if (!parsed) return bad('now must be an ISO-8601 date-time');
-          now = parsed;
-        }
-        const executions = await this.executeDueReservations(now);
-        this.send(res, 200, { executions });
-        return;
-      }
-      case 'GET /__fake/webhooks/idle':
-        await this.webhooksIdle();
-        this.send(res, 200, { idle: true });
-        return;
-      case 'POST /__fake/reset':
-        this.reset();
-        this.send(res, 200, { ok: true });
-        return;
-      default:
-        this.send(res, 404, { error_code: 'ROUTE_NOT_FOUND', message: `no control route ${method} ${path}` });
-    }
-  }
-
-  private static validateFaults(input: unknown): FakeFaults {
-    if (!isObject(input)) throw new Error('faults must be an object');
-    const out: FakeFaults = {};
-    const nonNegInt = (v: unknown, name: string): number => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer`);
-      return v;
-    };
-    if (input.latency_ms !== undefined && input.latency_ms !== null) out.latency_ms = nonNegInt(input.latency_ms, 'latency_ms');
-    if (input.seed !== undefined) out.seed = nonNegInt(input.seed, 'seed');
-    if (isObject(input.fail_next)) {
-      const f = input.fail_next;
-      const status = f.status ?? 500;
-      if (status !== 500 && status !== 502 && status !== 503) throw new Error('fail_next.status must be 500, 502 or 503');
-      if (f.route !== undefined && typeof f.route !== 'string') throw new Error('fail_next.route must be a string');
-      const fail: FailNextFault = { count: nonNegInt(f.count ?? 1, 'fail_next.count'), status };
-      if (typeof f.route === 'string') fail.route = f.route;
-      out.fail_next = fail;
-    } else if (input.fail_next !== undefined && input.fail_next !== null) {
-      throw new Error('fail_next must be an object');
-    }
-    if (isObject(input.fail_rate)) {
-      const f = input.fail_rate;
-      const status = f.status ?? 500;
-      if (status !== 500 && status !== 502 && status !== 503) throw new Error('fail_rate.status must be 500, 502 or 503');
-      if (typeof f.rate !== 'number' || !(f.rate >= 0 && f.rate <= 1)) throw new Error('fail_rate.rate must be within 0..1');
-      const routes = f.route;
-      if (routes !== undefined && typeof routes !== 'string' && !(Array.isArray(routes) && routes.length > 0 && routes.every((r) => typeof r === 'string'))) {
-        throw new Error('fail_rate.route must be a string or a non-empty list of strings');
-      }
-      const fault: FailRateFault = { rate: f.rate, status };
-      if (routes !== undefined) fault.route = Array.isArray(routes) ? [...(routes as string[])] : (routes as string);
-      out.fail_rate = fault;
-    } else if (input.fail_rate !== undefined && input.fail_rate !== null) {
-      throw new Error('fail_rate must be an object');
-    }
-    if (isObject(input.timeout_after_charge)) {
-      const t = input.timeout_after_charge;
-      const mode = t.mode ?? 'drop';
-      if (mode !== 'drop' && mode !== 'hang') throw new Error("timeout_after_charge.mode must be 'drop' or 'hang'");
-      if (t.route !== undefined && typeof t.route !== 'string') throw new Error('timeout_after_charge.route must be a string');
-      const fault: TimeoutAfterChargeFault = { mode };
-      if (t.count !== undefined) fault.count = nonNegInt(t.count, 'timeout_after_charge.count');
-      if (t.rate !== undefined) {
-        if (typeof t.rate !== 'number' || t.rate < 0 || t.rate > 1) throw new Error('timeout_after_charge.rate must be within 0..1');
-        fault.rate = t.rate;
-      }
-      if (fault.count === undefined && fault.rate === undefined) fault.count = 1;
-      if (t.hang_ms !== undefined) fault.hang_ms = nonNegInt(t.hang_ms, 'timeout_after_charge.hang_ms');
-      if (typeof t.route === 'string') fault.route = t.route;
-      out.timeout_after_charge = fault;
-    } else if (input.timeout_after_charge !== undefined && input.timeout_after_charge !== null) {
-      throw new Error('timeout_after_charge must be an object');
-    }
-    return out;
-  }
-}
-
-function validBirth(yymmdd: string): boolean {
-  const mm = Number(yymmdd.slice(2, 4));
-  const dd = Number(yymmdd.slice(4, 6));
-  return mm >= 1 && mm <= 12 && dd >= 1 && dd <= 31;
 }
