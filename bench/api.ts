@@ -29,21 +29,24 @@ import {
   DIST,
   freePort,
   intEnv,
+  latencyFigures,
+  LatencyFigures,
   log,
   machineCpu,
   newEncryptionKey,
+  percent,
   ROOT,
+  round2,
   runMain,
   seedDueSubscriptions,
-  spawnNode,
-  startDatabaseServer,
-  startFake,
+  subscriptionRequests,
   table,
-  waitForHttp,
+  targetsTable,
   writeResults,
 } from './lib';
+import { serviceEnv, spawnNode, startDatabaseServer, startFake, waitForHttp } from './processes';
 
-interface Phase {
+interface Phase extends LatencyFigures {
   name: string;
   /** SQL round trips the service made per answered request during the phase (counted in the service process). */
   sqlRoundTripsPerRequest: number;
@@ -51,14 +54,6 @@ interface Phase {
   path: string;
   requests: number;
   perSecond: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  status2xx: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
   serverCpuS: number;
   postgresCpuS: number;
   machineBusy: number | null;
@@ -90,24 +85,10 @@ async function main(): Promise<number> {
   const server = spawnNode(
     join(DIST, 'bench', 'server.js'),
     [],
-    {
-      NODE_ENV: 'development',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: fresh.url,
-      DATABASE_POOL_SIZE: String(poolSize),
-      BILLING_KEY_ENCRYPTION_KEY: key.toString('base64'),
-      BOOTPAY_CLIENT_KEY: 'ck_test_fake',
-      BOOTPAY_SECRET_KEY: 'sk_test_fake',
-      BOOTPAY_MODE: 'development',
-      BOOTPAY_API_BASE_URL: fake.apiBaseUrl,
-      ADMIN_API_KEY: adminKey,
-      SERVICE_API_KEY: serviceKey,
-      CHARGE_RUN_CRON_ENABLED: 'false',
-      SKIP_MIGRATIONS: 'true',
-      LOG_LEVEL: logLevel,
-      BENCH_SQL_STATS_FILE: statsFile,
-    },
+    serviceEnv(
+      { nodeEnv: 'development', port, databaseUrl: fresh.url, poolSize, encryptionKey: key, fakeApiBaseUrl: fake.apiBaseUrl, adminKey, logLevel },
+      { SERVICE_API_KEY: serviceKey, BENCH_SQL_STATS_FILE: statsFile },
+    ),
     { stdout: fd, nodeArgs: process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench', 'results', 'profiles')}`] : [] },
   );
   closeSync(fd);
@@ -127,18 +108,7 @@ async function main(): Promise<number> {
   });
   if (frozen.status !== 200) throw new Error(`could not set the test clock: ${frozen.status} ${await frozen.text()}`);
 
-  let next = 0;
-  let wrapped = false;
-  const subscriptionRequest = (): autocannon.Request => ({
-    method: 'POST',
-    path: '/v1/subscriptions',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceKey}` },
-    setupRequest: (req) => {
-      const i = next++ % customers;
-      if (next > customers) wrapped = true;
-      return { ...req, body: JSON.stringify({ customer_id: seed.customerIds[i], plan_id: seed.planId, billing_key_id: seed.billingKeyIds[i] }) };
-    },
-  });
+  const subscriptions = subscriptionRequests(seed, customers, serviceKey);
   const healthRequest = (): autocannon.Request => ({ method: 'GET', path: '/health' });
 
   const pgRe = new RegExp(`postgres: .*${fresh.name}`);
@@ -174,16 +144,9 @@ async function main(): Promise<number> {
       path: `${req.method} ${req.path}`,
       requests: r.requests.total ?? r['2xx'] + r.non2xx,
       perSecond: r.requests.average,
-      p50: r.latency.p50,
-      p90: r.latency.p90,
-      p99: r.latency.p99,
-      max: r.latency.max,
-      status2xx: r['2xx'],
-      non2xx: r.non2xx,
-      errors: r.errors,
-      timeouts: r.timeouts,
-      serverCpuS: Math.round((cpuSecondsOfPid(server.proc.pid) - s0) * 100) / 100,
-      postgresCpuS: Math.round((cpuSecondsOf(pgRe) - p0) * 100) / 100,
+      ...latencyFigures(r),
+      serverCpuS: round2(cpuSecondsOfPid(server.proc.pid) - s0),
+      postgresCpuS: round2(cpuSecondsOf(pgRe) - p0),
       machineBusy: busyShare(m0, machineCpu()),
     };
   };
@@ -193,12 +156,12 @@ async function main(): Promise<number> {
   if (warmup > 0) {
     log(`warming up ${warmup} s per endpoint at 50 connections`);
     await measure('warm-up', healthRequest(), warmup, 50);
-    warmupCreated = (await measure('warm-up', subscriptionRequest(), warmup, 50)).status2xx;
+    warmupCreated = (await measure('warm-up', subscriptions.request(), warmup, 50)).status2xx;
   }
   log(`GET /health: ${connections} connections for ${duration} s`);
   phases.push(await measure('trivial', healthRequest(), duration, connections));
   log(`POST /v1/subscriptions: ${connections} connections for ${duration} s`);
-  const subsPhase = await measure('subscriptions', subscriptionRequest(), duration, connections);
+  const subsPhase = await measure('subscriptions', subscriptions.request(), duration, connections);
   phases.push(subsPhase);
 
   // Every 2xx made one subscription, and nothing else did (counted once the service has stopped).
@@ -248,7 +211,7 @@ async function main(): Promise<number> {
         p.errors + p.timeouts,
         p.sqlRoundTripsPerRequest,
         `${((p.serverCpuS * 1000) / Math.max(1, p.status2xx + p.non2xx)).toFixed(2)} | ${((p.postgresCpuS * 1000) / Math.max(1, p.status2xx + p.non2xx)).toFixed(2)}`,
-        p.machineBusy === null ? '?' : `${Math.round(p.machineBusy * 100)}%`,
+        percent(p.machineBusy),
       ]),
     ),
   );
@@ -256,7 +219,7 @@ async function main(): Promise<number> {
   for (const t of subsPhase.sqlTop.slice(0, 16)) lines.push(`  ${t.perRequest.toFixed(2).padStart(6)}  ${t.sql}`);
   lines.push(`\np50 ratio subscriptions/trivial: ${(subsPhase.p50 / Math.max(0.001, trivial.p50)).toFixed(2)} x;  p99 ratio: ${ratio.toFixed(2)} x`);
   lines.push(
-    `subscriptions: each request used its own pre-created customer and billing key${wrapped ? ` (the ${customers} pre-created were cycled: some keys got a second subscription)` : ''}; ` +
+    `subscriptions: each request used its own pre-created customer and billing key${subscriptions.wrapped() ? ` (the ${customers} pre-created were cycled: some keys got a second subscription)` : ''}; ` +
       `trial plan, so no charge call; ${stored} stored (${trialing} trialing), ${payments} payments; 201s answered (with warm-up): ${warmupCreated + subsPhase.status2xx}`,
   );
   const met = ratio <= 3;
@@ -266,20 +229,21 @@ async function main(): Promise<number> {
   const inFlightAtEnds = connections + (warmup > 0 ? 50 : 0);
   const storedOk = stored >= answered && stored <= answered + inFlightAtEnds;
   const correct = subsPhase.non2xx === 0 && subsPhase.errors === 0 && trivial.non2xx === 0 && storedOk;
-  lines.push('\nTargets');
   lines.push(
-    table(
-      ['target', 'required', 'measured', ''],
-      [
-        ['p99 POST /v1/subscriptions vs GET /health', '<= 3 x', `${subsPhase.p99} / ${trivial.p99} ms = ${ratio.toFixed(2)} x`, met ? 'met' : 'MISSED'],
-        [
-          'no errors, one row per 201',
-          `all 2xx; stored = 201s (+ <= ${inFlightAtEnds} in flight at phase ends)`,
-          `${subsPhase.non2xx + trivial.non2xx} non-2xx, ${subsPhase.errors + trivial.errors} errors, ${stored} stored / ${answered} 201s counted`,
-          correct ? 'met' : 'MISSED',
-        ],
-      ],
-    ),
+    targetsTable([
+      {
+        target: 'p99 POST /v1/subscriptions vs GET /health',
+        required: '<= 3 x',
+        measured: `${subsPhase.p99} / ${trivial.p99} ms = ${ratio.toFixed(2)} x`,
+        met,
+      },
+      {
+        target: 'no errors, one row per 201',
+        required: `all 2xx; stored = 201s (+ <= ${inFlightAtEnds} in flight at phase ends)`,
+        measured: `${subsPhase.non2xx + trivial.non2xx} non-2xx, ${subsPhase.errors + trivial.errors} errors, ${stored} stored / ${answered} 201s counted`,
+        met: correct,
+      },
+    ]),
   );
   const file = writeResults('api', {
     at: new Date().toISOString(),
@@ -300,7 +264,7 @@ async function main(): Promise<number> {
     stored,
     trialing,
     payments,
-    wrapped,
+    wrapped: subscriptions.wrapped(),
     targets: { p99RatioMet: met, noErrors: correct },
   });
   lines.push(`results: ${file}`);

@@ -46,7 +46,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { createApp } from '../src/app.factory';
@@ -55,42 +55,42 @@ import { SecretBox } from '../src/common/secret-box';
 import { dueBefore, nextPeriod, PlanTerms } from '../src/ledger/transitions';
 import {
   busyShare,
-  Child,
   ChargeCheck,
+  CHECK_HEADERS,
+  checkCells,
+  chargedOnceTarget,
   checkChargedOnce,
   cpuSecondsOf,
   cpuSecondsOfPid,
-  DatabaseServer,
+  describeCheck,
   DIST,
+  finishReport,
   intEnv,
   log,
   machineCpu,
-  mib,
   newEncryptionKey,
-  onCleanup,
+  percent,
+  round2,
   runMain,
   seedDueSubscriptions,
+  table,
+  Target,
+  targetsTable,
+} from './lib';
+import {
+  adminQuery,
+  chargeRunEnv,
+  childResult,
+  DatabaseServer,
+  dropAtCleanup,
+  killAtExit,
+  runChild,
   spawnNode,
   startDatabaseServer,
   startFake,
-  table,
-  writeResults,
-} from './lib';
+  withDatabase,
+} from './processes';
 import { benchRuntime } from './runtime';
-
-/**
- * Children still running when this process exits are killed, so that none is left behind when the deadline or a
- * signal ends the bench while it is still starting things (lib's cleanup stops what was registered until then).
- */
-const running = new Set<Child>();
-function track<T extends Child>(c: T): T {
-  running.add(c);
-  void c.exited.then(() => running.delete(c));
-  return c;
-}
-process.on('exit', () => {
-  for (const c of running) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-});
 
 const TZ = 'Asia/Seoul';
 const DUE_INDEX = 'subscriptions_due_idx';
@@ -197,14 +197,7 @@ async function child(o: ChildOptions): Promise<ChildResult> {
     databaseUrl: o.databaseUrl,
     encryptionKeyHex: o.encryptionKeyHex,
     fakeApiBaseUrl: o.fakeApiBaseUrl,
-    env: {
-      CHARGE_RUN_CONCURRENCY: String(o.concurrency),
-      CHARGE_RUN_RATE_PER_SECOND: '100000',
-      CHARGE_RUN_BATCH_SIZE: String(o.batchSize),
-      DATABASE_POOL_SIZE: String(o.poolSize),
-      BOOTPAY_MAX_SOCKETS: String(Math.max(128, o.concurrency)),
-      OUTBOUND_WEBHOOK_POLL_MS: '0',
-    },
+    env: { ...chargeRunEnv(o.concurrency, o.batchSize), DATABASE_POOL_SIZE: String(o.poolSize), OUTBOUND_WEBHOOK_POLL_MS: '0' },
   });
   const app = await createApp(runtime);
   try {
@@ -394,31 +387,13 @@ async function seedTable(databaseUrl: string, fakeUrl: string, encryptionKey: Bu
 /** A copy of `source` (no connection to it may be open), dropped at cleanup. */
 async function cloneDatabase(adminUrl: string, source: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `${source}_plan`;
-  const admin = async (sql: string) => {
-    const c = new Client({ connectionString: adminUrl });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
   try {
-    await admin(`CREATE DATABASE ${name} TEMPLATE ${source} STRATEGY FILE_COPY`);
+    await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${source} STRATEGY FILE_COPY`);
   } catch (err) {
     if (!/strategy/i.test(String(err))) throw err;
-    await admin(`CREATE DATABASE ${name} TEMPLATE ${source}`); // before PostgreSQL 15
+    await adminQuery(adminUrl, `CREATE DATABASE ${name} TEMPLATE ${source}`); // before PostgreSQL 15
   }
-  let dropped = false;
-  const drop = async () => {
-    if (dropped) return;
-    dropped = true;
-    await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) => console.warn(`dropping a bench database: ${String(err)}`));
-  };
-  onCleanup(drop);
-  const u = new URL(adminUrl);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), drop };
+  return { url: withDatabase(adminUrl, name), drop: dropAtCleanup(adminUrl, name) };
 }
 
 interface Plan {
@@ -502,7 +477,7 @@ async function scenario(db: DatabaseServer, which: 'small' | 'big', s: Settings)
   const rows = which === 'big' ? s.total : s.due;
   log(`${which}: ${rows} subscriptions (${s.due} due); fresh database and fake Bootpay (latency ${s.latencyMs} ms)`);
   const fake = await startFake(s.latencyMs);
-  track(fake.child);
+  killAtExit(fake.child);
   const fresh = await db.fresh(`bigtable_${which}`);
   let clone: { url: string; drop(): Promise<void> } | null = null;
   try {
@@ -524,32 +499,28 @@ async function scenario(db: DatabaseServer, which: 'small' | 'big', s: Settings)
       batchSize: s.batchSize,
       poolSize: s.poolSize,
     };
-    const c = track(spawnNode(join(DIST, 'bench', 'bigtable.js'), ['--child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' }));
+    const c = killAtExit(spawnNode(join(DIST, 'bench', 'bigtable.js'), ['--child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' }));
     const pgRe = new RegExp(`postgres: .*${fresh.name}(?!\\w)`);
     let at0 = { m: machineCpu(), pg: 0, fake: 0, child: 0 };
     const cpu: ScenarioResult['cpu'] = { machineBusyShare: null, loadAverage1m: 0, postgresCpuS: 0, fakeCpuS: 0, benchProcessCpuS: 0 };
-    const result = await new Promise<ChildResult>((res, rej) => {
-      c.proc.on('message', (m: { phase?: string; result?: ChildResult; error?: string }) => {
-        if (m.phase === 'started') {
-          at0 = { m: machineCpu(), pg: cpuSecondsOf(pgRe), fake: cpuSecondsOfPid(fake.child.proc.pid), child: cpuSecondsOfPid(c.proc.pid) };
-        } else if (m.phase === 'ran') {
-          cpu.machineBusyShare = busyShare(at0.m, machineCpu());
-          cpu.loadAverage1m = loadavg()[0];
-          cpu.postgresCpuS = Math.round((cpuSecondsOf(pgRe) - at0.pg) * 100) / 100;
-          cpu.fakeCpuS = Math.round((cpuSecondsOfPid(fake.child.proc.pid) - at0.fake) * 100) / 100;
-          cpu.benchProcessCpuS = Math.round((cpuSecondsOfPid(c.proc.pid) - at0.child) * 100) / 100;
-        } else if (m.result) res(m.result);
-        else if (m.error) rej(new Error(m.error));
-      });
-      void c.exited.then((code) => rej(new Error(`${which} child exited (${code}) without a result`)));
+    const result = await childResult<ChildResult>(c, which, (phase) => {
+      if (phase === 'started') {
+        at0 = { m: machineCpu(), pg: cpuSecondsOf(pgRe), fake: cpuSecondsOfPid(fake.child.proc.pid), child: cpuSecondsOfPid(c.proc.pid) };
+      } else if (phase === 'ran') {
+        cpu.machineBusyShare = busyShare(at0.m, machineCpu());
+        cpu.loadAverage1m = loadavg()[0];
+        cpu.postgresCpuS = round2(cpuSecondsOf(pgRe) - at0.pg);
+        cpu.fakeCpuS = round2(cpuSecondsOfPid(fake.child.proc.pid) - at0.fake);
+        cpu.benchProcessCpuS = round2(cpuSecondsOfPid(c.proc.pid) - at0.child);
+      }
     });
     await c.exited;
     const check = await checkChargedOnce(fresh.url, fake.url, seed.subscriptionIds, seed.periodStart);
     const throughput = result.counts.charged / result.durationS;
     log(
       `${which}: ${result.counts.charged} charged in ${result.durationS.toFixed(1)} s = ${throughput.toFixed(0)}/s; claims ${result.claimCalls} ` +
-        `(${result.claimMs} ms in all); check ${check.ok ? 'ok' : 'FAILED'} (once ${check.chargedOnce}, doubles ${check.doubles}, lost ${check.lost}); ` +
-        `CPU s: bench ${cpu.benchProcessCpuS}, postgres ${cpu.postgresCpuS}, fake ${cpu.fakeCpuS}; machine busy ${cpu.machineBusyShare === null ? '?' : Math.round(cpu.machineBusyShare * 100) + '%'}`,
+        `(${result.claimMs} ms in all); ${describeCheck(check)}; ` +
+        `CPU s: bench ${cpu.benchProcessCpuS}, postgres ${cpu.postgresCpuS}, fake ${cpu.fakeCpuS}; machine busy ${percent(cpu.machineBusyShare)}`,
     );
     await fake.stop();
     await fresh.drop();
@@ -619,9 +590,7 @@ async function main(): Promise<number> {
         'claims',
         'claim ms (mean)',
         'CPU s node|pg|fake',
-        'charged once',
-        'doubles',
-        'lost',
+        ...CHECK_HEADERS,
       ],
       results.map((r) => [
         r.scenario,
@@ -635,9 +604,7 @@ async function main(): Promise<number> {
         r.claimCalls,
         `${r.claimMs} (${(r.claimMs / Math.max(1, r.claimCalls)).toFixed(1)})`,
         `${r.cpu.benchProcessCpuS} | ${r.cpu.postgresCpuS} | ${r.cpu.fakeCpuS}`,
-        `${r.check.chargedOnce}/${s.due}`,
-        r.check.doubles,
-        r.check.lost,
+        ...checkCells(r.check, s.due),
       ]),
     ),
   );
@@ -680,7 +647,7 @@ async function main(): Promise<number> {
     );
   }
 
-  const targets: { target: string; required: string; measured: string; met: boolean | null }[] = [];
+  const targets: Target[] = [];
   if (small && big) {
     const ratio = big.throughput / small.throughput;
     targets.push({
@@ -692,14 +659,7 @@ async function main(): Promise<number> {
   } else {
     targets.push({ target: 'throughput big vs small', required: '>= 0.9 x', measured: 'needs both scenarios', met: null });
   }
-  for (const r of results) {
-    targets.push({
-      target: `charged exactly once: ${r.scenario}`,
-      required: 'every due subscription once, DONE = fake charges',
-      measured: r.check.ok ? 'yes' : JSON.stringify(r.check),
-      met: r.check.ok,
-    });
-  }
+  for (const r of results) targets.push(chargedOnceTarget(`charged exactly once: ${r.scenario}`, r.check, 'every due subscription once, DONE = fake charges'));
   for (const r of results) {
     for (const p of r.plans) {
       targets.push({
@@ -711,42 +671,19 @@ async function main(): Promise<number> {
     }
     if (!r.plans.length) targets.push({ target: `claim plan: ${r.scenario}`, required: 'captured', measured: 'no claim statement seen', met: false });
   }
-  lines.push('\nTargets');
-  lines.push(
-    table(
-      ['target', 'required', 'measured', ''],
-      targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
-    ),
-  );
-  if (errors.length) lines.push(`\nErrors:\n  ${errors.join('\n  ')}`);
-  const totalS = (performance.now() - t0) / 1000;
-  lines.push(`\ntotal time ${totalS.toFixed(0)} s`);
-  const file = writeResults('bigtable', {
-    at: new Date().toISOString(),
+  lines.push(targetsTable(targets));
+  finishReport('bigtable', lines, t0, {
     settings: { ...s, order, idealPerSecond: ideal, database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL' },
-    machine: { cpus: cpus().length, totalMemMiB: mib(totalmem()), node: process.version },
     results,
     targets,
     errors,
-    totalSeconds: totalS,
   });
-  lines.push(`results: ${file}`);
-  process.stdout.write(lines.join('\n') + '\n');
   const correct = results.length === 2 && results.every((r) => r.check.ok && r.plans.length > 0 && r.plans.every((p) => p.usesDueIndex && !p.seqScan));
   return errors.length || !correct ? 1 : 0;
 }
 
 if (process.argv[2] === '--child') {
-  // Stops when the orchestrator goes away.
-  process.on('disconnect', () => process.exit(1));
-  child(JSON.parse(process.argv[3]) as ChildOptions).then(
-    (result) => process.send!({ result }, () => process.exit(0)),
-    (err: unknown) => {
-      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`bench child failed: ${msg}\n`);
-      process.send!({ error: msg }, () => process.exit(1));
-    },
-  );
+  runChild(() => child(JSON.parse(process.argv[3]) as ChildOptions));
 } else {
   runMain(main, intEnv('BENCH_BIGTABLE_TIMEOUT_S', 3600, 10));
 }

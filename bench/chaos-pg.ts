@@ -2,17 +2,16 @@
  * For `npm run chaos`: a PostgreSQL that can be killed and started again. Embedded (the service's own
  * startEmbeddedPostgres) on a persistent data dir in a temp dir, so the data survives a SIGKILL of its postmaster and
  * a start on the same dir and port runs crash recovery, as a server restarted by its supervisor would; the dir is
- * removed at cleanup. With BENCH_DATABASE_URL, that server is used as bench/lib.ts startDatabaseServer uses it, and
+ * removed at cleanup. With BENCH_DATABASE_URL, that server is used as bench/processes.ts startDatabaseServer uses it, and
  * it cannot be killed (`restartable` false).
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../src/database/embedded-postgres';
 import { runMigrations } from '../src/database/database';
-import { DatabaseServer, FreshDatabase, freePort, log, onCleanup, sleep, startDatabaseServer } from './lib';
+import { freePort, log, onCleanup, sleep } from './lib';
+import { adminQuery, DatabaseServer, FreshDatabase, freshDatabaseName, startDatabaseServer, withDatabase } from './processes';
 
 export interface RestartableDatabaseServer extends DatabaseServer {
   /** Whether kill/start work (an embedded server this process started). */
@@ -56,19 +55,9 @@ function childrenOf(ppid: number): number[] {
   return out;
 }
 
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const c = new Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
 /**
  * An embedded PostgreSQL that survives being killed (or, with BENCH_DATABASE_URL, the given server, not restartable).
- * `fresh` makes migrated databases as bench/lib.ts does.
+ * `fresh` makes migrated databases as bench/processes.ts startDatabaseServer does.
  */
 export async function startRestartableDatabaseServer(): Promise<RestartableDatabaseServer> {
   if (process.env.BENCH_DATABASE_URL?.trim()) {
@@ -154,16 +143,14 @@ export async function startRestartableDatabaseServer(): Promise<RestartableDatab
       }
     },
     fresh: async (label: string): Promise<FreshDatabase> => {
-      const name = `bench_${label.replace(/[^a-z0-9_]/gi, '').toLowerCase()}_${randomBytes(4).toString('hex')}`;
+      const name = freshDatabaseName(label);
       await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
       // The whole server goes at cleanup; dropping first keeps a failed cleanup from leaving a big dir behind.
       const drop = async () => {
         if (postmasterPid())
           await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) => log(`dropping a bench database: ${String(err)}`));
       };
-      const u = new URL(adminUrl);
-      u.pathname = `/${name}`;
-      const url = u.toString();
+      const url = withDatabase(adminUrl, name);
       await runMigrations(url);
       return { url, name, drop };
     },

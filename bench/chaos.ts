@@ -65,7 +65,6 @@ import { describeStall, StallReport, watchStalls } from './chaos-stall';
 import { ReceivedEvent, startInboundBalancer, startOutboundReceiver } from './chaos-webhooks';
 import {
   boolEnv,
-  Child,
   DIST,
   fakeJson,
   fakeLedger,
@@ -78,13 +77,11 @@ import {
   runMain,
   seedDueSubscriptions,
   sleep,
-  spawnNode,
-  startFake,
   subscriptionOfOrderId,
   table,
-  waitForHttp,
   writeResults,
 } from './lib';
+import { Child, serviceEnv, spawnNode, startFake, waitForHttp } from './processes';
 
 /** Bootpay's lookups, as the fake's route filters: a receipt, a reservation. */
 const LOOKUP_ROUTES = ['GET receipt', 'GET subscribe/payment/reserve'];
@@ -325,29 +322,28 @@ async function main(): Promise<number> {
   const receiver = webhooks ? await startOutboundReceiver() : null;
 
   const logFiles = instances.map((i) => join(logDir, `chaos-instance-${process.pid}-${i.slot}.log`));
-  const env = (inst: Instance): Record<string, string> => ({
-    NODE_ENV: 'production',
-    HOST: '127.0.0.1',
-    PORT: String(inst.port),
-    DATABASE_URL: fresh.url,
-    DATABASE_POOL_SIZE: '10',
-    BILLING_KEY_ENCRYPTION_KEY: key.toString('base64'),
-    BOOTPAY_CLIENT_KEY: 'ck_test_fake',
-    BOOTPAY_SECRET_KEY: 'sk_test_fake',
-    BOOTPAY_MODE: 'development',
-    BOOTPAY_API_BASE_URL: `${proxy.url}/v2`,
-    BOOTPAY_CHARGE_TIMEOUT_MS: '2000',
-    BOOTPAY_TIMEOUT_MS: '2000',
-    ADMIN_API_KEY: adminKey,
-    CHARGE_RUN_CRON_ENABLED: 'false',
-    CHARGE_RUN_CONCURRENCY: String(concurrency),
-    CHARGE_RUN_RATE_PER_SECOND: String(rate),
-    CHARGE_RUN_BATCH_SIZE: String(batch),
-    SKIP_MIGRATIONS: 'true',
-    LOG_LEVEL: 'warn',
-    OUTBOUND_WEBHOOK_POLL_MS: webhooks ? '1000' : '0',
-    OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: webhooks ? 'true' : 'false',
-  });
+  const env = (inst: Instance): Record<string, string> =>
+    serviceEnv(
+      {
+        nodeEnv: 'production',
+        port: inst.port,
+        databaseUrl: fresh.url,
+        poolSize: 10,
+        encryptionKey: key,
+        fakeApiBaseUrl: `${proxy.url}/v2`,
+        adminKey,
+        logLevel: 'warn',
+      },
+      {
+        BOOTPAY_CHARGE_TIMEOUT_MS: '2000',
+        BOOTPAY_TIMEOUT_MS: '2000',
+        CHARGE_RUN_CONCURRENCY: String(concurrency),
+        CHARGE_RUN_RATE_PER_SECOND: String(rate),
+        CHARGE_RUN_BATCH_SIZE: String(batch),
+        OUTBOUND_WEBHOOK_POLL_MS: webhooks ? '1000' : '0',
+        OUTBOUND_WEBHOOKS_ALLOW_PRIVATE: webhooks ? 'true' : 'false',
+      },
+    );
 
   // The bench is the instances' supervisor: an exit it did not cause is counted and the instance started again.
   let supervising = true;

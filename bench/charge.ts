@@ -44,10 +44,15 @@ import {
   bulkKeys,
   busyShare,
   ChargeCheck,
+  CHECK_HEADERS,
+  checkCells,
+  chargedOnceTarget,
   cpuOfProcessTree,
   cpuSecondsOf,
   cpuSecondsOfPid,
+  describeCheck,
   fakeLedger,
+  finishReport,
   machineCpu,
   ROOT,
   checkChargedOnce,
@@ -57,16 +62,17 @@ import {
   log,
   mib,
   newEncryptionKey,
+  percent,
   QueryCounter,
+  round2,
   RssSampler,
   runMain,
   seedDueSubscriptions,
-  spawnNode,
-  startDatabaseServer,
-  startFake,
   table,
-  writeResults,
+  Target,
+  targetsTable,
 } from './lib';
+import { chargeRunEnv, childResult, runChild, spawnNode, startDatabaseServer, startFake } from './processes';
 import { benchRuntime } from './runtime';
 
 type Mode = 'engine' | 'pgboss-batched' | 'pgboss-simple' | 'gateway-only';
@@ -185,11 +191,8 @@ async function child(o: ChildOptions): Promise<ChildResult> {
     encryptionKeyHex: o.encryptionKeyHex,
     fakeApiBaseUrl: o.fakeApiBaseUrl,
     env: {
-      CHARGE_RUN_CONCURRENCY: String(o.concurrency),
-      CHARGE_RUN_RATE_PER_SECOND: '100000',
-      CHARGE_RUN_BATCH_SIZE: String(o.batchSize),
+      ...chargeRunEnv(o.concurrency, o.batchSize),
       DATABASE_POOL_SIZE: String(o.poolSize),
-      BOOTPAY_MAX_SOCKETS: String(Math.max(128, o.concurrency)),
       // The outbound-webhook loop polls the outbox every second; off, so the counted SQL is the charge run's alone.
       OUTBOUND_WEBHOOK_POLL_MS: '0',
     },
@@ -447,8 +450,7 @@ function postgresCpuBetween(a: ReturnType<typeof cpuOfProcessTree>, b: ReturnTyp
     else if (p.cmd.startsWith('postgres: ') && p.cmd.split(' ')[2] === database) backends += d;
     else if (!/^postgres: \S+ \S+ (\S+\(\d+\)|\[local\])/.test(p.cmd)) aux += d; // not another database's backend
   }
-  const r = (x: number) => Math.round(x * 100) / 100;
-  return { backends: r(backends), aux: r(aux), autovacuum: r(autovacuum) };
+  return { backends: round2(backends), aux: round2(aux), autovacuum: round2(autovacuum) };
 }
 
 async function scenario(
@@ -483,38 +485,34 @@ async function scenario(
       autovacuumCpuS: null,
       fakeCpuS: 0,
     };
-    const result = await new Promise<ChildResult>((res, rej) => {
-      c.proc.on('message', (m: { phase?: string; result?: ChildResult; error?: string }) => {
-        if (m.phase === 'started') {
-          at0 = {
-            m: machineCpu(),
-            pg: cpuSecondsOf(pgRe),
-            pgTree: postmaster ? cpuOfProcessTree(postmaster) : new Map(),
-            fake: cpuSecondsOfPid(fake.child.proc.pid),
-            child: cpuSecondsOfPid(c.proc.pid),
-          };
-        } else if (m.phase === 'ran') {
-          // The bench process first: it is what the ratio divides by charges, read as close to its end as possible.
-          cpu.benchProcessCpuS = Math.round((cpuSecondsOfPid(c.proc.pid) - at0.child) * 100) / 100;
-          cpu.fakeCpuS = Math.round((cpuSecondsOfPid(fake.child.proc.pid) - at0.fake) * 100) / 100;
-          cpu.machineBusyShare = busyShare(at0.m, machineCpu());
-          cpu.loadAverage1m = loadavg()[0];
-          if (postmaster && !gatewayOnlyMode) {
-            const pg = postgresCpuBetween(at0.pgTree, cpuOfProcessTree(postmaster), fresh.name);
-            cpu.postgresBackendsCpuS = pg.backends;
-            cpu.postgresAuxCpuS = pg.aux;
-            cpu.autovacuumCpuS = pg.autovacuum;
-            cpu.postgresCpuS = Math.round((pg.backends + pg.aux) * 100) / 100;
-          } else if (!gatewayOnlyMode) {
-            // A server at BENCH_DATABASE_URL: its backends of this database are all that can be told apart.
-            cpu.postgresBackendsCpuS = Math.round((cpuSecondsOf(pgRe) - at0.pg) * 100) / 100;
-            cpu.postgresCpuS = cpu.postgresBackendsCpuS;
-          }
-          if (process.env.BENCH_CPU_PROF) c.proc.send({ ack: 'ran' });
-        } else if (m.result) res(m.result);
-        else if (m.error) rej(new Error(m.error));
-      });
-      void c.exited.then((code) => rej(new Error(`${mode} child exited (${code}) without a result`)));
+    const result = await childResult<ChildResult>(c, mode, (phase) => {
+      if (phase === 'started') {
+        at0 = {
+          m: machineCpu(),
+          pg: cpuSecondsOf(pgRe),
+          pgTree: postmaster ? cpuOfProcessTree(postmaster) : new Map(),
+          fake: cpuSecondsOfPid(fake.child.proc.pid),
+          child: cpuSecondsOfPid(c.proc.pid),
+        };
+      } else if (phase === 'ran') {
+        // The bench process first: it is what the ratio divides by charges, read as close to its end as possible.
+        cpu.benchProcessCpuS = round2(cpuSecondsOfPid(c.proc.pid) - at0.child);
+        cpu.fakeCpuS = round2(cpuSecondsOfPid(fake.child.proc.pid) - at0.fake);
+        cpu.machineBusyShare = busyShare(at0.m, machineCpu());
+        cpu.loadAverage1m = loadavg()[0];
+        if (postmaster && !gatewayOnlyMode) {
+          const pg = postgresCpuBetween(at0.pgTree, cpuOfProcessTree(postmaster), fresh.name);
+          cpu.postgresBackendsCpuS = pg.backends;
+          cpu.postgresAuxCpuS = pg.aux;
+          cpu.autovacuumCpuS = pg.autovacuum;
+          cpu.postgresCpuS = round2(pg.backends + pg.aux);
+        } else if (!gatewayOnlyMode) {
+          // A server at BENCH_DATABASE_URL: its backends of this database are all that can be told apart.
+          cpu.postgresBackendsCpuS = round2(cpuSecondsOf(pgRe) - at0.pg);
+          cpu.postgresCpuS = cpu.postgresBackendsCpuS;
+        }
+        if (process.env.BENCH_CPU_PROF) c.proc.send({ ack: 'ran' });
+      }
     });
     await c.exited;
     let check: ChargeCheck;
@@ -540,8 +538,8 @@ async function scenario(
     log(
       `${mode} N=${n}: ${result.charged} charged in ${result.durationS.toFixed(1)} s = ${throughput.toFixed(0)}/s; ` +
         `${(result.roundTrips / Math.max(1, result.charged)).toFixed(2)} round trips/charge; peak RSS ${result.peakRssMiB} MiB; ` +
-        `check ${check.ok ? 'ok' : 'FAILED'} (once ${check.chargedOnce}, doubles ${check.doubles}, lost ${check.lost}); ` +
-        `CPU s: bench ${cpu.benchProcessCpuS}, postgres ${cpu.postgresCpuS}, fake ${cpu.fakeCpuS}; machine busy ${cpu.machineBusyShare === null ? '?' : Math.round(cpu.machineBusyShare * 100) + '%'}`,
+        `${describeCheck(check)}; ` +
+        `CPU s: bench ${cpu.benchProcessCpuS}, postgres ${cpu.postgresCpuS}, fake ${cpu.fakeCpuS}; machine busy ${percent(cpu.machineBusyShare)}`,
     );
     return { ...result, cpu, check, seedSeconds: seed.seconds, throughput, wallSeconds: (performance.now() - wall0) / 1000 };
   } finally {
@@ -628,9 +626,7 @@ async function main(): Promise<number> {
         'peak heap MiB',
         'CPU ms/charge node|pg|fake',
         'machine busy',
-        'charged once',
-        'doubles',
-        'lost',
+        ...CHECK_HEADERS,
       ],
       results.map((r) => [
         r.mode,
@@ -644,10 +640,8 @@ async function main(): Promise<number> {
         r.peakRssMiB,
         r.peakHeapUsedMiB,
         [r.cpu.benchProcessCpuS, r.cpu.postgresCpuS, r.cpu.fakeCpuS].map((x) => ((x * 1000) / Math.max(1, r.charged)).toFixed(2)).join(' | '),
-        r.cpu.machineBusyShare === null ? '?' : `${Math.round(r.cpu.machineBusyShare * 100)}%`,
-        `${r.check.chargedOnce}/${r.n}`,
-        r.check.doubles,
-        r.check.lost,
+        percent(r.cpu.machineBusyShare),
+        ...checkCells(r.check, r.n),
       ]),
     ),
   );
@@ -705,7 +699,7 @@ async function main(): Promise<number> {
     for (const s of r.topStatements.slice(0, 16)) lines.push(`  ${s.perCharge.toFixed(3).padStart(7)}  ${s.sql}`);
   }
 
-  const targets: { target: string; required: string; measured: string; met: boolean | null }[] = [];
+  const targets: Target[] = [];
   for (const r of engine) {
     targets.push({
       target: `throughput N=${r.n}`,
@@ -757,26 +751,9 @@ async function main(): Promise<number> {
   } else {
     targets.push({ target: 'vs pg-boss', required: '>= 2 x', measured: 'not measured', met: null });
   }
-  for (const r of results) {
-    targets.push({
-      target: `charged exactly once: ${r.mode} N=${r.n}`,
-      required: 'every subscription once, DONE = fake charges',
-      measured: r.check.ok ? 'yes' : JSON.stringify(r.check),
-      met: r.check.ok,
-    });
-  }
-  lines.push('\nTargets');
-  lines.push(
-    table(
-      ['target', 'required', 'measured', ''],
-      targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
-    ),
-  );
-  if (errors.length) lines.push(`\nErrors:\n  ${errors.join('\n  ')}`);
-  const totalS = (performance.now() - t0) / 1000;
-  lines.push(`\ntotal time ${totalS.toFixed(0)} s`);
-  const file = writeResults('charge', {
-    at: new Date().toISOString(),
+  for (const r of results) targets.push(chargedOnceTarget(`charged exactly once: ${r.mode} N=${r.n}`, r.check));
+  lines.push(targetsTable(targets));
+  finishReport('charge', lines, t0, {
     settings: {
       ns,
       latencyMs,
@@ -790,28 +767,16 @@ async function main(): Promise<number> {
       idealPerSecond: ideal,
       database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL',
     },
-    machine: { cpus: require('node:os').cpus().length, totalMemMiB: mib(require('node:os').totalmem()), node: process.version },
     results,
     targets,
     errors,
-    totalSeconds: totalS,
   });
-  lines.push(`results: ${file}`);
-  process.stdout.write(lines.join('\n') + '\n');
   const correct = results.every((r) => r.check.ok);
   return errors.length || !correct ? 1 : 0;
 }
 
 if (process.argv[2] === '--child') {
-  const opts = JSON.parse(process.argv[3]) as ChildOptions;
-  child(opts).then(
-    (result) => process.send!({ result }, () => process.exit(0)),
-    (err: unknown) => {
-      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`bench child failed: ${msg}\n`);
-      process.send!({ error: msg }, () => process.exit(1));
-    },
-  );
+  runChild(() => child(JSON.parse(process.argv[3]) as ChildOptions));
 } else {
   runMain(main, intEnv('BENCH_TIMEOUT_S', 7200, 10));
 }

@@ -1,19 +1,19 @@
 /**
- * Shared plumbing of the benchmarks (bench/charge.ts, bench/api.ts, bench/chaos.ts): settings from the environment,
- * a PostgreSQL to make fresh databases on (embedded in a temp dir, or BENCH_DATABASE_URL), the fake Bootpay as a
- * separate process, set-based seeding, a pg query counter and an RSS sampler. Nothing here changes the service.
+ * Shared plumbing of the benchmarks (bench/charge.ts, bench/api.ts, bench/chaos.ts, bench/scale.ts, bench/load.ts,
+ * bench/bigtable.ts): settings from the environment, cleanup at exit, the fake Bootpay's HTTP API, set-based seeding,
+ * the exactly-once check, a pg query counter, an RSS sampler, CPU readings from /proc, API load with autocannon and
+ * the report's tables and results file. The processes they start (the fake Bootpay, service processes, PostgreSQL)
+ * are in bench/processes.ts. Nothing here changes the service.
  */
 import 'reflect-metadata';
-import { ChildProcess, spawn } from 'node:child_process';
+import type autocannon from 'autocannon';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { SecretBox } from '../src/common/secret-box';
-import { startEmbeddedPostgres } from '../src/database/embedded-postgres';
-import { runMigrations } from '../src/database/database';
 import { nextPeriod, PlanTerms } from '../src/ledger/transitions';
 
 /** dist/bench/<file>.js → the repository root. */
@@ -129,109 +129,9 @@ export function runMain(main: () => Promise<number>, deadlineSeconds: number): v
   );
 }
 
-// ------------------------------------------------------------------------------------------------ child processes
-
-export interface Child {
-  proc: ChildProcess;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
-  stop(graceMs?: number): Promise<void>;
-  exited: Promise<number | null>;
-}
-
-export function spawnNode(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-  opts: { ipc?: boolean; stdout?: 'inherit' | 'pipe' | 'ignore' | number; nodeArgs?: string[] } = {},
-): Child {
-  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), script, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', opts.stdout ?? 'pipe', 'inherit', ...(opts.ipc ? (['ipc'] as const) : [])],
-  });
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code, signal) => res(code ?? (signal ? 128 : null))));
-  const child: Child = {
-    proc,
-    exited,
-    stop: async (graceMs = 5000) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(t);
-    },
-  };
-  onCleanup(() => child.stop(2000));
-  return child;
-}
-
-/** Resolves with the first stdout line matching `re` (rejects when the child exits first or after `timeoutMs`). */
-export function waitForLine(child: Child, re: RegExp, timeoutMs = 30_000): Promise<RegExpExecArray> {
-  return new Promise((res, rej) => {
-    let buf = '';
-    const stdout = child.proc.stdout;
-    if (!stdout) return rej(new Error('child has no piped stdout'));
-    const t = setTimeout(() => rej(new Error(`no line matching ${re} within ${timeoutMs} ms`)), timeoutMs);
-    const onData = (d: Buffer) => {
-      buf += d.toString('utf8');
-      const m = re.exec(buf);
-      if (m) {
-        clearTimeout(t);
-        stdout.off('data', onData);
-        stdout.resume(); // keep draining
-        res(m);
-      }
-    };
-    stdout.on('data', onData);
-    void child.exited.then((code) => {
-      clearTimeout(t);
-      rej(new Error(`child exited (${code}) before printing ${re}`));
-    });
-  });
-}
-
 // ------------------------------------------------------------------------------------------------ fake Bootpay
 
-export interface FakeProcess {
-  url: string;
-  apiBaseUrl: string;
-  child: Child;
-  stop(): Promise<void>;
-}
-
 export const FAKE_CREDENTIALS = { clientKey: 'ck_test_fake', secretKey: 'sk_test_fake' };
-
-/** The fake Bootpay as its own process (dist/src/fake-bootpay/main.js), on an ephemeral port. */
-export async function startFake(latencyMs: number, extraEnv: Record<string, string> = {}): Promise<FakeProcess> {
-  const child = spawnNode(join(DIST, 'src', 'fake-bootpay', 'main.js'), [], {
-    FAKE_BOOTPAY_PORT: '0',
-    FAKE_BOOTPAY_HOST: '127.0.0.1',
-    FAKE_BOOTPAY_LATENCY_MS: String(latencyMs),
-    ...extraEnv,
-  });
-  const m = await waitForLine(child, /listening on (http:\/\/[\d.]+:\d+)/);
-  const url = m[1];
-  return { url, apiBaseUrl: `${url}/v2`, child, stop: () => child.stop() };
-}
-
-/** Polls `url` until it answers 2xx (rejects when `child` exits first or after `timeoutMs`). */
-export async function waitForHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let exited = false;
-  void child.exited.then(() => (exited = true));
-  for (;;) {
-    if (exited) throw new Error(`process exited before ${url} answered`);
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > until) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
-    await sleep(200);
-  }
-}
 
 export async function fakeJson<T>(fakeUrl: string, method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(`${fakeUrl}${path}`, {
@@ -262,87 +162,6 @@ export async function bulkKeys(fakeUrl: string, count: number): Promise<{ billin
     out.push(...r.keys);
   }
   return out;
-}
-
-// ------------------------------------------------------------------------------------------------ databases
-
-export interface DatabaseServer {
-  /** A URL to an existing database of the server, used to create and drop the fresh ones. */
-  adminUrl: string;
-  embedded: boolean;
-  /** A new, migrated, empty database; dropped at cleanup. */
-  fresh(label: string): Promise<FreshDatabase>;
-  stop(): Promise<void>;
-}
-
-export interface FreshDatabase {
-  url: string;
-  name: string;
-  drop(): Promise<void>;
-}
-
-function withDatabase(url: string, name: string): string {
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-async function adminQuery(adminUrl: string, sql: string): Promise<void> {
-  const c = new Client({ connectionString: adminUrl });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
-/**
- * With BENCH_DATABASE_URL: that server (fresh databases `bench_<label>_<hex>` are created and dropped there; the role
- * needs CREATEDB). Without: an embedded PostgreSQL (the service's own embedded-postgres) in a temp dir, removed at exit.
- */
-export async function startDatabaseServer(): Promise<DatabaseServer> {
-  let adminUrl = process.env.BENCH_DATABASE_URL?.trim();
-  let embedded = false;
-  let stopServer = async () => {};
-  if (!adminUrl) {
-    embedded = true;
-    const dir = mkdtempSync(join(tmpdir(), 'bench-pg-'));
-    const port = await freePort();
-    log(`starting embedded PostgreSQL in ${dir} on port ${port}`);
-    const db = await startEmbeddedPostgres({ dir, port, database: 'bench_admin', persistent: false });
-    adminUrl = db.url;
-    let stopped = false;
-    stopServer = async () => {
-      if (stopped) return;
-      stopped = true;
-      await db.stop().catch((err: unknown) => console.warn(`stopping the embedded PostgreSQL: ${String(err)}`));
-      rmSync(dir, { recursive: true, force: true });
-    };
-    onCleanup(stopServer);
-  }
-  const server: DatabaseServer = {
-    adminUrl,
-    embedded,
-    stop: stopServer,
-    fresh: async (label) => {
-      const name = `bench_${label.replace(/[^a-z0-9_]/gi, '').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-      await adminQuery(adminUrl!, `CREATE DATABASE ${name}`);
-      let dropped = false;
-      const drop = async () => {
-        if (dropped) return;
-        dropped = true;
-        await adminQuery(adminUrl!, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch((err: unknown) =>
-          console.warn(`dropping a bench database: ${String(err)}`),
-        );
-      };
-      onCleanup(drop);
-      const url = withDatabase(adminUrl!, name);
-      await runMigrations(url);
-      return { url, name, drop };
-    },
-  };
-  return server;
 }
 
 // ------------------------------------------------------------------------------------------------ seeding
@@ -637,22 +456,6 @@ export class RssSampler {
 
 export const mib = (bytes: number) => Math.round((bytes / 1048576) * 10) / 10;
 
-export function writeResults(kind: string, data: unknown): string {
-  const dir = join(ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
-  return file;
-}
-
-/** A fixed-width text table. */
-export function table(headers: string[], rows: (string | number)[][]): string {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
-  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
-}
-
 export const newEncryptionKey = () => randomBytes(32);
 
 /** Machine-wide CPU time from /proc/stat (Linux), to tell how busy the machine was, also with others' work. */
@@ -733,4 +536,140 @@ export function cpuOfProcessTree(rootPid: number): Map<number, { cmd: string; se
     /* no /proc */
   }
   return out;
+}
+
+// ------------------------------------------------------------------------------------------------ API load
+
+/** What autocannon measured of one phase: latency percentiles and the largest (ms), answers by kind. */
+export interface LatencyFigures {
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  status2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+/** The latency percentiles and the answers of an autocannon result. */
+export function latencyFigures(r: autocannon.Result): LatencyFigures {
+  return {
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    max: r.latency.max,
+    status2xx: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+  };
+}
+
+/**
+ * `POST /v1/subscriptions` requests for autocannon, each with the next of the `count` customers and billing keys
+ * pre-created in `seed` (cycled when more requests come: `wrapped()` then says true).
+ */
+export function subscriptionRequests(seed: SeedResult, count: number, serviceKey: string) {
+  let next = 0;
+  let wrapped = false;
+  return {
+    wrapped: () => wrapped,
+    request: (onResponse?: autocannon.Request['onResponse']): autocannon.Request => ({
+      method: 'POST',
+      path: '/v1/subscriptions',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceKey}` },
+      setupRequest: (req) => {
+        const i = next++ % count;
+        if (next > count) wrapped = true;
+        return { ...req, body: JSON.stringify({ customer_id: seed.customerIds[i], plan_id: seed.planId, billing_key_id: seed.billingKeyIds[i] }) };
+      },
+      ...(onResponse ? { onResponse } : {}),
+    }),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ report
+
+/** A fixed-width text table. */
+export function table(headers: string[], rows: (string | number)[][]): string {
+  const cells = [headers, ...rows.map((r) => r.map(String))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+/** `x` rounded to hundredths (CPU seconds and ratios as the reports give them). */
+export const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** A share from 0 to 1 as a whole percentage, or `?` when it is unknown (machineCpu could not read /proc). */
+export const percent = (x: number | null) => (x === null ? '?' : `${Math.round(x * 100)}%`);
+
+/** A ChargeCheck for a log line: ok or FAILED, and how many subscriptions were charged once, twice or never. */
+export function describeCheck(c: ChargeCheck): string {
+  return `check ${c.ok ? 'ok' : 'FAILED'} (once ${c.chargedOnce}, doubles ${c.doubles}, lost ${c.lost})`;
+}
+
+/** The headers of a ChargeCheck's columns in a result table (see checkCells). */
+export const CHECK_HEADERS = ['charged once', 'doubles', 'lost'];
+
+/** A ChargeCheck's columns in a result table: charged once (of `n`), doubles, lost. */
+export function checkCells(c: ChargeCheck, n: number): (string | number)[] {
+  return [`${c.chargedOnce}/${n}`, c.doubles, c.lost];
+}
+
+/** A benchmark's target: what it requires, what was measured and whether that meets it (null: not measured). */
+export interface Target {
+  target: string;
+  required: string;
+  measured: string;
+  met: boolean | null;
+}
+
+/** The target that every subscription was charged exactly once (`check.ok`); the whole check is shown when not. */
+export function chargedOnceTarget(target: string, check: ChargeCheck, required = 'every subscription once, DONE = fake charges'): Target {
+  return { target, required, measured: check.ok ? 'yes' : JSON.stringify(check), met: check.ok };
+}
+
+/** The report's Targets section: a table of the targets, each met, MISSED or n/a. */
+export function targetsTable(targets: Target[]): string {
+  return `\nTargets\n${table(
+    ['target', 'required', 'measured', ''],
+    targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
+  )}`;
+}
+
+/** Writes `data` to bench/results/<kind>-<timestamp>.json; answers the file's path. */
+export function writeResults(kind: string, data: unknown): string {
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${kind}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+/**
+ * Ends an orchestrator's report: the errors, the total time since `t0` (a performance.now() reading) and the results
+ * file (with the machine's cores, memory and Node version); then writes the report's lines to stdout.
+ */
+export function finishReport(
+  kind: string,
+  lines: string[],
+  t0: number,
+  data: { settings: unknown; results: unknown; targets: Target[]; errors: string[] },
+): void {
+  if (data.errors.length) lines.push(`\nErrors:\n  ${data.errors.join('\n  ')}`);
+  const totalS = (performance.now() - t0) / 1000;
+  lines.push(`\ntotal time ${totalS.toFixed(0)} s`);
+  const file = writeResults(kind, {
+    at: new Date().toISOString(),
+    settings: data.settings,
+    machine: { cpus: cpus().length, totalMemMiB: mib(totalmem()), node: process.version },
+    results: data.results,
+    targets: data.targets,
+    errors: data.errors,
+    totalSeconds: totalS,
+  });
+  lines.push(`results: ${file}`);
+  process.stdout.write(lines.join('\n') + '\n');
 }

@@ -60,27 +60,29 @@ import {
   busyShare,
   ChargeCheck,
   checkChargedOnce,
-  Child,
   cpuSecondsOf,
   cpuSecondsOfPid,
   DIST,
   freePort,
   intEnv,
+  latencyFigures,
+  LatencyFigures,
   log,
   machineCpu,
   newEncryptionKey,
   onCleanup,
+  percent,
+  round2,
   runMain,
   SeedResult,
   seedDueSubscriptions,
   sleep,
-  spawnNode,
-  startDatabaseServer,
-  startFake,
+  subscriptionRequests,
   table,
-  waitForHttp,
+  targetsTable,
   writeResults,
 } from './lib';
+import { chargeRunEnv, Child, serviceEnv, spawnNode, startDatabaseServer, startFake, waitForHttp } from './processes';
 
 /** What bench/load-server.ts answers over IPC (figures since the previous request). */
 interface ServiceStats {
@@ -99,7 +101,7 @@ interface Usage {
   service: ServiceStats | null;
 }
 
-interface ApiPhase extends Usage {
+interface ApiPhase extends Usage, LatencyFigures {
   name: string;
   seconds: number;
   /** ms since the bench started. */
@@ -109,14 +111,6 @@ interface ApiPhase extends Usage {
   toWall: Date;
   requests: number;
   perSecond: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  status2xx: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
   stoppedEarly: boolean;
 }
 
@@ -164,8 +158,6 @@ function cannon(opts: autocannon.Options): { done: Promise<autocannon.Result>; s
     },
   };
 }
-
-const r2 = (x: number) => Math.round(x * 100) / 100;
 
 async function main(): Promise<number> {
   const n = intEnv('BENCH_LOAD_N', 100_000, 1, 1_000_000);
@@ -226,27 +218,10 @@ async function main(): Promise<number> {
   const server: Child = spawnNode(
     join(DIST, 'bench', 'load-server.js'),
     [],
-    {
-      NODE_ENV: 'development',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: fresh.url,
-      DATABASE_POOL_SIZE: String(poolSize),
-      BILLING_KEY_ENCRYPTION_KEY: key.toString('base64'),
-      BOOTPAY_CLIENT_KEY: 'ck_test_fake',
-      BOOTPAY_SECRET_KEY: 'sk_test_fake',
-      BOOTPAY_MODE: 'development',
-      BOOTPAY_API_BASE_URL: fake.apiBaseUrl,
-      BOOTPAY_MAX_SOCKETS: String(Math.max(128, concurrency)),
-      ADMIN_API_KEY: adminKey,
-      SERVICE_API_KEY: serviceKey,
-      CHARGE_RUN_CRON_ENABLED: 'false',
-      CHARGE_RUN_CONCURRENCY: String(concurrency),
-      CHARGE_RUN_RATE_PER_SECOND: '100000',
-      CHARGE_RUN_BATCH_SIZE: String(batchSize),
-      SKIP_MIGRATIONS: 'true',
-      LOG_LEVEL: logLevel,
-    },
+    serviceEnv(
+      { nodeEnv: 'development', port, databaseUrl: fresh.url, poolSize, encryptionKey: key, fakeApiBaseUrl: fake.apiBaseUrl, adminKey, logLevel },
+      { ...chargeRunEnv(concurrency, batchSize), SERVICE_API_KEY: serviceKey },
+    ),
     { stdout: fd, ipc: true },
   );
   closeSync(fd);
@@ -317,10 +292,10 @@ async function main(): Promise<number> {
     return async (): Promise<Usage> => {
       const b = process.cpuUsage(b0);
       return {
-        serviceCpuS: r2(cpuSecondsOfPid(server.proc.pid) - s0),
-        postgresCpuS: r2(cpuSecondsOf(pgRe) - p0),
-        fakeCpuS: r2(cpuSecondsOfPid(fake.child.proc.pid) - f0),
-        benchCpuS: r2((b.user + b.system) / 1e6),
+        serviceCpuS: round2(cpuSecondsOfPid(server.proc.pid) - s0),
+        postgresCpuS: round2(cpuSecondsOf(pgRe) - p0),
+        fakeCpuS: round2(cpuSecondsOfPid(fake.child.proc.pid) - f0),
+        benchCpuS: round2((b.user + b.system) / 1e6),
         machineBusy: busyShare(m0, machineCpu()),
         service: await serviceStats(),
       };
@@ -330,18 +305,9 @@ async function main(): Promise<number> {
   const created = new Set<string>();
   let duplicateIds = 0;
   const statuses: Record<number, number> = {};
-  let next = 0;
-  let wrapped = false;
-  const subscriptionRequest = (): autocannon.Request => ({
-    method: 'POST',
-    path: '/v1/subscriptions',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${serviceKey}` },
-    setupRequest: (req) => {
-      const i = next++ % customers;
-      if (next > customers) wrapped = true;
-      return { ...req, body: JSON.stringify({ customer_id: api.customerIds[i], plan_id: api.planId, billing_key_id: api.billingKeyIds[i] }) };
-    },
-    onResponse: (status, body) => {
+  const subscriptions = subscriptionRequests(api, customers, serviceKey);
+  const subscriptionRequest = () =>
+    subscriptions.request((status, body) => {
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (status !== 201) return;
       try {
@@ -352,8 +318,7 @@ async function main(): Promise<number> {
       } catch {
         /* counted as a 201 without an id below */
       }
-    },
-  });
+    });
 
   /** POST /v1/subscriptions for `seconds`; `stopWhen` (checked every 100 ms) ends it early. */
   const apiPhase = async (name: string, seconds: number, conns: number, stopWhen?: () => boolean): Promise<ApiPhase> => {
@@ -377,21 +342,14 @@ async function main(): Promise<number> {
     await drained(); // the answers autocannon stopped waiting for, before anything else is measured
     return {
       name,
-      seconds: r2((to - from) / 1000),
+      seconds: round2((to - from) / 1000),
       from,
       to,
       fromWall,
       toWall,
       requests: r['2xx'] + r.non2xx,
       perSecond: Math.round(r['2xx'] / Math.max(0.001, (to - from) / 1000)),
-      p50: r.latency.p50,
-      p90: r.latency.p90,
-      p99: r.latency.p99,
-      max: r.latency.max,
-      status2xx: r['2xx'],
-      non2xx: r.non2xx,
-      errors: r.errors,
-      timeouts: r.timeouts,
+      ...latencyFigures(r),
       stoppedEarly,
       ...(await done()),
     };
@@ -441,7 +399,7 @@ async function main(): Promise<number> {
       due: run.counts.due,
       charged: run.counts.charged,
       counts: run.counts,
-      durationS: r2(durationS),
+      durationS: round2(durationS),
       perSecond: Math.round(run.counts.charged / Math.max(0.001, durationS)),
       from: Math.min(from, wallAt(run.started_at)),
       to: Math.min(to, wallAt(run.finished_at!)),
@@ -528,7 +486,7 @@ async function main(): Promise<number> {
     idsStored === ids.length &&
     apiStored >= ids.length &&
     apiStored <= ids.length + inFlightAtEnds &&
-    (wrapped || customersWithTwo === 0) &&
+    (subscriptions.wrapped() || customersWithTwo === 0) &&
     apiPayments === 0;
   // The fake's ledger holds both runs' charges: A's check was complete when it was made; for B's, the fake's total
   // must be A + B, and doubles, lost and the one-to-one match of DONE payments are B's own (and global).
@@ -559,7 +517,6 @@ async function main(): Promise<number> {
 
   // ---------------------------------------------------------------------------------------- report
   const lines: string[] = [];
-  const busy = (x: number | null) => (x === null ? '?' : `${Math.round(x * 100)}%`);
   const svc = (u: Usage) => (u.service ? `${u.service.eventLoopDelayMs.p99} / ${u.service.eventLoopDelayMs.max}` : '?');
   const pool = (u: Usage) =>
     u.service
@@ -586,7 +543,7 @@ async function main(): Promise<number> {
         p.non2xx,
         p.errors + p.timeouts,
         cpu(p),
-        busy(p.machineBusy),
+        percent(p.machineBusy),
       ]),
     ),
   );
@@ -604,7 +561,7 @@ async function main(): Promise<number> {
         r.perSecond,
         `${(r.perSecond / ((concurrency * 1000) / Math.max(1, latencyMs))).toFixed(2)} x`,
         cpu(r),
-        busy(r.machineBusy),
+        percent(r.machineBusy),
         `${r.check.chargedOnce}/${r.check.subscriptions}`,
       ]),
     ),
@@ -645,41 +602,40 @@ async function main(): Promise<number> {
   lines.push(
     `Subscriptions created: ${answered201} answered 201 (${ids.length} distinct ids), ${idsStored} of them stored, ${apiStored} stored in all ` +
       `(<= ${inFlightAtEnds} more allowed: requests in flight when a phase was cut), ${apiPayments} payments on the trial plan` +
-      (wrapped ? `; the ${customers} pre-created customers were cycled (raise BENCH_LOAD_CUSTOMERS)` : `; ${customersWithTwo} customers with two`) +
+      (subscriptions.wrapped()
+        ? `; the ${customers} pre-created customers were cycled (raise BENCH_LOAD_CUSTOMERS)`
+        : `; ${customersWithTwo} customers with two`) +
       '.',
   );
-  lines.push('\nTargets');
   lines.push(
-    table(
-      ['target', 'required', 'measured', ''],
-      [
-        [
-          'p99 POST /v1/subscriptions during the run / alone',
-          '<= 2 x',
-          `${loaded.p99} / ${alone.p99} ms = ${p99Ratio.toFixed(2)} x`,
-          p99Met ? 'met' : 'MISSED',
-        ],
-        [
-          'run throughput with API load / alone',
-          '>= 0.8 x',
-          `${runLoaded.perSecond} / ${runAlone.perSecond} per s = ${tputRatio.toFixed(2)} x`,
-          tputMet ? 'met' : 'MISSED',
-        ],
-        [
-          'each subscription charged exactly once (both runs)',
-          'all, DONE = fake 1:1',
+    targetsTable([
+      {
+        target: 'p99 POST /v1/subscriptions during the run / alone',
+        required: '<= 2 x',
+        measured: `${loaded.p99} / ${alone.p99} ms = ${p99Ratio.toFixed(2)} x`,
+        met: p99Met,
+      },
+      {
+        target: 'run throughput with API load / alone',
+        required: '>= 0.8 x',
+        measured: `${runLoaded.perSecond} / ${runAlone.perSecond} per s = ${tputRatio.toFixed(2)} x`,
+        met: tputMet,
+      },
+      {
+        target: 'each subscription charged exactly once (both runs)',
+        required: 'all, DONE = fake 1:1',
+        measured:
           `${a.chargedOnce + b.chargedOnce}/${2 * n} once, ${a.doubles + b.doubles} doubles, ${a.lost + b.lost} lost, ${b.fakeCharges} at the fake, ` +
-            `${b.doneWithoutFakeCharge + b.fakeChargeWithoutDone} unmatched, ${b.openAttempts} open`,
-          chargeOkA && chargeOkB ? 'met' : 'MISSED',
-        ],
-        [
-          'every 201 stored exactly one subscription',
-          'no errors; ids stored once',
-          `${non2xx} non-2xx, ${errors} errors, ${duplicateIds} repeated ids, ${idsStored}/${answered201} stored, ${apiStored - idsStored} more stored`,
-          apiOk ? 'met' : 'MISSED',
-        ],
-      ],
-    ),
+          `${b.doneWithoutFakeCharge + b.fakeChargeWithoutDone} unmatched, ${b.openAttempts} open`,
+        met: chargeOkA && chargeOkB,
+      },
+      {
+        target: 'every 201 stored exactly one subscription',
+        required: 'no errors; ids stored once',
+        measured: `${non2xx} non-2xx, ${errors} errors, ${duplicateIds} repeated ids, ${idsStored}/${answered201} stored, ${apiStored - idsStored} more stored`,
+        met: apiOk,
+      },
+    ]),
   );
   const correct = apiOk && chargeOkA && chargeOkB && overlap > 0;
   if (overlap < 0.99) lines.push(`NOTE: only ${Math.round(overlap * 100)}% of the API window overlapped the run; the p99 ratio is diluted.`);
@@ -711,7 +667,17 @@ async function main(): Promise<number> {
     overlap,
     ratios: { p99: p99Ratio, p50: p50Ratio, throughput: tputRatio, throughputWhileApiLoad: windowRatio },
     runWhileApiLoad: w,
-    created: { answered201, distinctIds: ids.length, idsStored, apiStored, inFlightAtEnds, customersWithTwo, wrapped, apiPayments, statuses },
+    created: {
+      answered201,
+      distinctIds: ids.length,
+      idsStored,
+      apiStored,
+      inFlightAtEnds,
+      customersWithTwo,
+      wrapped: subscriptions.wrapped(),
+      apiPayments,
+      statuses,
+    },
     targets: { p99Met, throughputMet: tputMet, chargedOnce: chargeOkA && chargeOkB, createdOnce: apiOk },
   });
   lines.push(`results: ${file}`);

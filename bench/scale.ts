@@ -37,7 +37,7 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { runPool } from '../src/charging/concurrency';
 import { BootpayGateway } from '../src/gateway/bootpay.gateway';
@@ -46,45 +46,44 @@ import {
   bulkKeys,
   busyShare,
   ChargeCheck,
+  CHECK_HEADERS,
+  checkCells,
+  chargedOnceTarget,
   checkChargedOnce,
-  Child,
   cpuSecondsOf,
   cpuSecondsOfPid,
-  DatabaseServer,
+  describeCheck,
   DIST,
   fakeLedger,
+  finishReport,
   freePort,
   intEnv,
   listEnv,
   log,
   machineCpu,
-  mib,
   newEncryptionKey,
+  percent,
+  round2,
   runMain,
   seedDueSubscriptions,
+  table,
+  Target,
+  targetsTable,
+} from './lib';
+import {
+  chargeRunEnv,
+  Child,
+  DatabaseServer,
+  killAtExit,
+  runChild,
+  serviceEnv,
   spawnNode,
   startDatabaseServer,
   startFake,
-  table,
   waitForHttp,
   waitForLine,
-  writeResults,
-} from './lib';
+} from './processes';
 import { benchRuntime } from './runtime';
-
-/**
- * Children still running when this process exits are killed, so that none is left behind when the deadline or a
- * signal ends the bench while it is still starting things (lib's cleanup stops what was registered until then).
- */
-const running = new Set<Child>();
-function track<T extends Child>(c: T): T {
-  running.add(c);
-  void c.exited.then(() => running.delete(c));
-  return c;
-}
-process.on('exit', () => {
-  for (const c of running) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-});
 
 // ================================================================================================ gateway-only child
 
@@ -223,29 +222,11 @@ async function startInstances(
   const ports: number[] = [];
   for (let i = 0; i < k; i++) ports.push(await freePort());
   const started = ports.map((port, i) => {
-    const child = track(
-      spawnNode(join(DIST, 'bench', 'server.js'), [], {
-        NODE_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: databaseUrl,
-        DATABASE_POOL_SIZE: String(s.poolSize),
-        BILLING_KEY_ENCRYPTION_KEY: encryptionKey.toString('base64'),
-        BOOTPAY_CLIENT_KEY: 'ck_test_fake',
-        BOOTPAY_SECRET_KEY: 'sk_test_fake',
-        BOOTPAY_MODE: 'development',
-        BOOTPAY_API_BASE_URL: fakeApiBaseUrl,
-        BOOTPAY_MAX_SOCKETS: String(Math.max(128, s.concurrency)),
-        ADMIN_API_KEY: adminKey,
-        CHARGE_RUN_CRON_ENABLED: 'false',
-        CHARGE_RUN_CONCURRENCY: String(s.concurrency),
-        CHARGE_RUN_RATE_PER_SECOND: String(s.rate),
-        CHARGE_RUN_BATCH_SIZE: String(s.batchSize),
-        OUTBOUND_WEBHOOK_POLL_MS: '0',
-        SKIP_MIGRATIONS: 'true',
-        LOG_LEVEL: 'warn',
-      }),
+    const env = serviceEnv(
+      { nodeEnv: 'production', port, databaseUrl, poolSize: s.poolSize, encryptionKey, fakeApiBaseUrl, adminKey, logLevel: 'warn' },
+      { ...chargeRunEnv(s.concurrency, s.batchSize, s.rate), OUTBOUND_WEBHOOK_POLL_MS: '0' },
     );
+    const child = killAtExit(spawnNode(join(DIST, 'bench', 'server.js'), [], env));
     // Keeps the instance's warnings and errors (JSON lines on stdout) for the report; the rest is dropped.
     let partial = '';
     child.proc.stdout?.on('data', (d: Buffer) => {
@@ -272,12 +253,12 @@ async function startInstances(
 /** k gateway-only processes, N/k keys each, C in flight each, started together; the time is from `go` to the last. */
 async function reference(k: number, n: number, s: Settings): Promise<KResult['reference']> {
   const fake = await startFake(s.latencyMs);
-  track(fake.child);
+  killAtExit(fake.child);
   try {
     const children = Array.from({ length: k }, (_, i) => {
       const share = Math.floor(n / k) + (i < n % k ? 1 : 0);
       const opts: GatewayChildOptions = { n: share, concurrency: s.concurrency, fakeApiBaseUrl: fake.apiBaseUrl, tag: String(i) };
-      const c = track(spawnNode(join(DIST, 'bench', 'scale.js'), ['--gateway-child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' }));
+      const c = killAtExit(spawnNode(join(DIST, 'bench', 'scale.js'), ['--gateway-child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' }));
       let onResult!: (r: { charged: number; failed: number; seconds: number }) => void;
       const result = new Promise<{ charged: number; failed: number; seconds: number }>((res, rej) => {
         onResult = res;
@@ -316,7 +297,7 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
   const logTail: string[] = [];
   log(`k=${k}: N=${n}, fresh database and fake Bootpay (latency ${s.latencyMs} ms)`);
   const fake = await startFake(s.latencyMs);
-  track(fake.child);
+  killAtExit(fake.child);
   const fresh = await db.fresh(`scale_k${k}`);
   const key = newEncryptionKey();
   let instances: { url: string; child: Child }[] = [];
@@ -343,8 +324,8 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
     const runSeconds = (Math.max(...answers.map((a) => a.at)) - t0) / 1000;
     const machineBusyShare = busyShare(at0.m, machineCpu());
     const loadAverage1m = loadavg()[0];
-    const postgresCpuS = Math.round((cpuSecondsOf(pgRe) - at0.pg) * 100) / 100;
-    const fakeCpuS = Math.round((cpuSecondsOfPid(fake.child.proc.pid) - at0.fake) * 100) / 100;
+    const postgresCpuS = round2(cpuSecondsOf(pgRe) - at0.pg);
+    const fakeCpuS = round2(cpuSecondsOfPid(fake.child.proc.pid) - at0.fake);
     const runs: InstanceRun[] = answers.map((a, i) => ({
       instance: i,
       status: a.status === 202 ? a.run.status : `HTTP ${a.status}`,
@@ -355,7 +336,7 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
       seconds: (a.at - t0) / 1000,
       startedAt: a.run.started_at,
       finishedAt: a.run.finished_at,
-      cpuS: Math.round((cpuSecondsOfPid(instances[i].child.proc.pid) - at0.inst[i]) * 100) / 100,
+      cpuS: round2(cpuSecondsOfPid(instances[i].child.proc.pid) - at0.inst[i]),
     }));
     for (const r of runs) if (r.status !== 'completed') errors.push(`k=${k} instance ${r.instance}: run ${r.status}`);
     await Promise.all(instances.map((i) => i.child.stop()));
@@ -385,8 +366,8 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
     };
     log(
       `k=${k}: ${charged} charged in ${runSeconds.toFixed(1)} s = ${res.throughput.toFixed(0)}/s (${(res.throughput / ideal).toFixed(2)} x k·C/L); ` +
-        `split ${runs.map((r) => r.charged).join(' / ')}; check ${check.ok ? 'ok' : 'FAILED'} (once ${check.chargedOnce}, doubles ${check.doubles}, lost ${check.lost}); ` +
-        `CPU s: instances ${runs.map((r) => r.cpuS).join('+')}, postgres ${postgresCpuS}, fake ${fakeCpuS}; machine busy ${machineBusyShare === null ? '?' : Math.round(machineBusyShare * 100) + '%'}`,
+        `split ${runs.map((r) => r.charged).join(' / ')}; ${describeCheck(check)}; ` +
+        `CPU s: instances ${runs.map((r) => r.cpuS).join('+')}, postgres ${postgresCpuS}, fake ${fakeCpuS}; machine busy ${percent(machineBusyShare)}`,
     );
     await fake.stop();
     await fresh.drop();
@@ -408,8 +389,6 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
     await fresh.drop();
   }
 }
-
-const fmtShare = (x: number | null) => (x === null ? '?' : `${Math.round(x * 100)}%`);
 
 async function main(): Promise<number> {
   const ks = listEnv('BENCH_SCALE_K', [1, 2, 3]);
@@ -460,9 +439,7 @@ async function main(): Promise<number> {
         'split by instance',
         'CPU s inst|pg|fake',
         'machine busy',
-        'charged once',
-        'doubles',
-        'lost',
+        ...CHECK_HEADERS,
       ],
       results.map((r) => [
         r.k,
@@ -476,10 +453,8 @@ async function main(): Promise<number> {
         r.reference ? (r.throughput / r.reference.throughput).toFixed(2) : 'n/a',
         r.instances.map((i) => i.charged).join(' / '),
         `${r.instances.reduce((a, i) => a + i.cpuS, 0).toFixed(1)} | ${r.postgresCpuS.toFixed(1)} | ${r.fakeCpuS.toFixed(1)}`,
-        fmtShare(r.machineBusyShare),
-        `${r.check.chargedOnce}/${r.n}`,
-        r.check.doubles,
-        r.check.lost,
+        percent(r.machineBusyShare),
+        ...checkCells(r.check, r.n),
       ]),
     ),
   );
@@ -492,7 +467,7 @@ async function main(): Promise<number> {
         .join(', ')}`,
     );
   }
-  const targets: { target: string; required: string; measured: string; met: boolean | null }[] = [];
+  const targets: Target[] = [];
   for (const r of results) {
     targets.push({
       target: `throughput k=${r.k} (N=${r.n})`,
@@ -501,14 +476,7 @@ async function main(): Promise<number> {
       met: r.throughput >= 0.9 * r.ideal,
     });
   }
-  for (const r of results) {
-    targets.push({
-      target: `charged exactly once k=${r.k}`,
-      required: 'every subscription once, DONE = fake charges',
-      measured: r.check.ok ? 'yes' : JSON.stringify(r.check),
-      met: r.check.ok,
-    });
-  }
+  for (const r of results) targets.push(chargedOnceTarget(`charged exactly once k=${r.k}`, r.check));
   for (const r of results) {
     if (r.reference) {
       targets.push({
@@ -519,44 +487,21 @@ async function main(): Promise<number> {
       });
     }
   }
-  lines.push('\nTargets');
-  lines.push(
-    table(
-      ['target', 'required', 'measured', ''],
-      targets.map((t) => [t.target, t.required, t.measured, t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED']),
-    ),
-  );
+  lines.push(targetsTable(targets));
   const tails = results.flatMap((r) => r.instanceLogTail.map((l) => `k=${r.k} ${l}`));
   if (tails.length) lines.push(`\nInstance warnings/errors (last ${Math.min(tails.length, 10)}):\n  ${tails.slice(-10).join('\n  ')}`);
-  if (errors.length) lines.push(`\nErrors:\n  ${errors.join('\n  ')}`);
-  const totalS = (performance.now() - t0) / 1000;
-  lines.push(`\ntotal time ${totalS.toFixed(0)} s`);
-  const file = writeResults('scale', {
-    at: new Date().toISOString(),
+  finishReport('scale', lines, t0, {
     settings: { ks, ...s, seconds, fixedN, withReference, database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL' },
-    machine: { cpus: cpus().length, totalMemMiB: mib(totalmem()), node: process.version },
     results,
     targets,
     errors,
-    totalSeconds: totalS,
   });
-  lines.push(`results: ${file}`);
-  process.stdout.write(lines.join('\n') + '\n');
   const correct = results.length === ks.length && results.every((r) => r.check.ok && (!r.reference || r.reference.ok));
   return errors.length || !correct ? 1 : 0;
 }
 
 if (process.argv[2] === '--gateway-child') {
-  // Stops when the orchestrator goes away.
-  process.on('disconnect', () => process.exit(1));
-  gatewayChild(JSON.parse(process.argv[3]) as GatewayChildOptions).then(
-    (result) => process.send!({ result }, () => process.exit(0)),
-    (err: unknown) => {
-      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`gateway-only child failed: ${msg}\n`);
-      process.send!({ error: msg }, () => process.exit(1));
-    },
-  );
+  runChild(() => gatewayChild(JSON.parse(process.argv[3]) as GatewayChildOptions), 'gateway-only child');
 } else {
   runMain(main, intEnv('BENCH_SCALE_TIMEOUT_S', 1800, 10));
 }
