@@ -76,10 +76,10 @@ import {
   table,
   Target,
   targetsTable,
+  throughputCells,
 } from './lib';
 import {
   adminQuery,
-  chargeRunEnv,
   childResult,
   DatabaseServer,
   dropAtCleanup,
@@ -90,21 +90,12 @@ import {
   startFake,
   withDatabase,
 } from './processes';
-import { benchRuntime } from './runtime';
+import { ChargeRunChildOptions, chargeRunRuntime } from './runtime';
 
 const TZ = 'Asia/Seoul';
 const DUE_INDEX = 'subscriptions_due_idx';
 
 // ================================================================================================ child
-
-interface ChildOptions {
-  databaseUrl: string;
-  encryptionKeyHex: string;
-  fakeApiBaseUrl: string;
-  concurrency: number;
-  batchSize: number;
-  poolSize: number;
-}
 
 interface CapturedStatement {
   text: string;
@@ -191,14 +182,9 @@ function instrumentPg(pg: { Client: { prototype: { query: (...args: unknown[]) =
   return state;
 }
 
-async function child(o: ChildOptions): Promise<ChildResult> {
+async function child(o: ChargeRunChildOptions): Promise<ChildResult> {
   const pg = instrumentPg(require('pg'));
-  const runtime = benchRuntime({
-    databaseUrl: o.databaseUrl,
-    encryptionKeyHex: o.encryptionKeyHex,
-    fakeApiBaseUrl: o.fakeApiBaseUrl,
-    env: { ...chargeRunEnv(o.concurrency, o.batchSize), DATABASE_POOL_SIZE: String(o.poolSize), OUTBOUND_WEBHOOK_POLL_MS: '0' },
-  });
+  const runtime = chargeRunRuntime(o);
   const app = await createApp(runtime);
   try {
     const runs = app.get(ChargeRunsService);
@@ -491,7 +477,7 @@ async function scenario(db: DatabaseServer, which: 'small' | 'big', s: Settings)
     );
     clone = await cloneDatabase(db.adminUrl, fresh.name);
     log(`${which}: copied for the plan; running`);
-    const opts: ChildOptions = {
+    const opts: ChargeRunChildOptions = {
       databaseUrl: fresh.url,
       encryptionKeyHex: key.toString('hex'),
       fakeApiBaseUrl: fake.apiBaseUrl,
@@ -597,10 +583,7 @@ async function main(): Promise<number> {
         r.rows,
         `${r.seed.sizes.subscriptions_table} (+ ${r.seed.sizes.subscriptions_indexes} indexes)`,
         r.seed.sizes.due_index,
-        r.counts.charged,
-        r.durationS.toFixed(1),
-        r.throughput.toFixed(0),
-        (r.throughput / ideal).toFixed(2),
+        ...throughputCells(r.counts.charged, r.durationS, r.throughput, ideal),
         r.claimCalls,
         `${r.claimMs} (${(r.claimMs / Math.max(1, r.claimCalls)).toFixed(1)})`,
         `${r.cpu.benchProcessCpuS} | ${r.cpu.postgresCpuS} | ${r.cpu.fakeCpuS}`,
@@ -683,7 +666,7 @@ async function main(): Promise<number> {
 }
 
 if (process.argv[2] === '--child') {
-  runChild(() => child(JSON.parse(process.argv[3]) as ChildOptions));
+  runChild(() => child(JSON.parse(process.argv[3]) as ChargeRunChildOptions));
 } else {
   runMain(main, intEnv('BENCH_BIGTABLE_TIMEOUT_S', 3600, 10));
 }

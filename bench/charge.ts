@@ -71,21 +71,16 @@ import {
   table,
   Target,
   targetsTable,
+  throughputCells,
 } from './lib';
-import { chargeRunEnv, childResult, runChild, spawnNode, startDatabaseServer, startFake } from './processes';
-import { benchRuntime } from './runtime';
+import { childResult, runChild, spawnNode, startDatabaseServer, startFake } from './processes';
+import { benchRuntime, ChargeRunChildOptions, chargeRunRuntime } from './runtime';
 
 type Mode = 'engine' | 'pgboss-batched' | 'pgboss-simple' | 'gateway-only';
 
-interface ChildOptions {
+interface ChildOptions extends ChargeRunChildOptions {
   mode: Mode;
   n: number;
-  databaseUrl: string;
-  encryptionKeyHex: string;
-  fakeApiBaseUrl: string;
-  concurrency: number;
-  batchSize: number;
-  poolSize: number;
   pgbossWorkers: number;
   pgbossBatch: number;
 }
@@ -186,17 +181,7 @@ async function child(o: ChildOptions): Promise<ChildResult> {
   }
   counter.install(pgCopies);
 
-  const runtime = benchRuntime({
-    databaseUrl: o.databaseUrl,
-    encryptionKeyHex: o.encryptionKeyHex,
-    fakeApiBaseUrl: o.fakeApiBaseUrl,
-    env: {
-      ...chargeRunEnv(o.concurrency, o.batchSize),
-      DATABASE_POOL_SIZE: String(o.poolSize),
-      // The outbound-webhook loop polls the outbox every second; off, so the counted SQL is the charge run's alone.
-      OUTBOUND_WEBHOOK_POLL_MS: '0',
-    },
-  });
+  const runtime = chargeRunRuntime(o);
   if (o.mode === 'gateway-only') return gatewayOnly(o, runtime);
   const app = await createApp(runtime);
   const sampler = new RssSampler();
@@ -631,10 +616,7 @@ async function main(): Promise<number> {
       results.map((r) => [
         r.mode,
         r.n,
-        r.charged,
-        r.durationS.toFixed(1),
-        r.throughput.toFixed(0),
-        (r.throughput / ideal).toFixed(2),
+        ...throughputCells(r.charged, r.durationS, r.throughput, ideal),
         (r.roundTrips / Math.max(1, r.charged)).toFixed(2),
         (r.statements / Math.max(1, r.charged)).toFixed(2),
         r.peakRssMiB,

@@ -605,6 +605,11 @@ export const round2 = (x: number) => Math.round(x * 100) / 100;
 /** A share from 0 to 1 as a whole percentage, or `?` when it is unknown (machineCpu could not read /proc). */
 export const percent = (x: number | null) => (x === null ? '?' : `${Math.round(x * 100)}%`);
 
+/** A run's columns in a result table: charges, seconds, charges per second and that as a ratio of `ideal`. */
+export function throughputCells(charged: number, seconds: number, throughput: number, ideal: number): (string | number)[] {
+  return [charged, seconds.toFixed(1), throughput.toFixed(0), (throughput / ideal).toFixed(2)];
+}
+
 /** A ChargeCheck for a log line: ok or FAILED, and how many subscriptions were charged once, twice or never. */
 export function describeCheck(c: ChargeCheck): string {
   return `check ${c.ok ? 'ok' : 'FAILED'} (once ${c.chargedOnce}, doubles ${c.doubles}, lost ${c.lost})`;

@@ -8,6 +8,7 @@ import { JsonLogger } from '../src/common/json-logger';
 import { loadConfig } from '../src/config/config';
 import { Runtime } from '../src/config/runtime';
 import { FAKE_CREDENTIALS } from './lib';
+import { chargeRunEnv } from './processes';
 
 export interface BenchRuntimeOptions {
   databaseUrl: string;
@@ -43,4 +44,27 @@ export function benchRuntime(o: BenchRuntimeOptions): Runtime {
     clock: new SystemClock(),
     logger: new JsonLogger(o.logLevel ?? 'warn'),
   };
+}
+
+/** The settings of a bench child that runs one charge run in its own process (bench:charge, bench:bigtable). */
+export interface ChargeRunChildOptions {
+  databaseUrl: string;
+  encryptionKeyHex: string;
+  fakeApiBaseUrl: string;
+  concurrency: number;
+  batchSize: number;
+  poolSize: number;
+}
+
+/**
+ * A Runtime for one charge run in this process: CHARGE_RUN_CONCURRENCY, rate 100000/s, batch and pool as given, and
+ * the outbound-webhook loop off (it polls the outbox every second: off, so the counted SQL is the charge run's alone).
+ */
+export function chargeRunRuntime(o: ChargeRunChildOptions): Runtime {
+  return benchRuntime({
+    databaseUrl: o.databaseUrl,
+    encryptionKeyHex: o.encryptionKeyHex,
+    fakeApiBaseUrl: o.fakeApiBaseUrl,
+    env: { ...chargeRunEnv(o.concurrency, o.batchSize), DATABASE_POOL_SIZE: String(o.poolSize), OUTBOUND_WEBHOOK_POLL_MS: '0' },
+  });
 }

@@ -69,6 +69,7 @@ import {
   table,
   Target,
   targetsTable,
+  throughputCells,
 } from './lib';
 import {
   chargeRunEnv,
@@ -444,10 +445,7 @@ async function main(): Promise<number> {
       results.map((r) => [
         r.k,
         r.n,
-        r.charged,
-        r.runSeconds.toFixed(1),
-        r.throughput.toFixed(0),
-        (r.throughput / r.ideal).toFixed(2),
+        ...throughputCells(r.charged, r.runSeconds, r.throughput, r.ideal),
         r.firstToLastThroughput === null ? '?' : `${r.firstToLastThroughput.toFixed(0)} (${(r.firstToLastThroughput / r.ideal).toFixed(2)} x)`,
         r.reference ? `${r.reference.throughput.toFixed(0)} (${(r.reference.throughput / r.ideal).toFixed(2)} x)` : 'n/a',
         r.reference ? (r.throughput / r.reference.throughput).toFixed(2) : 'n/a',
