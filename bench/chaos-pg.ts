@@ -5,12 +5,12 @@
  * removed at cleanup. With BENCH_DATABASE_URL, that server is used as bench/processes.ts startDatabaseServer uses it, and
  * it cannot be killed (`restartable` false).
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmbeddedDatabase, startEmbeddedPostgres } from '../src/database/embedded-postgres';
 import { runMigrations } from '../src/database/database';
-import { freePort, log, onCleanup, sleep } from './lib';
+import { cpuOfProcessTree, freePort, log, onCleanup, sleep } from './lib';
 import { adminQuery, DatabaseServer, FreshDatabase, freshDatabaseName, startDatabaseServer, withDatabase } from './processes';
 
 export interface RestartableDatabaseServer extends DatabaseServer {
@@ -37,22 +37,7 @@ function alive(pid: number): boolean {
 
 /** The PIDs whose parent is `ppid` (Linux /proc; empty elsewhere). */
 function childrenOf(ppid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(rest[1]) === ppid) out.push(Number(name));
-      } catch {
-        /* gone */
-      }
-    }
-  } catch {
-    /* no /proc */
-  }
-  return out;
+  return [...cpuOfProcessTree(ppid).keys()].filter((pid) => pid !== ppid);
 }
 
 /**
