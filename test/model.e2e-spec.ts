@@ -261,6 +261,68 @@ describe('Model-based test: every interleaving of runs, actions and Bootpay faul
     ]);
   }, 120_000);
 
+  // Found by the long run (seed 20261202): a trial in reservation mode whose reservation for the trial's end was
+  // never confirmed (its registration answer lost), set to cancel at period end. After the trial ended, the run
+  // resolved the due reservation by sending its order_id, because the subscription was still trialing, and the
+  // approval was then refused and refunded: a charge after an acknowledged cancel. An unconfirmed reservation is now
+  // sent only if the transition authority would apply its approval; otherwise it is withdrawn unsent (with a flag).
+  it('regression (unconfirmed reservation of a trial set to cancel at period end: nothing charged): as found, shortened', async () => {
+    await runSequence([
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 5, 'now'),
+      new CancelAtPeriodEnd(0),
+      new Advance(WEEK + DAY),
+      new Run(),
+      new Settle(),
+    ]);
+  }, 60_000);
+
+  // Bootpay executes the withdrawn reservation late, its webhook arriving: the late approval is refunded.
+  it('regression (unconfirmed reservation of a trial set to cancel at period end: nothing charged): executed after the withdrawal', async () => {
+    await runSequence([
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new CreateSub(0, 0, 5, 'now'),
+      new CancelAtPeriodEnd(0),
+      new LoseWebhooks(),
+      new Advance(WEEK + DAY),
+      new Run(),
+      new Settle(),
+    ]);
+  }, 60_000);
+
+  it('regression (unconfirmed reservation of a trial set to cancel at period end: nothing charged): as found', async () => {
+    await runSequence([
+      new CreateSub(1, 1, 0, 'now'),
+      new CancelAtPeriodEnd(6),
+      new Decline(3, 'insufficient_funds'),
+      new Resume(3),
+      new DropNextAnswer('subscribe/payment/reserve'),
+      new Decline(1, 'insufficient_funds'),
+      new Advance(1114145870),
+      new LoseWebhooks(),
+      new LoseWebhooks(),
+      new Advance(3600000),
+      new Advance(1748708198),
+      new Advance(1300644613),
+      new CreateSub(0, 0, 5, 'month_end'),
+      new CreateSub(0, 0, 0, 'now'),
+      new Decline(1, 'insufficient_funds'),
+      new Advance(604800000),
+      new CancelAtPeriodEnd(2),
+      new ToMonthEnd(),
+      new Resume(5),
+      new Run(),
+      new Run(),
+      new Decline(3, 'insufficient_funds'),
+      new CancelAtPeriodEnd(7),
+      new Advance(968624661),
+      new Pause(2),
+      new CreateSub(1, 0, 2, 'now'),
+      new Run(),
+      new Settle(),
+    ]);
+  }, 120_000);
+
   it('regression: a plain month of both charge modes settles', async () => {
     await runSequence([
       new CreateSub(0, 0, 0, 'now'),

@@ -813,6 +813,16 @@ export class ChargeAttemptsService {
     return this.db.getRepository(PaymentEntity).findBy(claimed.map((r) => ({ id: r.id })));
   }
 
+  /**
+   * Whether the subscription would apply an approval of `p` now (the transition authority's answer, on the row as it
+   * stands): asked before an order_id is sent outside a claim, so nothing is charged that would only be refunded.
+   */
+  private async wouldApply(p: PaymentEntity): Promise<boolean> {
+    const sub = await this.db.getRepository(SubscriptionEntity).findOneBy({ id: p.subscriptionId });
+    if (!sub) return false;
+    return transition(sub, { type: 'charge_approved', charge: p }, await this.context(sub.planId, this.db.manager)).ok;
+  }
+
   /** What the transition authority needs besides the subscription: time, time zone, plan terms, dunning policy. */
   private async context(planId: string, m: EntityManager) {
     const terms = await this.plans.terms(planId, m);
@@ -823,8 +833,9 @@ export class ChargeAttemptsService {
   /**
    * Settles what can be settled of a subscription's open payments before an action changes it, by asking Bootpay:
    * reservations whose execution time has come are looked up (an executed one is applied from its receipt), and a
-   * reservation whose registration was never confirmed is withdrawn without sending anything (if Bootpay executes it
-   * anyway, its receipt arrives as a late approval and is refunded when the subscription no longer owes it). With
+   * reservation whose registration was never confirmed is resolved by sending its order_id if the subscription still
+   * owes its period, else withdrawn unsent (if Bootpay executes it anyway, its receipt arrives as a late approval and
+   * is refunded). With
    * `resend`, attempts left without an answer are resolved by re-sending the same order_id (never a second charge).
    * What is still open afterwards makes the action a 409 (see assertNoOpenAttempt).
    */
@@ -853,14 +864,14 @@ export class ChargeAttemptsService {
   /**
    * A reservation whose execution time has come: Bootpay's reservation lookup says what happened, and its receipt
    * settles the payment. An unconfirmed one (no reserve_id: its registration had no answer) cannot be looked up:
-   * with `sendUnconfirmed` (the charge run, for a subscription that still owes the period) the same order_id is sent,
-   * which Bootpay refuses as a duplicate if the reservation executed; otherwise it is withdrawn unsent.
-   * Answers whether the payment left READY.
+   * with `sendUnconfirmed`, and only if the subscription still owes the period (the transition authority would apply
+   * its approval now), the same order_id is sent, which Bootpay refuses as a duplicate if the reservation executed;
+   * otherwise it is withdrawn unsent (a late execution is refunded). Answers whether the payment left READY.
+   * (No action can change the subscription meanwhile: a reservation whose time has come makes actions a 409.)
    */
   async resolveReservation(p: PaymentEntity, opts: { sendUnconfirmed: boolean }): Promise<boolean> {
     if (!p.reserveId) {
-      const [sub] = await this.db.query(`SELECT status FROM subscriptions WHERE id = $1`, [p.subscriptionId]);
-      if (opts.sendUnconfirmed && sub && ['incomplete', 'trialing', 'active', 'past_due', 'unpaid'].includes(sub.status)) {
+      if (opts.sendUnconfirmed && (await this.wouldApply(p))) {
         const outcome = await this.send(p);
         await this.settle(p.id, outcome);
         return outcome.kind !== 'unknown';
