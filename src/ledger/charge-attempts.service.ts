@@ -835,9 +835,8 @@ export class ChargeAttemptsService {
    * reservations whose execution time has come are looked up (an executed one is applied from its receipt), and a
    * reservation whose registration was never confirmed is resolved by sending its order_id if the subscription still
    * owes its period, else withdrawn unsent (if Bootpay executes it anyway, its receipt arrives as a late approval and
-   * is refunded). With
-   * `resend`, attempts left without an answer are resolved by re-sending the same order_id (never a second charge).
-   * What is still open afterwards makes the action a 409 (see assertNoOpenAttempt).
+   * is refunded). With `resend`, attempts left without an answer are resolved by re-sending the same order_id (never
+   * a second charge). What is still open afterwards makes the action a 409 (see assertNoOpenAttempt).
    */
   async resolveOpenFor(subscriptionId: string, opts: { resend?: boolean } = {}): Promise<void> {
     const now = this.clock.now();
