@@ -1,7 +1,23 @@
-import { addDays, BillingInterval, fromZonedParts, periodStart, zonedParts } from '../billing-math';
 import { LIVE_STATUSES, SubscriptionEntity, SubscriptionStatus } from './subscription.entity';
+import { nextPeriod } from './subscription-periods';
+import { applyCancelNow, applyChargeDecline, applyChargeSuccess, applyPlanChangeNow, applyUnpaid } from './state-changes';
+import {
+  ALLOWED_FROM,
+  AuditEvent,
+  CONSENT_PAUSE_REASON,
+  ChargeRef,
+  Effect,
+  SubscriptionEvent,
+  Transition,
+  TransitionAction,
+  TransitionContext,
+} from './transition-types';
 
 export { LIVE_STATUSES };
+export * from './transition-types';
+export * from './subscription-periods';
+export { CHARGE_SUCCESS_FIELDS, applyChargeSuccess, snapshot } from './state-changes';
+export type { DeclineResult } from './state-changes';
 
 /**
  * The one transition authority of a subscription: `transition(subscription, event, context)` answers the new state,
@@ -14,176 +30,10 @@ export { LIVE_STATUSES };
  * period_index + 1, computed from `anchor_at` in the business time zone. A charge whose period no longer fits the
  * subscription (an old period, a period of a plan or anchor since replaced, a subscription paused or ended since) is
  * refused: when money moved for it, the ledger refunds it and flags it for finance; it is never applied blindly.
+ *
+ * This file holds the table itself; its vocabulary (statuses, events, effects) is in transition-types.ts, the field
+ * changes it applies in state-changes.ts, and the periods it reasons about in subscription-periods.ts.
  */
-
-export const SUBSCRIPTION_STATUSES: SubscriptionStatus[] = ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid', 'canceled'];
-
-/** The statuses each event may start from (the rest of the table is in {@link transition}). */
-export const ALLOWED_FROM = {
-  charge_approved: ['incomplete', 'trialing', 'active', 'past_due', 'unpaid'],
-  charge_declined: ['incomplete', 'trialing', 'active', 'past_due', 'unpaid', 'paused', 'canceled'],
-  cancel_now: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'],
-  cancel_at_period_end: ['trialing', 'active'],
-  reactivate: ['trialing', 'active'],
-  pause: ['trialing', 'active', 'past_due'],
-  resume: ['paused'],
-  change_plan: ['trialing', 'active'],
-  change_plan_at_period_end: ['trialing', 'active'],
-  credit_refunded: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid', 'canceled'],
-  swap_billing_key: ['incomplete', 'trialing', 'active', 'past_due', 'paused', 'unpaid'],
-  retry: ['past_due', 'unpaid'],
-  period_end: ['trialing', 'active'],
-  consent_missing: ['trialing', 'active'],
-  migrate_plan: ['active'],
-} as const satisfies Record<string, readonly SubscriptionStatus[]>;
-
-export type TransitionAction = keyof typeof ALLOWED_FROM;
-
-export interface PlanTerms {
-  interval: BillingInterval;
-  intervalCount: number;
-}
-
-export interface Period {
-  index: number;
-  start: Date;
-  end: Date;
-}
-
-export function periodAt(anchor: Date, plan: PlanTerms, index: number, tz: string): Period {
-  return {
-    index,
-    start: periodStart(anchor, plan.interval, plan.intervalCount, index, tz),
-    end: periodStart(anchor, plan.interval, plan.intervalCount, index + 1, tz),
-  };
-}
-
-/** The period the next charge pays for. */
-export function nextPeriod(sub: Pick<SubscriptionEntity, 'anchorAt' | 'periodIndex'>, plan: PlanTerms, tz: string): Period {
-  return periodAt(sub.anchorAt, plan, sub.periodIndex + 1, tz);
-}
-
-/**
- * The period a charge made now pays for. Normally the next period; but a past_due or unpaid subscription whose
- * outstanding period has already ended is re-anchored: the charge pays for a new period that starts now (index 0 of
- * a new anchor), so that a subscription is never made `active` with its paid period already over. The periods it
- * spent unpaid are not charged.
- */
-export function chargePeriod(sub: Pick<SubscriptionEntity, 'anchorAt' | 'periodIndex' | 'status'>, plan: PlanTerms, now: Date, tz: string): Period {
-  const next = nextPeriod(sub, plan, tz);
-  if ((sub.status === 'past_due' || sub.status === 'unpaid') && next.end.getTime() <= now.getTime()) return periodAt(now, plan, 0, tz);
-  return next;
-}
-
-/**
- * Due by business day: a charge (renewal, trial end, retry) due at any time of a business date is made by the first
- * run on that date, whatever the time of day of its anchor. The run charges what falls due before this instant: the
- * start of the business day after `at`, in the business time zone.
- */
-export function dueBefore(at: Date, tz: string): Date {
-  const p = zonedParts(at, tz);
-  return addDays(fromZonedParts({ year: p.year, month: p.month, day: p.day }, tz), 1, tz);
-}
-
-/** The pause reason of a trial that ended without the consent its paid conversion needs (resumed only with one). */
-export const CONSENT_PAUSE_REASON = 'no consent to the paid conversion';
-
-/** A consent counts only when obtained within this many days before the change it covers (시행령 제20조의2). */
-export const CONSENT_WINDOW_DAYS = 30;
-
-export interface DunningPolicy {
-  /** Days after the first failure at which retries happen, e.g. [1, 3, 5, 7]. */
-  retryDays: number[];
-  finalAction: 'cancel' | 'unpaid';
-}
-
-/**
- * What a decline does: `dunning` (renewals: past_due, retries, final action), `end` (the first charge of a new
- * subscription: it ends), `record` (manual retries and prorated charges: only the failure is noted).
- */
-export type DeclinePolicy = 'dunning' | 'end' | 'record';
-
-/** What a transition needs to know of a charge. */
-export interface ChargeRef {
-  id: string;
-  kind: 'period' | 'proration';
-  /** The subscription's credit the charge used (taken from its balance when the charge is applied). */
-  creditApplied?: number;
-  planId: string;
-  periodIndex: number;
-  periodStart: Date;
-  periodEnd: Date;
-}
-
-export interface Failure {
-  code: string;
-  message: string;
-  hard: boolean;
-}
-
-export type SubscriptionEvent =
-  | { type: 'charge_approved'; charge: ChargeRef }
-  | { type: 'charge_declined'; charge: ChargeRef; failure: Failure; policy?: DeclinePolicy }
-  | { type: 'cancel_now'; reason: string | null }
-  /** `renewalPaidAhead`: the renewal of the coming period was charged already (the due day's early run). */
-  | { type: 'cancel_at_period_end'; reason: string; renewalPaidAhead?: { paymentId: string; previousPeriodStart: Date } }
-  | { type: 'reactivate' }
-  | { type: 'pause'; reason: string; resumeAt: Date | null }
-  | { type: 'resume' }
-  /**
-   * A plan change that applies now without a charge (a prorated one applies with its approval: see charge_approved).
-   * `reanchor`: plans of different intervals: a new period of the new plan starts then (paid: by the credit).
-   */
-  | { type: 'change_plan'; planId: string; reanchor?: { start: Date; end: Date; paid: boolean } | null; credit?: number }
-  /** Finance refunded (part of) the subscription's credit balance. */
-  | { type: 'credit_refunded'; amount: number }
-  | { type: 'change_plan_at_period_end'; planId: string }
-  | { type: 'swap_billing_key'; billingKeyId: string }
-  | { type: 'retry' }
-  /** The charge run reached a due subscription that is set to cancel at its period's end or has a pending plan. */
-  | { type: 'period_end' }
-  /**
-   * The charge run reached a paid conversion (a trial's end) or a price increase (a plan migration) for which no valid
-   * consent was recorded (전자상거래법 제13조 제6항): nothing is charged; the subscription ends at the end of the time it
-   * had (`cancel`) or is paused (`pause`).
-   */
-  | { type: 'consent_missing'; kind: ConsentKind; action: 'cancel' | 'pause'; changeId?: string | null }
-  /** The charge run reached the renewal at which a plan migration moves the subscription to its new plan. */
-  | { type: 'migrate_plan'; planId: string; migrationId: string; consentId?: string | null };
-
-export type ConsentKind = 'trial_conversion' | 'price_increase';
-
-export type Effect =
-  /** Cancel the subscription's outstanding Bootpay reservations (after commit). */
-  | { kind: 'cancel_reservations' }
-  /** Delete the billing key at Bootpay when no live subscription uses it any more. */
-  | { kind: 'retire_billing_key' }
-  /** Register reservations for the coming periods (reservation mode). */
-  | { kind: 'top_up_reservations' }
-  /** Charge the next period now (resume after the paid time ended). */
-  | { kind: 'charge_now' }
-  /** Money moved that the subscription does not owe: refund it in full and flag it for finance. */
-  | { kind: 'refund_payment'; paymentId: string; reason: string };
-
-export interface AuditEvent {
-  type: string;
-  reason?: string | null;
-  data?: Record<string, unknown> | null;
-}
-
-export type Transition =
-  | { ok: true; sub: SubscriptionEntity; events: AuditEvent[]; effects: Effect[] }
-  | { ok: false; code: string; message: string; allowedFrom: readonly SubscriptionStatus[]; effects: Effect[] };
-
-export interface TransitionContext {
-  now: Date;
-  tz: string;
-  /** Terms of the subscription's current plan. */
-  plan: PlanTerms;
-  dunning: DunningPolicy;
-}
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 const VERBS: Record<TransitionAction, string> = {
   charge_approved: 'apply a charge to',
@@ -495,134 +345,4 @@ function approve(sub: SubscriptionEntity, charge: ChargeRef, ctx: TransitionCont
   applyChargeSuccess(sub, { index: charge.periodIndex, start: charge.periodStart, end: charge.periodEnd }, now);
   if (charge.creditApplied) sub.creditBalance = Math.max(0, (sub.creditBalance ?? 0) - charge.creditApplied);
   return ok(wasActive ? [] : [{ type: 'subscription.activated' }], [{ kind: 'top_up_reservations' }]);
-}
-
-/**
- * The fields applyChargeSuccess (and a re-anchor) set, and nothing else. The charge run records approvals by writing
- * exactly these (and the event sequence) from memory; a test holds the two together.
- */
-export const CHARGE_SUCCESS_FIELDS = [
-  'status',
-  'anchorAt',
-  'periodIndex',
-  'currentPeriodStart',
-  'currentPeriodEnd',
-  'nextChargeAt',
-  'dunningAttempts',
-  'nextRetryAt',
-  'pastDueSince',
-  'lastFailureCode',
-  'lastFailureMessage',
-  'creditBalance',
-  'updatedAt',
-] as const satisfies readonly (keyof SubscriptionEntity)[];
-
-/** A successful charge for `period`: the subscription is active and paid through the period's end. */
-export function applyChargeSuccess(sub: SubscriptionEntity, period: Period, now: Date): void {
-  sub.status = 'active';
-  sub.periodIndex = period.index;
-  sub.currentPeriodStart = period.start;
-  sub.currentPeriodEnd = period.end;
-  sub.nextChargeAt = period.end;
-  sub.dunningAttempts = 0;
-  sub.nextRetryAt = null;
-  sub.pastDueSince = null;
-  sub.lastFailureCode = null;
-  sub.lastFailureMessage = null;
-  sub.updatedAt = now;
-}
-
-export type DeclineResult = { action: 'retry'; retryAt: Date } | { action: 'final'; finalAction: 'cancel' | 'unpaid' };
-
-/**
- * A declined charge. The first failure makes the subscription past_due; retries follow the policy (counted from
- * the first failure); a hard decline, or a failure after the last retry, ends dunning with the final action.
- */
-function applyChargeDecline(sub: SubscriptionEntity, failure: Failure, now: Date, policy: DunningPolicy): DeclineResult {
-  sub.lastFailureCode = failure.code.slice(0, 64);
-  sub.lastFailureMessage = failure.message.slice(0, 500);
-  sub.dunningAttempts += 1;
-  if (sub.status !== 'past_due') {
-    sub.status = 'past_due';
-    sub.pastDueSince = now;
-  }
-  sub.updatedAt = now;
-  const retryIndex = sub.dunningAttempts - 1;
-  if (!failure.hard && retryIndex < policy.retryDays.length) {
-    const since = sub.pastDueSince ?? now;
-    const retryAt = new Date(since.getTime() + policy.retryDays[retryIndex] * DAY_MS);
-    sub.nextRetryAt = retryAt;
-    sub.nextChargeAt = retryAt;
-    return { action: 'retry', retryAt };
-  }
-  sub.nextRetryAt = null;
-  sub.nextChargeAt = null;
-  return { action: 'final', finalAction: policy.finalAction };
-}
-
-/** Ends the subscription now. */
-function applyCancelNow(sub: SubscriptionEntity, reason: string | null, now: Date): void {
-  sub.status = 'canceled';
-  sub.canceledAt = sub.canceledAt ?? now;
-  sub.endedAt = now;
-  sub.cancelReason = reason ?? sub.cancelReason;
-  sub.cancelAtPeriodEnd = false;
-  sub.nextChargeAt = null;
-  sub.nextRetryAt = null;
-  sub.resumeAt = null;
-  sub.pendingPlanId = null;
-  sub.updatedAt = now;
-}
-
-/**
- * A plan change that applies now. Inside a paid period without re-anchoring, the period keeps its end and from
- * that end the new plan's own periods run (the subscription is re-anchored there). With `reanchor` (plans of
- * different intervals: the new plan's price paid for a new period starting then), the new period starts then.
- */
-function applyPlanChangeNow(sub: SubscriptionEntity, planId: string, now: Date, reanchor: { start: Date; end: Date; paid: boolean } | null): void {
-  sub.planId = planId;
-  sub.pendingPlanId = null;
-  if (reanchor) {
-    sub.anchorAt = reanchor.start;
-    if (reanchor.paid) {
-      // The new period is paid (by the prorated charge, or by the credit): it runs now, the next charge at its end.
-      sub.periodIndex = 0;
-      sub.currentPeriodStart = reanchor.start;
-      sub.currentPeriodEnd = reanchor.end;
-      sub.nextChargeAt = reanchor.end;
-    } else {
-      sub.periodIndex = -1;
-      sub.nextChargeAt = reanchor.start;
-    }
-  } else if (sub.currentPeriodEnd) {
-    sub.anchorAt = sub.currentPeriodEnd;
-    sub.periodIndex = -1;
-    sub.nextChargeAt = sub.status === 'active' ? sub.currentPeriodEnd : sub.nextChargeAt;
-  }
-  sub.updatedAt = now;
-}
-
-function applyUnpaid(sub: SubscriptionEntity, now: Date): void {
-  sub.status = 'unpaid';
-  sub.nextChargeAt = null;
-  sub.nextRetryAt = null;
-  sub.updatedAt = now;
-}
-
-/** The view of a subscription kept in audit events (before/after). */
-export function snapshot(sub: SubscriptionEntity): Record<string, unknown> {
-  return {
-    status: sub.status,
-    plan_id: sub.planId,
-    billing_key_id: sub.billingKeyId,
-    period_index: sub.periodIndex,
-    current_period_start: sub.currentPeriodStart?.toISOString() ?? null,
-    current_period_end: sub.currentPeriodEnd?.toISOString() ?? null,
-    next_charge_at: sub.nextChargeAt?.toISOString() ?? null,
-    cancel_at_period_end: sub.cancelAtPeriodEnd,
-    pending_plan_id: sub.pendingPlanId,
-    paused_at: sub.pausedAt?.toISOString() ?? null,
-    resume_at: sub.resumeAt?.toISOString() ?? null,
-    dunning_attempts: sub.dunningAttempts,
-  };
 }
