@@ -2,10 +2,24 @@ import { Module } from '@nestjs/common';
 import { BillingKeysModule } from '../billing-keys/billing-keys.module';
 import { PlansModule } from '../plans/plans.module';
 import { ChargeAttemptsService } from './charge-attempts.service';
+import { ApplyReceiptAction } from './charge-attempts/apply-receipt';
+import { ChargeEffects } from './charge-attempts/charge-effects';
+import { OpenAttemptAction } from './charge-attempts/open-attempt';
+import { ResolveOpenAction } from './charge-attempts/resolve-open';
+import { SendChargeAction } from './charge-attempts/send-charge';
+import { SettleBatchAction } from './charge-attempts/settle-batch';
+import { SettleChargeAction } from './charge-attempts/settle-charge';
 import { EncryptionKeyCheck } from './encryption-key.check';
 import { FinanceFlagsController } from './finance-flags.controller';
 import { FinanceFlagsService } from './finance-flags.service';
 import { RefundsService } from './refunds.service';
+import { RecordOwedRefund } from './refunds/record-owed';
+import { RefundReads } from './refunds/refund-reads';
+import { RequestRefundAction } from './refunds/request-refund';
+import { ResolveUnknownRefunds } from './refunds/resolve-unknown';
+import { RefundCancelSender } from './refunds/send-cancel';
+import { RefundSettlement } from './refunds/settle-refund';
+import { PaymentReceiptSync } from './refunds/sync-from-receipt';
 import { ReservationsService } from './reservations.service';
 import { SubscriptionEventsService } from './subscription-events.service';
 import { SubscriptionsService } from './subscriptions.service';
@@ -36,8 +50,22 @@ import { SwapBillingKeyAction } from './subscriptions/swap-billing-key';
     SwapBillingKeyAction,
     RetryChargeAction,
     ChargeAttemptsService,
+    ChargeEffects,
+    OpenAttemptAction,
+    SendChargeAction,
+    SettleChargeAction,
+    SettleBatchAction,
+    ResolveOpenAction,
+    ApplyReceiptAction,
     ReservationsService,
     RefundsService,
+    RefundReads,
+    RequestRefundAction,
+    ResolveUnknownRefunds,
+    RefundCancelSender,
+    RefundSettlement,
+    PaymentReceiptSync,
+    RecordOwedRefund,
     SubscriptionEventsService,
     FinanceFlagsService,
     EncryptionKeyCheck,
