@@ -8,53 +8,26 @@ import { Clock } from '../common/clock';
 import { isUuid } from '../common/uuid.pipe';
 import { InvalidInputError, NotFoundError } from '../common/errors';
 import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
-import { PaymentEntity } from '../payments/payment.entity';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../config/runtime';
-import { dueBefore, SubscriptionEvent } from '../ledger/transitions';
-import { ConsentsService } from '../consents/consents.service';
-import { PlansService } from '../plans/plans.service';
-import { SubscriptionEntity } from '../ledger/subscription.entity';
-import { SubscriptionsService } from '../ledger/subscriptions.service';
-import { ChargeAttemptsService, ChargeOutcome, ClaimedCharge, DueSubscription } from '../ledger/charge-attempts.service';
+import { ChargeAttemptsService } from '../ledger/charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
 import { ChargeSettler } from './charge-settler';
-import { drainBatches, RateLimiter, runPool } from './concurrency';
-import { ReservationsService } from '../ledger/reservations.service';
+import { ClaimCursor, ClaimDueBatch } from './claim-due';
+import { drainBatches, RateLimiter } from './concurrency';
 import { RefundsService } from '../ledger/refunds.service';
 import { MetricsService } from '../metrics/metrics.service';
+import { CancelLeftoverReservationsTask } from './tasks/cancel-leftover-reservations';
+import { MarkInterruptedRunsTask } from './tasks/mark-interrupted-runs';
+import { ResolveDueReservationsTask } from './tasks/resolve-due-reservations';
+import { ResolveOpenAttemptsTask } from './tasks/resolve-open-attempts';
+import { ResumeDuePausesTask } from './tasks/resume-due-pauses';
+import { RunCounters, RunOutcomeCounter, task } from './tasks/run-task';
+import { TopUpReservationsTask } from './tasks/top-up-reservations';
 
-export interface RunCounters {
-  due: number;
-  charged: number;
-  failed: number;
-  unknown: number;
-  skipped: number;
-  resolved: number;
-  canceled: number;
-  resumed: number;
-  /** Charges not sent because of a fault of this instance (never a decline): the run is marked failed. */
-  localFaults: number;
-  /** Chores of the run that failed (logged; the run went on). */
-  taskFailures: number;
-}
-
-/**
- * Where a run's claims go on from: the last subscription claimed, in due order. A run walks the due index once
- * instead of stepping again over the rows it charged (whose old index entries stay until vacuum), so a claim costs
- * the same at the end of a long run as at its start. A row the walk passed because another transaction held it (an
- * admin's action, another instance's claim) is looked for once more at the end: when the walk finds nothing, it starts
- * again from the beginning once (`swept`), where rows charged by this run no longer qualify.
- */
-interface ClaimCursor {
-  after: { at: Date; id: string } | null;
-  swept: boolean;
-}
+export type { RunCounters } from './tasks/run-task';
 
 export type ProgressListener = (counters: RunCounters) => void;
-
-/** A run whose heartbeat is older than this (wall clock) belonged to a process that died. */
-const INTERRUPTED_AFTER_SECONDS = 300;
 
 /**
  * The charge run: charges every subscription due by the run's start (by the injected clock).
@@ -65,6 +38,8 @@ const INTERRUPTED_AFTER_SECONDS = 300;
  * Never lost: an attempt left open by a crash or a time-out is resolved at the start of the next run by re-sending
  * the same order_id (Bootpay refuses it as a duplicate if the first went through) before the subscription can be
  * charged again; a stopped run leaves its subscriptions due, and the next run carries on.
+ *
+ * The run is orchestrated here; its claims are in claim-due.ts and each of its chores is a task under `tasks/`.
  */
 @Injectable()
 export class ChargeRunsService implements OnModuleDestroy {
@@ -78,12 +53,16 @@ export class ChargeRunsService implements OnModuleDestroy {
     @InjectDataSource() private readonly db: DataSource,
     private readonly clock: Clock,
     private readonly attempts: ChargeAttemptsService,
-    private readonly subscriptions: SubscriptionsService,
     private readonly billingKeys: BillingKeysService,
-    private readonly reservations: ReservationsService,
-    private readonly plansService: PlansService,
     private readonly refunds: RefundsService,
-    private readonly consents: ConsentsService,
+    private readonly counter: RunOutcomeCounter,
+    private readonly dueClaims: ClaimDueBatch,
+    private readonly markInterrupted: MarkInterruptedRunsTask,
+    private readonly resumePauses: ResumeDuePausesTask,
+    private readonly openAttempts: ResolveOpenAttemptsTask,
+    private readonly dueReservations: ResolveDueReservationsTask,
+    private readonly leftoverReservations: CancelLeftoverReservationsTask,
+    private readonly topUps: TopUpReservationsTask,
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Optional() private readonly metrics?: MetricsService,
   ) {}
@@ -175,15 +154,15 @@ export class ChargeRunsService implements OnModuleDestroy {
     };
     try {
       // The run's chores are separate tasks: one that fails is logged and counted, and never stops the charging.
-      await this.task(c, 'mark interrupted runs', () => this.markInterruptedRuns());
-      await this.task(c, 'resume due pauses', () => this.resumeDuePauses(run.asOf, c));
-      await this.task(c, 'resolve open attempts', () => this.resolveOpenAttempts(run.asOf, c));
-      await this.task(c, 'resolve due reservations', () => this.resolveDueReservations(run.asOf, c));
+      await task(c, 'mark interrupted runs', () => this.markInterrupted.run());
+      await task(c, 'resume due pauses', () => this.resumePauses.run(run.asOf, c));
+      await task(c, 'resolve open attempts', () => this.openAttempts.run(run.asOf, c));
+      await task(c, 'resolve due reservations', () => this.dueReservations.run(run.asOf, c));
       // Refunds whose answer was lost (and refunds owed but not sent yet) are settled with their own cancel_id.
-      await this.task(c, 'resolve refunds', () => this.refunds.resolveUnknown());
+      await task(c, 'resolve refunds', () => this.refunds.resolveUnknown());
       await save();
-      await this.task(c, 'cancel leftover reservations', () => this.cancelLeftoverReservations());
-      await this.task(c, 'retry billing key deletions', () => this.billingKeys.retryPendingDeletions());
+      await task(c, 'cancel leftover reservations', () => this.leftoverReservations.run());
+      await task(c, 'retry billing key deletions', () => this.billingKeys.retryPendingDeletions());
       const limiter = new RateLimiter(this.settings.ratePerSecond);
       const plans = new Map<string, PlanEntity>();
       const cursor: ClaimCursor = { after: null, swept: false };
@@ -192,7 +171,7 @@ export class ChargeRunsService implements OnModuleDestroy {
       const settler = new ChargeSettler(
         this.attempts,
         { maxBatch: 128, maxPending: 4 * this.settings.concurrency + 256, maxFlushes: 2, gatherMs: 20 },
-        (paymentId, outcome, err) => this.count(c, outcome, err, paymentId),
+        (paymentId, outcome, err) => this.counter.count(c, outcome, err, paymentId),
       );
       try {
         // Batches are claimed ahead while the previous one is still being charged, so the gateway never waits for a claim.
@@ -205,11 +184,11 @@ export class ChargeRunsService implements OnModuleDestroy {
             }
             // The first claim is small, so that charging starts within milliseconds; the next ones are whole batches.
             const limit = claims++ === 0 ? Math.min(this.settings.batchSize, 2 * this.settings.concurrency) : this.settings.batchSize;
-            let { charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit);
+            let { charges, claimed } = await this.dueClaims.claimBatch(run, plans, c, cursor, limit);
             if (claimed === 0 && cursor.after && !cursor.swept) {
               cursor.after = null;
               cursor.swept = true;
-              ({ charges, claimed } = await this.claimBatch(run, plans, c, cursor, limit));
+              ({ charges, claimed } = await this.dueClaims.claimBatch(run, plans, c, cursor, limit));
             }
             await save();
             return claimed === 0 ? null : charges;
@@ -224,7 +203,7 @@ export class ChargeRunsService implements OnModuleDestroy {
         await settler.drain();
       }
       await save();
-      if (!stoppedEarly) await this.task(c, 'top up reservations', () => this.topUpReservations());
+      if (!stoppedEarly) await task(c, 'top up reservations', () => this.topUps.run());
       if (c.localFaults > 0) {
         // A fault of this instance (a billing key it cannot decrypt: another BILLING_KEY_ENCRYPTION_KEY) is not a
         // decline: nothing was sent, the subscriptions are as they were, and the run says so by failing.
@@ -247,280 +226,6 @@ export class ChargeRunsService implements OnModuleDestroy {
       await save({ status: 'failed', finishedAt: this.clock.now(), error: (err instanceof Error ? err.message : String(err)).slice(0, 500) });
     }
     return this.db.getRepository(ChargeRunEntity).findOneByOrFail({ id: run.id });
-  }
-
-  private async settleCounting(settle: () => Promise<unknown>, paymentId: string, outcome: ChargeOutcome, c: RunCounters): Promise<void> {
-    try {
-      await settle();
-      this.count(c, outcome);
-    } catch (err) {
-      this.count(c, outcome, err, paymentId);
-    }
-  }
-
-  /** One subscription's part of a chore: a failure is logged with its context and retried by the next run. */
-  private async chore(what: string, subscriptionId: string, run: () => Promise<unknown>): Promise<void> {
-    try {
-      await run();
-    } catch (err) {
-      this.logger.warn({
-        message: `${what} failed; the next run tries again`,
-        subscription_id: subscriptionId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-
-  /** Runs one chore of the run; a failure is logged and counted (task_failures) and the run goes on. */
-  private async task(c: RunCounters, name: string, run: () => Promise<unknown>): Promise<void> {
-    try {
-      await run();
-    } catch (err) {
-      c.taskFailures++;
-      this.logger.error({ message: 'charge run task failed; the run goes on', task: name, error: err instanceof Error ? err.message : String(err) });
-    }
-  }
-
-  /** Counts a recorded outcome; one that could not be recorded stays open, is resolved by the next run, and counts as unknown. */
-  private count(c: RunCounters, outcome: ChargeOutcome, err?: unknown, paymentId?: string): void {
-    this.metrics?.chargeCounted(
-      err !== undefined || outcome.kind === 'unknown'
-        ? 'unknown'
-        : outcome.kind === 'succeeded'
-          ? 'approved'
-          : outcome.kind === 'declined'
-            ? outcome.failure.hard
-              ? 'declined_hard'
-              : 'declined_soft'
-            : outcome.kind === 'local_fault'
-              ? 'local_fault'
-              : 'aborted',
-    );
-    if (err !== undefined) {
-      c.unknown++;
-      this.logger.error({ message: 'could not record a charge outcome', payment_id: paymentId, error: err instanceof Error ? err.message : String(err) });
-    } else if (outcome.kind === 'succeeded') c.charged++;
-    else if (outcome.kind === 'unknown') c.unknown++;
-    else if (outcome.kind === 'local_fault') c.localFaults++;
-    else if (outcome.kind === 'declined') c.failed++;
-    else c.skipped++;
-  }
-
-  /**
-   * Claims a batch of due subscriptions and records an attempt for each, in one short transaction: one query claims
-   * them (row locks, SKIP LOCKED, with their billing keys), one statement records their attempts. Subscriptions set
-   * to cancel at period end are ended instead; pending plan changes take effect first (those are rare and take the
-   * general path). A trial's end or a plan migration's renewal is charged only with the consent the law requires
-   * (전자상거래법 제13조 제6항, see src/consents): without it the subscription ends or pauses (consent_missing) and nothing
-   * is charged; a migration switches the plan first (migrate_plan). Their consents are read in one query per batch.
-   */
-  private async claimBatch(
-    run: ChargeRunEntity,
-    plans: Map<string, PlanEntity>,
-    c: RunCounters,
-    cursor: ClaimCursor,
-    limit: number,
-  ): Promise<{ charges: ClaimedCharge[]; claimed: number }> {
-    const ended: string[] = [];
-    const retire: string[] = [];
-    const result = await this.db.transaction(async (m) => {
-      const qb = m
-        .getRepository(SubscriptionEntity)
-        .createQueryBuilder('s')
-        .addSelect('s.xmin::text', 'row_version')
-        .addSelect('b.billing_key_ciphertext', 'key_ciphertext')
-        .leftJoin('billing_keys', 'b', 'b.id = s.billing_key_id')
-        // Due by business day: everything due before the end of the run's business date (see dueBefore).
-        .where('s.next_charge_at < :dueBefore', { dueBefore: dueBefore(run.asOf, this.runtime.config.businessTimeZone) })
-        .andWhere(`s.status IN ('incomplete', 'trialing', 'active', 'past_due')`)
-        // Not while an attempt is open or a reservation covers the period, and once per run at most. One probe of
-        // the subscription's payments (by subscription_id), whatever the planner believes about the table's size.
-        .andWhere(
-          `NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id
-             AND (p.status IN ('IN_PROGRESS', 'UNKNOWN') OR (p.status = 'READY' AND p.period_start <= s.next_charge_at) OR p.charge_run_id = :runId))`,
-          { runId: run.id },
-        );
-      if (cursor.after) qb.andWhere('(s.next_charge_at, s.id) > (:afterAt, :afterId)', { afterAt: cursor.after.at, afterId: cursor.after.id });
-      const { entities: subs, raw } = await qb
-        .orderBy('s.next_charge_at', 'ASC')
-        .addOrderBy('s.id', 'ASC')
-        .limit(limit)
-        .setLock('pessimistic_write', undefined, ['s'])
-        .setOnLocked('skip_locked')
-        .getRawAndEntities<{ s_id: string; row_version: string; key_ciphertext: string | null }>();
-      const extra = new Map(raw.map((r) => [r.s_id, r]));
-      const last = subs[subs.length - 1];
-      if (last?.nextChargeAt) cursor.after = { at: last.nextChargeAt, id: last.id };
-      const due: DueSubscription[] = [];
-      const charges: ClaimedCharge[] = [];
-      const planOf = async (id: string): Promise<PlanEntity> => {
-        let p = plans.get(id);
-        if (!p) {
-          p = await m.getRepository(PlanEntity).findOneByOrFail({ id });
-          plans.set(p.id, p);
-        }
-        return p;
-      };
-      // Consent before a paid conversion or a price increase: what each renewal does, decided for the batch at once.
-      const plain = subs.filter((s) => !s.cancelAtPeriodEnd && !s.pendingPlanId);
-      for (const s of plain) await planOf(s.planId);
-      const decisions = await this.consents.decide(m, plain, (id) => plans.get(id)!.amount);
-      const reliedOn = new Map<string, string>();
-      for (const claimed of subs) {
-        c.due++;
-        let sub = claimed;
-        let rowVersion: string | null = extra.get(sub.id)?.row_version ?? null;
-        const decision = decisions.get(sub.id);
-        if (decision && decision.action !== 'charge') {
-          const event: SubscriptionEvent =
-            decision.action === 'migrate'
-              ? { type: 'migrate_plan', planId: decision.toPlanId, migrationId: decision.migrationId, consentId: decision.consentId }
-              : { type: 'consent_missing', kind: decision.kind, action: this.runtime.config.consent.missingAction, changeId: decision.changeId };
-          const applied = await this.attempts.applyInClaim(m, sub, event);
-          if ('refused' in applied) {
-            // Never charged without the consent it needs: left as it is (and logged) when the change is refused.
-            this.logger.warn({
-              message: 'consent decision not applied; not charged',
-              subscription_id: sub.id,
-              decision: decision.action,
-              code: applied.refused,
-            });
-            c.skipped++;
-            continue;
-          }
-          sub = applied.sub;
-          rowVersion = null; // changed in this transaction: its outcome is settled the general way
-          if (decision.action === 'migrate') {
-            await this.consents.recordMigrationOutcome(m, decision.migrationId, sub.id, 'switched', decision.consentId);
-            if (decision.consentId) reliedOn.set(sub.id, decision.consentId);
-          } else {
-            if (decision.changeId)
-              await this.consents.recordMigrationOutcome(m, decision.changeId, sub.id, sub.status === 'paused' ? 'paused' : 'canceled', null);
-            if (applied.retireBillingKeyId) retire.push(applied.retireBillingKeyId);
-            if (sub.status === 'canceled') c.canceled++;
-            else c.skipped++;
-            ended.push(sub.id);
-            continue;
-          }
-        } else if (decision?.consentId) reliedOn.set(sub.id, decision.consentId);
-        if (sub.cancelAtPeriodEnd || sub.pendingPlanId) {
-          // The period ends: a cancel at period end takes effect instead of the charge; a pending plan applies first.
-          const applied = await this.attempts.applyInClaim(m, sub, { type: 'period_end' });
-          if (!('refused' in applied)) {
-            sub = applied.sub;
-            rowVersion = null; // changed in this transaction: its outcome is settled the general way
-            if (applied.retireBillingKeyId) retire.push(applied.retireBillingKeyId);
-            if (sub.status === 'canceled') {
-              ended.push(sub.id);
-              c.canceled++;
-              continue;
-            }
-          }
-        }
-        let plan = plans.get(sub.planId);
-        if (!plan) {
-          plan = await m.getRepository(PlanEntity).findOneByOrFail({ id: sub.planId });
-          plans.set(plan.id, plan);
-        }
-        due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion, consentId: reliedOn.get(sub.id) ?? null });
-      }
-      // Each charge records the consent it relied on (a paid conversion, or the first charge at a migrated price).
-      charges.push(...(await this.attempts.openBatch(m, due, run.id)));
-      // Left out: another instance recorded an attempt for it between our query and our lock; it is theirs.
-      c.due -= due.length - charges.length;
-      return { charges, claimed: subs.length };
-    });
-    // Subscriptions that ended at their period's end: reservations first, then the key (after commit).
-    for (const id of ended) await this.chore('canceling the reservations of an ended subscription', id, () => this.reservations.cancelOutstanding(id));
-    for (const id of retire) await this.billingKeys.destroyAtGatewayQuietly(id);
-    return result;
-  }
-
-  /** Paused subscriptions whose resume_at has come are resumed (and charged) first. */
-  private async resumeDuePauses(asOf: Date, c: RunCounters): Promise<void> {
-    const rows: { id: string }[] = await this.db.query(
-      `SELECT id FROM subscriptions WHERE status = 'paused' AND resume_at <= $1 ORDER BY resume_at, id LIMIT 10000`,
-      [asOf],
-    );
-    for (const { id } of rows) {
-      try {
-        await this.subscriptions.resume(id, 'scheduled resume', 'system');
-        c.resumed++;
-      } catch (err) {
-        // Another instance resumed it first (409), or Bootpay is down: the next run tries again.
-        this.logger.warn({ message: 'scheduled resume skipped', subscription_id: id, error: err instanceof Error ? err.message : String(err) });
-      }
-    }
-  }
-
-  /**
-   * Attempts left open (a time-out whose outcome is unknown, or a crash between recording and settling) are resolved
-   * by re-sending the same order_id: approved → Bootpay answers duplicate (success); never sent or declined →
-   * processed now. Only then may the subscription be charged again.
-   */
-  private async resolveOpenAttempts(asOf: Date, c: RunCounters): Promise<void> {
-    const staleMs = Math.max(60_000, 2 * this.runtime.gateway.chargeTimeoutMs);
-    const staleBefore = new Date(asOf.getTime() - staleMs);
-    for (;;) {
-      const payments = await this.attempts.leaseStaleAttempts(staleBefore, asOf, 200);
-      if (!payments.length) return;
-      await runPool(payments, this.settings.concurrency, null, async (p) => {
-        const outcome = await this.attempts.send(p);
-        await this.settleCounting(() => this.attempts.settle(p.id, outcome), p.id, outcome, c);
-        if (outcome.kind !== 'unknown') c.resolved++;
-      });
-    }
-  }
-
-  /**
-   * Reservations whose execution time is past (plus a grace period) without a webhook: asked of Bootpay by
-   * reservation lookup and settled from the receipt. One whose registration was never confirmed (no reserve_id) is
-   * resolved like an unknown charge: the same order_id is sent; a duplicate means it executed.
-   */
-  private async resolveDueReservations(asOf: Date, c: RunCounters): Promise<void> {
-    const graceMs = 10 * 60 * 1000;
-    const rows = await this.db
-      .getRepository(PaymentEntity)
-      .createQueryBuilder('p')
-      .where(`p.status = 'READY' AND p.reserve_execute_at <= :before`, { before: new Date(asOf.getTime() - graceMs) })
-      .orderBy('p.reserve_execute_at', 'ASC')
-      .limit(1000)
-      .getMany();
-    for (const p of rows) {
-      try {
-        if (await this.attempts.resolveReservation(p, { sendUnconfirmed: true })) c.resolved++;
-      } catch (err) {
-        this.logger.warn({ message: 'reservation not resolved yet', payment_id: p.id, error: err instanceof Error ? err.message : String(err) });
-      }
-    }
-  }
-
-  /** Reservations of subscriptions that ended or are paused, which could not be canceled then, are canceled now. */
-  private async cancelLeftoverReservations(): Promise<void> {
-    const rows: { id: string }[] = await this.db.query(
-      `SELECT DISTINCT s.id FROM subscriptions s JOIN payments p ON p.subscription_id = s.id
-       WHERE s.status IN ('canceled', 'paused') AND p.status = 'READY' LIMIT 1000`,
-    );
-    for (const { id } of rows) await this.chore('canceling leftover reservations', id, () => this.reservations.cancelOutstanding(id));
-  }
-
-  /** Reservation-mode subscriptions without an outstanding reservation get their coming periods registered. */
-  private async topUpReservations(): Promise<void> {
-    const rows: { id: string }[] = await this.db.query(
-      `SELECT s.id FROM subscriptions s JOIN plans pl ON pl.id = s.plan_id
-       WHERE pl.charge_mode = 'reservation' AND s.status IN ('active', 'trialing', 'incomplete') AND s.pending_plan_id IS NULL
-         AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.status IN ('READY', 'IN_PROGRESS', 'UNKNOWN'))
-       ORDER BY s.next_charge_at NULLS LAST, s.id LIMIT 1000`,
-    );
-    for (const { id } of rows) await this.chore('registering reservations', id, () => this.reservations.topUp(id));
-  }
-
-  private async markInterruptedRuns(): Promise<void> {
-    await this.db.query(
-      `UPDATE charge_runs SET status = 'interrupted', finished_at = $1
-       WHERE status = 'running' AND heartbeat_at < clock_timestamp() - make_interval(secs => $2)`,
-      [this.clock.now(), INTERRUPTED_AFTER_SECONDS],
-    );
   }
 
   async get(id: string): Promise<ChargeRunEntity> {
