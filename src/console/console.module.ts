@@ -6,6 +6,10 @@ import { OperatorsModule } from '../operators/operators.module';
 import { LedgerModule } from '../ledger/ledger.module';
 import { ConsoleAuthController } from './console-auth.controller';
 import { ConsoleController } from './console.controller';
+import { ConsoleNotFoundController } from './console-not-found.controller';
+import { ConsoleOperationsController } from './console-operations.controller';
+import { ConsolePaymentsController } from './console-payments.controller';
+import { ConsoleSubscriptionsController } from './console-subscriptions.controller';
 import { ConsoleQueryService } from './console-query.service';
 import { ConsoleSessionGuard } from './console-session.guard';
 
@@ -51,14 +55,27 @@ function consoleMiddleware(req: Request, res: Response, next: NextFunction): voi
   });
 }
 
+/**
+ * The console's controllers, in the order their routes are registered. Express matches routes in that order, so the
+ * not-found page (GET console/*path) goes last; the middleware below applies to the routes of them all.
+ */
+const CONSOLE_CONTROLLERS = [
+  ConsoleAuthController,
+  ConsoleController,
+  ConsoleSubscriptionsController,
+  ConsolePaymentsController,
+  ConsoleOperationsController,
+  ConsoleNotFoundController,
+];
+
 /** The finance console at /console: server-rendered pages, its own session guard, operators instead of API keys. */
 @Module({
   imports: [OperatorsModule, LedgerModule, ChargingModule],
-  controllers: [ConsoleAuthController, ConsoleController],
+  controllers: CONSOLE_CONTROLLERS,
   providers: [ConsoleQueryService, ConsoleSessionGuard],
 })
 export class ConsoleModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(consoleMiddleware).forRoutes(ConsoleAuthController, ConsoleController);
+    consumer.apply(consoleMiddleware).forRoutes(...CONSOLE_CONTROLLERS);
   }
 }
