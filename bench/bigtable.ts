@@ -20,7 +20,7 @@
  *   3. runs ONE charge run in a child process, in-process like bench:charge (createApp, ChargeRunsService.create +
  *      execute; CHARGE_RUN_CONCURRENCY=C, rate 100000/s, batch, pool, outbound-webhook loop off); pg's
  *      Client.prototype.query is wrapped to time every statement and to keep the claim statement (the query of
- *      ChargeRunsService.claimBatch: `FROM "subscriptions" "s" ... FOR UPDATE ... SKIP LOCKED`) with its parameters,
+ *      ClaimDueBatch.claimBatch in src/charging/claim-due.ts: `FROM "subscriptions" "s" ... FOR UPDATE ... SKIP LOCKED`) with its parameters,
  *      as sent: the first claim and the first one that goes on from a cursor;
  *   4. checks at the fake's ledger that every due subscription was charged exactly once and that the local DONE
  *      payments equal the fake's charges (checkChargedOnce), and that nothing else was charged;
