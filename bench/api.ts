@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import {
   busyShare,
-  cpuSecondsOf,
+  cpuMeter,
   cpuSecondsOfPid,
   DIST,
   freePort,
@@ -111,7 +111,7 @@ async function main(): Promise<number> {
   const subscriptions = subscriptionRequests(seed, customers, serviceKey);
   const healthRequest = (): autocannon.Request => ({ method: 'GET', path: '/health' });
 
-  const pgRe = new RegExp(`postgres: .*${fresh.name}`);
+  const pgRe = new RegExp(`postgres: .*${fresh.name}(?!\\w)`);
   // SIGUSR2 makes the service write its SQL counts since the previous signal as one line of statsFile.
   let dumps = 0;
   const sqlDump = async (): Promise<{ roundTrips: number; statements: number; byKind: Record<string, number>; top: { calls: number; sql: string }[] }> => {
@@ -132,7 +132,7 @@ async function main(): Promise<number> {
     await sqlDump(); // counting afresh from here
     const m0 = machineCpu();
     const s0 = cpuSecondsOfPid(server.proc.pid);
-    const p0 = cpuSecondsOf(pgRe);
+    const pg = cpuMeter(pgRe);
     const r = await autocannon({ url: base, connections: conns, duration: seconds, timeout: 30, requests: [req] });
     await new Promise((res) => setTimeout(res, 300)); // the answers autocannon stopped waiting for
     const sql = await sqlDump();
@@ -146,7 +146,7 @@ async function main(): Promise<number> {
       perSecond: r.requests.average,
       ...latencyFigures(r),
       serverCpuS: round2(cpuSecondsOfPid(server.proc.pid) - s0),
-      postgresCpuS: round2(cpuSecondsOf(pgRe) - p0),
+      postgresCpuS: round2(pg.finish()),
       machineBusy: busyShare(m0, machineCpu()),
     };
   };

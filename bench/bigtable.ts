@@ -60,7 +60,7 @@ import {
   checkCells,
   chargedOnceTarget,
   checkChargedOnce,
-  cpuSecondsOf,
+  cpuMeter,
   cpuSecondsOfPid,
   describeCheck,
   DIST,
@@ -487,15 +487,15 @@ async function scenario(db: DatabaseServer, which: 'small' | 'big', s: Settings)
     };
     const c = killAtExit(spawnNode(join(DIST, 'bench', 'bigtable.js'), ['--child', JSON.stringify(opts)], {}, { ipc: true, stdout: 'inherit' }));
     const pgRe = new RegExp(`postgres: .*${fresh.name}(?!\\w)`);
-    let at0 = { m: machineCpu(), pg: 0, fake: 0, child: 0 };
+    let at0 = { m: machineCpu(), pg: null as ReturnType<typeof cpuMeter> | null, fake: 0, child: 0 };
     const cpu: ScenarioResult['cpu'] = { machineBusyShare: null, loadAverage1m: 0, postgresCpuS: 0, fakeCpuS: 0, benchProcessCpuS: 0 };
     const result = await childResult<ChildResult>(c, which, (phase) => {
       if (phase === 'started') {
-        at0 = { m: machineCpu(), pg: cpuSecondsOf(pgRe), fake: cpuSecondsOfPid(fake.child.proc.pid), child: cpuSecondsOfPid(c.proc.pid) };
+        at0 = { m: machineCpu(), pg: cpuMeter(pgRe), fake: cpuSecondsOfPid(fake.child.proc.pid), child: cpuSecondsOfPid(c.proc.pid) };
       } else if (phase === 'ran') {
         cpu.machineBusyShare = busyShare(at0.m, machineCpu());
         cpu.loadAverage1m = loadavg()[0];
-        cpu.postgresCpuS = round2(cpuSecondsOf(pgRe) - at0.pg);
+        cpu.postgresCpuS = round2(at0.pg?.finish() ?? 0);
         cpu.fakeCpuS = round2(cpuSecondsOfPid(fake.child.proc.pid) - at0.fake);
         cpu.benchProcessCpuS = round2(cpuSecondsOfPid(c.proc.pid) - at0.child);
       }

@@ -489,9 +489,9 @@ export function cpuSecondsOfPid(pid: number | undefined): number {
   }
 }
 
-/** CPU seconds used by the processes whose command line matches `re` (from /proc/<pid>/stat; Linux only). */
-export function cpuSecondsOf(re: RegExp): number {
-  let ticks = 0;
+/** CPU seconds used so far by each process whose command line matches `re` (from /proc/<pid>/stat; Linux only). */
+export function cpuSecondsByPid(re: RegExp): Map<number, number> {
+  const out = new Map<number, number>();
   try {
     for (const pid of readdirSync('/proc')) {
       if (!/^\d+$/.test(pid)) continue;
@@ -500,15 +500,51 @@ export function cpuSecondsOf(re: RegExp): number {
         if (!re.test(cmd)) continue;
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        ticks += Number(rest[11]) + Number(rest[12]); // utime + stime
+        out.set(Number(pid), (Number(rest[11]) + Number(rest[12])) / 100); // utime + stime
       } catch {
         /* gone */
       }
     }
   } catch {
-    return 0;
+    /* no /proc */
   }
-  return ticks / 100;
+  return out;
+}
+
+/** CPU seconds used so far by the processes whose command line matches `re` (Linux only). */
+export function cpuSecondsOf(re: RegExp): number {
+  let seconds = 0;
+  for (const s of cpuSecondsByPid(re).values()) seconds += s;
+  return seconds;
+}
+
+/**
+ * CPU seconds used from now on by the processes whose command line matches `re` (PostgreSQL's backends of one
+ * database): read every `everyMs`, each process compared with itself (one started later counts from zero), so a
+ * backend that exits keeps what it used up to its last reading. A plain difference of two sums over the live
+ * backends loses all of an exited backend's CPU, and went below zero when a pool closed idle connections.
+ */
+export function cpuMeter(re: RegExp, everyMs = 500): { finish: () => number } {
+  const first = cpuSecondsByPid(re);
+  const last = new Map(first);
+  const read = () => {
+    for (const [pid, s] of cpuSecondsByPid(re)) {
+      if (!first.has(pid)) first.set(pid, 0);
+      last.set(pid, s);
+    }
+  };
+  const timer = setInterval(read, everyMs);
+  timer.unref();
+  return {
+    /** The seconds used since the meter started; it stops reading. */
+    finish: () => {
+      clearInterval(timer);
+      read();
+      let total = 0;
+      for (const [pid, s] of last) total += s - (first.get(pid) ?? 0);
+      return total;
+    },
+  };
 }
 
 /**

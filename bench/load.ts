@@ -60,7 +60,7 @@ import {
   busyShare,
   ChargeCheck,
   checkChargedOnce,
-  cpuSecondsOf,
+  cpuMeter,
   cpuSecondsOfPid,
   DIST,
   freePort,
@@ -281,19 +281,19 @@ async function main(): Promise<number> {
       await sleep(50);
     }
   };
-  const pgRe = new RegExp(`postgres: .*${fresh.name}`);
+  const pgRe = new RegExp(`postgres: .*${fresh.name}(?!\\w)`);
   const usage = async () => {
     await serviceStats(); // counting afresh from here
     const m0 = machineCpu();
     const s0 = cpuSecondsOfPid(server.proc.pid);
-    const p0 = cpuSecondsOf(pgRe);
+    const pg = cpuMeter(pgRe);
     const f0 = cpuSecondsOfPid(fake.child.proc.pid);
     const b0 = process.cpuUsage();
     return async (): Promise<Usage> => {
       const b = process.cpuUsage(b0);
       return {
         serviceCpuS: round2(cpuSecondsOfPid(server.proc.pid) - s0),
-        postgresCpuS: round2(cpuSecondsOf(pgRe) - p0),
+        postgresCpuS: round2(pg.finish()),
         fakeCpuS: round2(cpuSecondsOfPid(fake.child.proc.pid) - f0),
         benchCpuS: round2((b.user + b.system) / 1e6),
         machineBusy: busyShare(m0, machineCpu()),

@@ -50,7 +50,7 @@ import {
   checkCells,
   chargedOnceTarget,
   checkChargedOnce,
-  cpuSecondsOf,
+  cpuMeter,
   cpuSecondsOfPid,
   describeCheck,
   DIST,
@@ -310,7 +310,7 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
     const pgRe = new RegExp(`postgres: .*${fresh.name}(?!\\w)`);
     const at0 = {
       m: machineCpu(),
-      pg: cpuSecondsOf(pgRe),
+      pg: cpuMeter(pgRe),
       fake: cpuSecondsOfPid(fake.child.proc.pid),
       inst: instances.map((i) => cpuSecondsOfPid(i.child.proc.pid)),
     };
@@ -325,7 +325,7 @@ async function measure(db: DatabaseServer, k: number, n: number, s: Settings, wi
     const runSeconds = (Math.max(...answers.map((a) => a.at)) - t0) / 1000;
     const machineBusyShare = busyShare(at0.m, machineCpu());
     const loadAverage1m = loadavg()[0];
-    const postgresCpuS = round2(cpuSecondsOf(pgRe) - at0.pg);
+    const postgresCpuS = round2(at0.pg.finish());
     const fakeCpuS = round2(cpuSecondsOfPid(fake.child.proc.pid) - at0.fake);
     const runs: InstanceRun[] = answers.map((a, i) => ({
       instance: i,
