@@ -7,6 +7,7 @@ import { CoreModule } from './core.module';
 import { CustomersModule } from './customers/customers.module';
 import { dataSourceOptions } from './database/database';
 import { PoolGuard } from './database/pool-guard';
+import { PoolShare } from './database/pool-share';
 import { HealthModule } from './health/health.module';
 import { IdempotencyInterceptor } from './idempotency/idempotency.interceptor';
 import { Runtime } from './config/runtime';
@@ -48,7 +49,7 @@ export class AppModule {
         MetricsModule,
         ...(runtime.config.testEndpoints ? [TestClockModule] : []),
       ],
-      providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }, PoolGuard],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: IdempotencyInterceptor }, PoolGuard, PoolShare],
     };
   }
 }

@@ -10,6 +10,7 @@ import { InvalidInputError, NotFoundError } from '../common/errors';
 import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../config/runtime';
+import { asChargeRun } from '../database/pool-share';
 import { ChargeAttemptsService } from '../ledger/charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
 import { ChargeSettler } from './charge-settler';
@@ -113,7 +114,8 @@ export class ChargeRunsService implements OnModuleDestroy {
 
   async execute(run: ChargeRunEntity, onProgress?: ProgressListener): Promise<ChargeRunEntity> {
     const started = performance.now();
-    const running = this.executeRun(run, onProgress);
+    // The run's statements take connections from its share of the pool, never waiting behind the API's.
+    const running = asChargeRun(() => this.executeRun(run, onProgress));
     this.active.add(running);
     try {
       const done = await running;

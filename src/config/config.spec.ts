@@ -132,6 +132,15 @@ describe(loadConfig.name, () => {
       expect(expectRefused({ PORT: 'abc' }, 'PORT').message).toBe('Invalid setting PORT: must be a whole number, got "abc"');
     });
 
+    it("should keep the charge run's share of the pool below the pool's size, a fifth of it by default", () => {
+      expect(loadConfig({}).databasePoolRunReserve).toBe(4);
+      expect(loadConfig({ DATABASE_POOL_SIZE: '50' }).databasePoolRunReserve).toBe(10);
+      expect(loadConfig({ DATABASE_POOL_SIZE: '10', DATABASE_POOL_RUN_RESERVE: '0' }).databasePoolRunReserve).toBe(0);
+      expect(expectRefused({ DATABASE_POOL_SIZE: '10', DATABASE_POOL_RUN_RESERVE: '10' }, 'DATABASE_POOL_RUN_RESERVE').message).toBe(
+        'Invalid setting DATABASE_POOL_RUN_RESERVE: must be between 0 and 9, got 10',
+      );
+    });
+
     it('should not echo secret values in the message', () => {
       const key = 'deadbeefdeadbeef';
       expect(expectRefused({ BILLING_KEY_ENCRYPTION_KEY: key }, 'BILLING_KEY_ENCRYPTION_KEY').message).not.toContain(key);

@@ -31,6 +31,8 @@ export interface AppConfig {
   /** Absent outside production: the start uses an embedded PostgreSQL. */
   databaseUrl?: string;
   databasePoolSize: number;
+  /** Connections of the pool kept for the charge run while one executes (see database/pool-share.ts). */
+  databasePoolRunReserve: number;
   dataDir: string;
   embeddedPostgresPort: number;
   /** 32 bytes; absent outside production: generated and kept in dataDir. */
@@ -255,12 +257,14 @@ export function loadConfig(env: Env = process.env): AppConfig {
   // Bootpay's webhooks come to this URL: in production they must not travel in clear.
   const publicBaseUrl = url(env, 'PUBLIC_BASE_URL', production ? ['https:'] : ['http:', 'https:']);
 
+  const databasePoolSize = int(env, 'DATABASE_POOL_SIZE', 20, 2, 500);
   return {
     nodeEnv,
     host,
     port: int(env, 'PORT', 3000, 0, 65535),
     databaseUrl,
-    databasePoolSize: int(env, 'DATABASE_POOL_SIZE', 20, 2, 500),
+    databasePoolSize,
+    databasePoolRunReserve: int(env, 'DATABASE_POOL_RUN_RESERVE', Math.floor(databasePoolSize / 5), 0, databasePoolSize - 1),
     dataDir: str(env, 'DATA_DIR') ?? '.data',
     embeddedPostgresPort: int(env, 'EMBEDDED_PG_PORT', 54320, 1024, 65535),
     encryptionKey,

@@ -1,0 +1,147 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Pool, PoolClient } from 'pg';
+import { DataSource } from 'typeorm';
+import { Runtime, RUNTIME } from '../config/runtime';
+
+/**
+ * The charge run's share of the database pool. While a run executes in this process, the rest of the process (the
+ * API, the console, the outbox) may hold at most `size - reserve` of the pool's connections at once; the run's own
+ * statements never wait behind them. Without it, 100 API connections keep all of the pool busy with dozens of
+ * requests queued, and the run's every statement waits its turn in that queue (measured: the run charged at a third
+ * of its pace while the load lasted). With no run, the API has the whole pool.
+ *
+ * The run marks its work with {@link asChargeRun}; an AsyncLocalStorage context carries the mark through every await
+ * of the run, so the ledger, the gateway and the database code need not know of it.
+ */
+
+const chargeRun = new AsyncLocalStorage<true>();
+
+/** Runs `work` as the charge run's: its database statements take connections from the run's share. */
+export function asChargeRun<T>(work: () => Promise<T>): Promise<T> {
+  return chargeRun.run(true, () => shares.track(work));
+}
+
+type ConnectCallback = (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void;
+
+/** What the pools of this process share: how many charge runs execute now. */
+const shares = {
+  runs: 0,
+  gates: new Set<PoolGate>(),
+  async track<T>(work: () => Promise<T>): Promise<T> {
+    this.runs += 1;
+    try {
+      return await work();
+    } finally {
+      this.runs -= 1;
+      if (this.runs === 0) for (const g of this.gates) g.wake();
+    }
+  },
+};
+
+/** Holds the callers that are not the run's to `size - reserve` connections while a run executes. */
+class PoolGate {
+  private held = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly size: number,
+    private readonly reserve: number,
+  ) {}
+
+  private limit(): number {
+    return shares.runs > 0 ? this.size - this.reserve : this.size;
+  }
+
+  /** Answers false when no connection of the share came free within `timeoutMs` (0: no limit), as pg's pool does. */
+  acquire(timeoutMs: number): Promise<boolean> {
+    if (this.held < this.limit() && this.waiting.length === 0) {
+      this.held += 1;
+      return Promise.resolve(true);
+    }
+    return new Promise((resolve) => {
+      const granted = () => {
+        if (timer) clearTimeout(timer);
+        resolve(true);
+      };
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              const i = this.waiting.indexOf(granted);
+              if (i >= 0) this.waiting.splice(i, 1);
+              resolve(false);
+            }, timeoutMs)
+          : null;
+      this.waiting.push(granted);
+    });
+  }
+
+  release(): void {
+    this.held -= 1;
+    this.wake();
+  }
+
+  wake(): void {
+    while (this.waiting.length > 0 && this.held < this.limit()) {
+      this.held += 1;
+      this.waiting.shift()!();
+    }
+  }
+}
+
+/**
+ * Gives the charge run its share of the pool of `db` (TypeORM's pg pool): `reserve` of its connections stay free for
+ * the run while one executes. `reserve` 0 leaves the pool as it is.
+ */
+export function sharePoolWithChargeRuns(db: DataSource, reserve: number): void {
+  const pool = (db.driver as unknown as { master?: Pool }).master;
+  if (!pool || reserve <= 0) return;
+  const { max: size, connectionTimeoutMillis } = (pool as unknown as { options: { max: number; connectionTimeoutMillis?: number } }).options;
+  // The configuration keeps it below the pool's size; a pool made smaller elsewhere (a test's) keeps one for the rest.
+  const gate = new PoolGate(size, Math.min(reserve, size - 1));
+  shares.gates.add(gate);
+  const connect = pool.connect.bind(pool) as (cb: ConnectCallback) => void;
+  // pg's pool.query and TypeORM both check clients out through connect(callback); a promise caller gets the same.
+  const shared = (cb?: ConnectCallback): Promise<PoolClient> | undefined => {
+    if (!cb) {
+      return new Promise<PoolClient>((resolve, reject) => shared((err, client) => (err || !client ? reject(err ?? new Error('no client')) : resolve(client))));
+    }
+    if (chargeRun.getStore()) return void connect(cb);
+    void gate.acquire(connectionTimeoutMillis ?? 0).then((granted) => {
+      if (!granted) return cb(new Error('timeout exceeded when trying to connect'), undefined, () => undefined);
+      connect((err, client, done) => {
+        if (err || !client) {
+          gate.release();
+          return cb(err, client, done);
+        }
+        let returned = false;
+        const release = client.release.bind(client);
+        const giveBack = (e?: unknown) => {
+          if (!returned) {
+            returned = true;
+            gate.release();
+          }
+          return release(e as Error | boolean | undefined);
+        };
+        client.release = giveBack;
+        cb(undefined, client, giveBack);
+      });
+    });
+    return undefined;
+  };
+  (pool as unknown as { connect: typeof shared }).connect = shared;
+}
+
+/** Sets the charge run's share of the service's pool (`DATABASE_POOL_RUN_RESERVE`) at start. */
+@Injectable()
+export class PoolShare implements OnModuleInit {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+  ) {}
+
+  onModuleInit(): void {
+    sharePoolWithChargeRuns(this.db, this.runtime.config.databasePoolRunReserve);
+  }
+}

@@ -1,0 +1,84 @@
+import { DataSource, QueryRunner } from 'typeorm';
+import { dataSourceOptions } from '../src/database/database';
+import { asChargeRun, sharePoolWithChargeRuns } from '../src/database/pool-share';
+import { createTestDatabase } from './utils/test-app';
+
+/**
+ * The charge run's share of the pool (DATABASE_POOL_RUN_RESERVE), on a real PostgreSQL pool of 4 with 2 kept for the
+ * run: while a run executes, the rest of the process holds at most 2 connections, so the run's statements are answered
+ * even when the API asks for every connection; with no run the API has the whole pool.
+ */
+describe('the charge run keeps its share of the database pool', () => {
+  let db: { url: string; drop(): Promise<void> };
+  let ds: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = new DataSource(dataSourceOptions(db.url, 4));
+    await ds.initialize();
+    sharePoolWithChargeRuns(ds, 2);
+  });
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  function deferred() {
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  }
+
+  /** A connection checked out by the API (outside any run), with a flag set once it is granted. */
+  function apiCheckout() {
+    const qr = ds.createQueryRunner();
+    const c = { qr, granted: false, ready: null as unknown as Promise<QueryRunner> };
+    c.ready = qr.connect().then(() => {
+      c.granted = true;
+      return qr;
+    });
+    return c;
+  }
+
+  it('answers the run while the API asks for every connection, and gives the API the rest once the run ends', async () => {
+    const started = deferred();
+    const apiAsked = deferred();
+    const runQueried = deferred();
+    const runMayEnd = deferred();
+    let runAnswer: string | null = null;
+    const run = asChargeRun(async () => {
+      started.resolve();
+      await apiAsked.promise;
+      runAnswer = (await ds.query(`SELECT 'run' AS who`))[0].who;
+      runQueried.resolve();
+      await runMayEnd.promise;
+    });
+    await started.promise;
+    // The API (outside the run) asks for the whole pool while the run executes: it gets its share, 2.
+    const api = [apiCheckout(), apiCheckout(), apiCheckout(), apiCheckout()];
+    await Promise.all([api[0].ready, api[1].ready]);
+    apiAsked.resolve();
+    await runQueried.promise;
+    expect(runAnswer).toBe('run');
+    expect(api.map((c) => c.granted)).toEqual([true, true, false, false]);
+
+    runMayEnd.resolve();
+    await run;
+    const all = await Promise.all(api.map((c) => c.ready));
+    const who = await Promise.all(all.map((qr) => qr.query(`SELECT 'api' AS who`)));
+    expect(who.map((r: { who: string }[]) => r[0].who)).toEqual(['api', 'api', 'api', 'api']);
+    await Promise.all(all.map((qr) => qr.release()));
+  });
+
+  it('gives the API the whole pool when no run executes', async () => {
+    const api = [apiCheckout(), apiCheckout(), apiCheckout(), apiCheckout()];
+    const all = await Promise.all(api.map((c) => c.ready));
+    expect(api.map((c) => c.granted)).toEqual([true, true, true, true]);
+    await Promise.all(all.map((qr) => qr.release()));
+    // Released connections go back to the share: the API can take the whole pool again.
+    const again = [apiCheckout(), apiCheckout(), apiCheckout(), apiCheckout()];
+    await Promise.all(again.map((c) => c.ready));
+    await Promise.all(again.map((c) => c.qr.release()));
+  });
+});
