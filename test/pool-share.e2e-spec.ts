@@ -1,6 +1,7 @@
 import { DataSource, QueryRunner } from 'typeorm';
 import { dataSourceOptions } from '../src/database/database';
-import { asChargeRun, sharePoolWithChargeRuns } from '../src/database/pool-share';
+import { asChargeRun } from '../src/common/charge-run-context';
+import { sharePoolWithChargeRuns } from '../src/database/pool-share';
 import { createTestDatabase } from './utils/test-app';
 
 /**

@@ -10,7 +10,7 @@ import { InvalidInputError, NotFoundError } from '../common/errors';
 import { isCursorInstant, Page, PageQueryDto } from '../common/pagination';
 import { PlanEntity } from '../plans/plan.entity';
 import { Runtime, RUNTIME } from '../config/runtime';
-import { asChargeRun } from '../database/pool-share';
+import { asChargeRun } from '../common/charge-run-context';
 import { ChargeAttemptsService } from '../ledger/charge-attempts.service';
 import { ChargeRunEntity, ChargeRunTrigger } from './charge-run.entity';
 import { ChargeSettler } from './charge-settler';

@@ -1,8 +1,8 @@
 import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Pool, PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
+import { chargeRunsRunning, inChargeRun, onChargeRunsChange } from '../common/charge-run-context';
 import { Runtime, RUNTIME } from '../config/runtime';
 
 /**
@@ -12,33 +12,11 @@ import { Runtime, RUNTIME } from '../config/runtime';
  * requests queued, and the run's every statement waits its turn in that queue (measured: the run charged at a third
  * of its pace while the load lasted). With no run, the API has the whole pool.
  *
- * The run marks its work with {@link asChargeRun}; an AsyncLocalStorage context carries the mark through every await
- * of the run, so the ledger, the gateway and the database code need not know of it.
+ * The run marks its work with asChargeRun (common/charge-run-context.ts), which carries the mark through every await
+ * of the run, so the ledger and the gateway need not know of it.
  */
 
-const chargeRun = new AsyncLocalStorage<true>();
-
-/** Runs `work` as the charge run's: its database statements take connections from the run's share. */
-export function asChargeRun<T>(work: () => Promise<T>): Promise<T> {
-  return chargeRun.run(true, () => shares.track(work));
-}
-
 type ConnectCallback = (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void;
-
-/** What the pools of this process share: how many charge runs execute now. */
-const shares = {
-  runs: 0,
-  gates: new Set<PoolGate>(),
-  async track<T>(work: () => Promise<T>): Promise<T> {
-    this.runs += 1;
-    try {
-      return await work();
-    } finally {
-      this.runs -= 1;
-      if (this.runs === 0) for (const g of this.gates) g.wake();
-    }
-  },
-};
 
 /** Holds the callers that are not the run's to `size - reserve` connections while a run executes. */
 class PoolGate {
@@ -51,7 +29,7 @@ class PoolGate {
   ) {}
 
   private limit(): number {
-    return shares.runs > 0 ? this.size - this.reserve : this.size;
+    return chargeRunsRunning() > 0 ? this.size - this.reserve : this.size;
   }
 
   /** Answers false when no connection of the share came free within `timeoutMs` (0: no limit), as pg's pool does. */
@@ -100,14 +78,14 @@ export function sharePoolWithChargeRuns(db: DataSource, reserve: number): void {
   const { max: size, connectionTimeoutMillis } = (pool as unknown as { options: { max: number; connectionTimeoutMillis?: number } }).options;
   // The configuration keeps it below the pool's size; a pool made smaller elsewhere (a test's) keeps one for the rest.
   const gate = new PoolGate(size, Math.min(reserve, size - 1));
-  shares.gates.add(gate);
+  onChargeRunsChange(() => gate.wake());
   const connect = pool.connect.bind(pool) as (cb: ConnectCallback) => void;
   // pg's pool.query and TypeORM both check clients out through connect(callback); a promise caller gets the same.
   const shared = (cb?: ConnectCallback): Promise<PoolClient> | undefined => {
     if (!cb) {
       return new Promise<PoolClient>((resolve, reject) => shared((err, client) => (err || !client ? reject(err ?? new Error('no client')) : resolve(client))));
     }
-    if (chargeRun.getStore()) return void connect(cb);
+    if (inChargeRun()) return void connect(cb);
     void gate.acquire(connectionTimeoutMillis ?? 0).then((granted) => {
       if (!granted) return cb(new Error('timeout exceeded when trying to connect'), undefined, () => undefined);
       connect((err, client, done) => {
