@@ -3,7 +3,7 @@
  * bulk issue and per-key behaviour used by benchmarks and tests.
  */
 import { randomBytes } from 'node:crypto';
-import { cardCompanyFor, isDeclineScenario, maskCardNo, TEST_CARD_BY_NUMBER, TEST_CARDS } from './test-cards';
+import { cardCompanyFor, isDeclineScenario, maskCardNo, TEST_CARD_BY_NUMBER, TEST_CARDS, TestCard } from './test-cards';
 import { FakeHttpError, invalid, isObject, Json, reqString, validBirth } from './fake-bootpay.http';
 import { BillingKeyRec, FakeSite, FakeState, hexId, STATUS_LOCALE } from './fake-bootpay.state';
 
@@ -47,13 +47,30 @@ export class FakeBillingKeys {
     if (testCard?.failsAt.issue) {
       throw new FakeHttpError(400, testCard.issueErrorCode ?? 'SUBSCRIBE_PUBLISH_FAILED', testCard.message, testCard.pgErrorCode);
     }
-    const company = cardCompanyFor(cardNo);
-    const rec: BillingKeyRec = {
-      billingKey: randomBytes(33).toString('base64url'),
-      receiptId: hexId(),
+    const rec = this.keep(randomBytes(33).toString('base64url'), cardNo, testCard, now, expireAt, {
       subscriptionId,
       orderName,
       pg,
+      metadata: isObject(body.metadata) ? body.metadata : {},
+      user: isObject(body.user) ? body.user : {},
+    });
+    return this.billingKeyJson(rec);
+  }
+
+  /** Records a newly issued billing key for `cardNo` and indexes it by key and by receipt. */
+  private keep(
+    billingKey: string,
+    cardNo: string,
+    testCard: TestCard | undefined,
+    now: Date,
+    expireAt: Date,
+    of: Pick<BillingKeyRec, 'subscriptionId' | 'orderName' | 'pg' | 'metadata' | 'user'>,
+  ): BillingKeyRec {
+    const company = cardCompanyFor(cardNo);
+    const rec: BillingKeyRec = {
+      billingKey,
+      receiptId: hexId(),
+      ...of,
       cardNoMasked: maskCardNo(cardNo),
       cardCompany: company.name,
       cardCompanyCode: company.code,
@@ -65,13 +82,11 @@ export class FakeBillingKeys {
       publishedAt: now,
       expireAt,
       destroyedAt: null,
-      metadata: isObject(body.metadata) ? body.metadata : {},
-      user: isObject(body.user) ? body.user : {},
     };
     this.state.billingKeys.set(rec.billingKey, rec);
     this.state.billingKeysByReceipt.set(rec.receiptId, rec);
     this.state.billingKeyList.push(rec);
-    return this.billingKeyJson(rec);
+    return rec;
   }
 
   billingKeyJson(b: BillingKeyRec): Json {
@@ -146,36 +161,15 @@ export class FakeBillingKeys {
     if (!/^\d{14,16}$/.test(cardNo)) throw new Error('card_no must be 14 to 16 digits');
     const testCard = TEST_CARD_BY_NUMBER.get(cardNo);
     if (testCard?.failsAt.issue) throw new Error(`card ${cardNo} is refused at key issue`);
-    const company = cardCompanyFor(cardNo);
     const now = this.fake.now();
     // Valid through the end of the month three years ahead (KST), like a freshly issued card.
     const expireAt = new Date(Date.UTC(now.getUTCFullYear() + 3, now.getUTCMonth() + 1, 1) - KST_OFFSET_MS - 1000);
     const keyBytes = randomBytes(33 * count);
     const out: Array<{ billing_key: string; receipt_id: string }> = new Array(count);
     for (let i = 0; i < count; i++) {
-      const rec: BillingKeyRec = {
-        billingKey: keyBytes.subarray(i * 33, (i + 1) * 33).toString('base64url'),
-        receiptId: hexId(),
-        subscriptionId: `bulk_${i}`,
-        orderName: 'Bulk billing key',
-        pg: opts.pg ?? 'nicepay',
-        cardNoMasked: maskCardNo(cardNo),
-        cardCompany: company.name,
-        cardCompanyCode: company.code,
-        cardScenario: testCard?.scenario ?? null,
-        behavior: null,
-        chargeAttempts: 0,
-        activeReservations: 0,
-        requestedAt: now,
-        publishedAt: now,
-        expireAt,
-        destroyedAt: null,
-        metadata: {},
-        user: {},
-      };
-      this.state.billingKeys.set(rec.billingKey, rec);
-      this.state.billingKeysByReceipt.set(rec.receiptId, rec);
-      this.state.billingKeyList.push(rec);
+      const billingKey = keyBytes.subarray(i * 33, (i + 1) * 33).toString('base64url');
+      const of = { subscriptionId: `bulk_${i}`, orderName: 'Bulk billing key', pg: opts.pg ?? 'nicepay', metadata: {}, user: {} };
+      const rec = this.keep(billingKey, cardNo, testCard, now, expireAt, of);
       out[i] = { billing_key: rec.billingKey, receipt_id: rec.receiptId };
     }
     return out;
