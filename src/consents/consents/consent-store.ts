@@ -4,7 +4,7 @@ import { NotFoundError } from '../../common/errors';
 import { Runtime, RUNTIME } from '../../config/runtime';
 import { SubscriptionEntity } from '../../ledger/subscription.entity';
 import { PlansService, PlanTerms } from '../../plans/plans.service';
-import { consentStatus, consentWindowOpens } from '../consent-rules';
+import { consentStatus, consentWindowOpens, StoredConsent } from '../consent-rules';
 
 export const CLOCK_SKEW_MS = 60_000;
 
@@ -28,6 +28,38 @@ export interface ConsentRow {
   withdrawn_at: Date | null;
   withdraw_reason: string | null;
   created_at: Date;
+}
+
+/**
+ * The consents recorded for `subscriptionIds`, by subscription (withdrawn ones too unless `live`), read through `q`
+ * (the caller's transaction, or the pool).
+ */
+export async function storedConsentsOf(
+  q: Pick<EntityManager, 'query'>,
+  subscriptionIds: string[],
+  opts: { live: boolean },
+): Promise<Map<string, StoredConsent[]>> {
+  const bySub = new Map<string, StoredConsent[]>();
+  if (!subscriptionIds.length) return bySub;
+  const rows: {
+    id: string;
+    subscription_id: string;
+    kind: string;
+    change_id: string | null;
+    amount_after: string;
+    obtained_at: Date;
+    withdrawn_at: Date | null;
+  }[] = await q.query(
+    `SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents
+     WHERE subscription_id = ANY($1::uuid[])${opts.live ? ' AND withdrawn_at IS NULL' : ''}`,
+    [subscriptionIds],
+  );
+  for (const r of rows) {
+    const list = bySub.get(r.subscription_id) ?? [];
+    list.push({ id: r.id, kind: r.kind, changeId: r.change_id, amountAfter: Number(r.amount_after), obtainedAt: r.obtained_at, withdrawnAt: r.withdrawn_at });
+    bySub.set(r.subscription_id, list);
+  }
+  return bySub;
 }
 
 export interface MigrationRow {

@@ -8,7 +8,7 @@ import { Runtime, RUNTIME } from '../../config/runtime';
 import { SubscriptionEntity } from '../../ledger/subscription.entity';
 import { PlanTerms } from '../../plans/plans.service';
 import { consentWindowOpens, migrationChangeAt, StoredConsent, validConsent } from '../consent-rules';
-import { ConsentRow, ConsentStore, MigrationRow } from './consent-store';
+import { ConsentRow, ConsentStore, MigrationRow, storedConsentsOf } from './consent-store';
 
 /** Reads: a subscription's consents, and the compliance report of the paid conversions and price increases to come. */
 @Injectable()
@@ -71,26 +71,7 @@ export class ReadConsentsQuery {
       }
     }
     const ids = [...trials.map((t) => t.id), ...migrated.map((x) => x.sub.id)];
-    const consentRows: {
-      id: string;
-      subscription_id: string;
-      kind: string;
-      change_id: string | null;
-      amount_after: string;
-      obtained_at: Date;
-      withdrawn_at: Date | null;
-    }[] = ids.length
-      ? await this.db.query(
-          `SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents WHERE subscription_id = ANY($1::uuid[])`,
-          [ids],
-        )
-      : [];
-    const bySub = new Map<string, StoredConsent[]>();
-    for (const r of consentRows) {
-      const list = bySub.get(r.subscription_id) ?? [];
-      list.push({ id: r.id, kind: r.kind, changeId: r.change_id, amountAfter: Number(r.amount_after), obtainedAt: r.obtained_at, withdrawnAt: r.withdrawn_at });
-      bySub.set(r.subscription_id, list);
-    }
+    const bySub = await storedConsentsOf(this.db, ids, { live: false });
     const status = (needed: boolean, c: StoredConsent | null) => (!needed ? 'not_required' : c ? 'valid' : 'missing');
     const rows = [
       ...trials.map((t) => {

@@ -4,7 +4,7 @@ import { Clock } from '../../common/clock';
 import { Runtime, RUNTIME } from '../../config/runtime';
 import { SubscriptionEntity } from '../../ledger/subscription.entity';
 import { decideRenewal, MigrationFacts, RenewalDecision, StoredConsent } from '../consent-rules';
-import { ConsentStore, MigrationRow } from './consent-store';
+import { ConsentStore, MigrationRow, storedConsentsOf } from './consent-store';
 
 /**
  * The charge run's questions: whether a due renewal or trial end may be charged as it is, switched, or not charged
@@ -46,34 +46,7 @@ export class RenewalConsentCheck {
     }
     const settings = { required: this.runtime.config.consent.required, tz: this.store.tz };
     const needConsents = relevant.filter((s) => s.status === 'trialing' || migrations.has(s.planId)).map((s) => s.id);
-    const consents = new Map<string, StoredConsent[]>();
-    if (settings.required && needConsents.length) {
-      const rows: {
-        id: string;
-        subscription_id: string;
-        kind: string;
-        change_id: string | null;
-        amount_after: string;
-        obtained_at: Date;
-        withdrawn_at: Date | null;
-      }[] = await m.query(
-        `SELECT id, subscription_id, kind, change_id, amount_after, obtained_at, withdrawn_at FROM consents
-         WHERE subscription_id = ANY($1::uuid[]) AND withdrawn_at IS NULL`,
-        [needConsents],
-      );
-      for (const r of rows) {
-        const list = consents.get(r.subscription_id) ?? [];
-        list.push({
-          id: r.id,
-          kind: r.kind,
-          changeId: r.change_id,
-          amountAfter: Number(r.amount_after),
-          obtainedAt: r.obtained_at,
-          withdrawnAt: r.withdrawn_at,
-        });
-        consents.set(r.subscription_id, list);
-      }
-    }
+    const consents = settings.required ? await storedConsentsOf(m, needConsents, { live: true }) : new Map<string, StoredConsent[]>();
     for (const s of relevant) {
       out.set(s.id, decideRenewal(s, planAmount(s.planId), migrations.get(s.planId) ?? null, consents.get(s.id) ?? [], settings));
     }
