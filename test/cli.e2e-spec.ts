@@ -90,7 +90,8 @@ describe('npm run cli: commands, --help, --json and exit codes', () => {
     expect(noName.code).toBe(2);
     expect(noName.out).toContain('api-keys:create needs --role admin|service and --name');
     expect((await run(t, ['api-keys:revoke'])).code).toBe(2);
-  }, 120_000);
+    // Nine child processes, each loading the whole service through ts-node: minutes on a loaded 2-core machine.
+  }, 300_000);
 
   it('should answer --json with one object per line, and create, list and revoke a key', async () => {
     const created = await run(t, ['api-keys:create', '--role', 'service', '--name', 'cli test', '--json']);
