@@ -12,15 +12,17 @@ import { createTestDatabase } from './utils/test-app';
 describe('the charge run keeps its share of the database pool', () => {
   let db: { url: string; drop(): Promise<void> };
   let ds: DataSource;
+  let unshare: () => void;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ds = new DataSource(dataSourceOptions(db.url, 4));
     await ds.initialize();
-    sharePoolWithChargeRuns(ds, 2);
+    unshare = sharePoolWithChargeRuns(ds, 2);
   });
 
   afterAll(async () => {
+    unshare?.();
     await ds?.destroy();
     await db?.drop();
   });

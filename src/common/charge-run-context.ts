@@ -31,7 +31,8 @@ export function chargeRunsRunning(): number {
   return running;
 }
 
-/** Called with the number of charge runs executing whenever it changes. */
-export function onChargeRunsChange(listener: (running: number) => void): void {
+/** Called with the number of charge runs executing whenever it changes; answers a function that stops it. */
+export function onChargeRunsChange(listener: (running: number) => void): () => void {
   listeners.add(listener);
+  return () => listeners.delete(listener);
 }

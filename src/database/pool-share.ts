@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { Pool, PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
@@ -70,15 +70,15 @@ class PoolGate {
 
 /**
  * Gives the charge run its share of the pool of `db` (TypeORM's pg pool): `reserve` of its connections stay free for
- * the run while one executes. `reserve` 0 leaves the pool as it is.
+ * the run while one executes. `reserve` 0 leaves the pool as it is. Answers a function to call when the pool closes.
  */
-export function sharePoolWithChargeRuns(db: DataSource, reserve: number): void {
+export function sharePoolWithChargeRuns(db: DataSource, reserve: number): () => void {
   const pool = (db.driver as unknown as { master?: Pool }).master;
-  if (!pool || reserve <= 0) return;
+  if (!pool || reserve <= 0) return () => undefined;
   const { max: size, connectionTimeoutMillis } = (pool as unknown as { options: { max: number; connectionTimeoutMillis?: number } }).options;
   // The configuration keeps it below the pool's size; a pool made smaller elsewhere (a test's) keeps one for the rest.
   const gate = new PoolGate(size, Math.min(reserve, size - 1));
-  onChargeRunsChange(() => gate.wake());
+  const stop = onChargeRunsChange(() => gate.wake());
   const connect = pool.connect.bind(pool) as (cb: ConnectCallback) => void;
   // pg's pool.query and TypeORM both check clients out through connect(callback); a promise caller gets the same.
   const shared = (cb?: ConnectCallback): Promise<PoolClient> | undefined => {
@@ -109,17 +109,24 @@ export function sharePoolWithChargeRuns(db: DataSource, reserve: number): void {
     return undefined;
   };
   (pool as unknown as { connect: typeof shared }).connect = shared;
+  return stop;
 }
 
 /** Sets the charge run's share of the service's pool (`DATABASE_POOL_RUN_RESERVE`) at start. */
 @Injectable()
-export class PoolShare implements OnModuleInit {
+export class PoolShare implements OnModuleInit, OnModuleDestroy {
+  private stop = (): void => undefined;
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(RUNTIME) private readonly runtime: Runtime,
   ) {}
 
   onModuleInit(): void {
-    sharePoolWithChargeRuns(this.db, this.runtime.config.databasePoolRunReserve);
+    this.stop = sharePoolWithChargeRuns(this.db, this.runtime.config.databasePoolRunReserve);
+  }
+
+  onModuleDestroy(): void {
+    this.stop();
   }
 }
