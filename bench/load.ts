@@ -45,6 +45,8 @@
  *   BENCH_CONCURRENCY       CHARGE_RUN_CONCURRENCY (64); the rate limit is set out of the way (100000/s)
  *   BENCH_BATCH_SIZE        CHARGE_RUN_BATCH_SIZE (200, the service's default)
  *   BENCH_POOL_SIZE         DATABASE_POOL_SIZE of the service (20, the service's default), shared by API and run
+ *   BENCH_POOL_RUN_RESERVE  DATABASE_POOL_RUN_RESERVE of the service (unset: the service's default, a fifth of the
+ *                           pool; 0: no share kept for the run)
  *   BENCH_DATABASE_URL      a PostgreSQL server to use instead of the embedded one (needs CREATEDB)
  *   BENCH_TIMEOUT_S         deadline of the whole command (3600); then everything started is stopped, exit 3
  * A quick run: BENCH_LOAD_N=20000 BENCH_LOAD_DURATION_S=10 BENCH_LOAD_CUSTOMERS=30000 npm run bench:load (the API
@@ -172,6 +174,7 @@ async function main(): Promise<number> {
   const concurrency = intEnv('BENCH_CONCURRENCY', 64, 1, 1024);
   const batchSize = intEnv('BENCH_BATCH_SIZE', 200, 1, 10_000);
   const poolSize = intEnv('BENCH_POOL_SIZE', 20, 2, 500);
+  const runReserve = process.env.BENCH_POOL_RUN_RESERVE?.trim() || null;
   const warmConnections = Math.min(50, connections);
   const t0 = performance.now();
   const at = () => Math.round(performance.now() - t0);
@@ -220,7 +223,7 @@ async function main(): Promise<number> {
     [],
     serviceEnv(
       { nodeEnv: 'development', port, databaseUrl: fresh.url, poolSize, encryptionKey: key, fakeApiBaseUrl: fake.apiBaseUrl, adminKey, logLevel },
-      { ...chargeRunEnv(concurrency, batchSize), SERVICE_API_KEY: serviceKey },
+      { ...chargeRunEnv(concurrency, batchSize), SERVICE_API_KEY: serviceKey, ...(runReserve ? { DATABASE_POOL_RUN_RESERVE: runReserve } : {}) },
     ),
     { stdout: fd, ipc: true },
   );
@@ -524,7 +527,7 @@ async function main(): Promise<number> {
       : '?';
   const cpu = (u: Usage) => `${u.serviceCpuS} | ${u.postgresCpuS} | ${u.fakeCpuS} | ${u.benchCpuS}`;
   lines.push(
-    `\nbench:load  N=${n}  C=${concurrency}  L=${latencyMs} ms  batch=${batchSize}  pool=${poolSize}  ${connections} connections  ` +
+    `\nbench:load  N=${n}  C=${concurrency}  L=${latencyMs} ms  batch=${batchSize}  pool=${poolSize} (run reserve ${runReserve ?? 'default'})  ${connections} connections  ` +
       `LOG_LEVEL=${logLevel}  database=${db.embedded ? 'embedded PostgreSQL' : 'BENCH_DATABASE_URL'}  load average ${loadavg()[0].toFixed(1)}\n`,
   );
   lines.push('POST /v1/subscriptions (trial plan: no charge call)');
@@ -659,6 +662,7 @@ async function main(): Promise<number> {
       concurrency,
       batchSize,
       poolSize,
+      runReserve,
       database: db.embedded ? 'embedded' : 'BENCH_DATABASE_URL',
     },
     seeding: { apiSeconds: api.seconds, setASeconds: setA.seconds, setBSeconds: setB.seconds },
