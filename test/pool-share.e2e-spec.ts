@@ -84,4 +84,48 @@ describe('the charge run keeps its share of the database pool', () => {
     await Promise.all(again.map((c) => c.ready));
     await Promise.all(again.map((c) => c.qr.release()));
   });
+
+  it("bounds a gated caller's whole wait by the pool's connection time-out, not the gate's and the pool's one after the other", async () => {
+    // A pool of 2 with 1 kept for the run and a 1 s connection time-out. The API holds its one connection, and the run
+    // holds the other and asks for a second. A second API caller (B) waits at the gate; at 0.4 s the API's connection
+    // comes back, so B passes the gate, but the pool hands that connection to the run, and B waits in pg's queue.
+    // B's whole wait is bounded by the 1 s it was given: it must give up at 1 s, not take the run's connection
+    // returned at 1.2 s (which a second, fresh 1 s wait in the pool would allow).
+    const small = new DataSource({ ...dataSourceOptions(db.url, 2), extra: { max: 2, connectionTimeoutMillis: 1000 } } as typeof ds.options);
+    await small.initialize();
+    const unshareSmall = sharePoolWithChargeRuns(small, 1);
+    try {
+      const runMayEnd = deferred();
+      const runHolds = deferred();
+      const apiHeld = small.createQueryRunner();
+      await apiHeld.connect();
+      const run = asChargeRun(async () => {
+        const first = small.createQueryRunner();
+        await first.connect();
+        runHolds.resolve();
+        const second = small.createQueryRunner();
+        const secondReady = second.connect();
+        await runMayEnd.promise;
+        await first.release();
+        await secondReady;
+        await second.release();
+      });
+      await runHolds.promise;
+      const b = small.createQueryRunner();
+      const bOutcome = b.connect().then(
+        async () => {
+          await b.release();
+          return 'connected';
+        },
+        (e: Error) => `failed: ${e.message}`,
+      );
+      setTimeout(() => void apiHeld.release(), 400);
+      setTimeout(() => runMayEnd.resolve(), 1200);
+      expect(await bOutcome).toMatch(/^failed: .*timeout/);
+      await run;
+    } finally {
+      unshareSmall();
+      await small.destroy();
+    }
+  });
 });

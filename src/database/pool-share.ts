@@ -16,6 +16,9 @@ import { Runtime, RUNTIME } from '../config/runtime';
  * of the run, so the ledger and the gateway need not know of it.
  */
 
+/** pg's own message when no connection came free in time, so callers see one error for both waits. */
+const timedOut = () => new Error('timeout exceeded when trying to connect');
+
 type ConnectCallback = (err: Error | undefined, client: PoolClient | undefined, done: (release?: unknown) => void) => void;
 
 /** Holds the callers that are not the run's to `size - reserve` connections while a run executes. */
@@ -86,9 +89,32 @@ export function sharePoolWithChargeRuns(db: DataSource, reserve: number): () => 
       return new Promise<PoolClient>((resolve, reject) => shared((err, client) => (err || !client ? reject(err ?? new Error('no client')) : resolve(client))));
     }
     if (inChargeRun()) return void connect(cb);
-    void gate.acquire(connectionTimeoutMillis ?? 0).then((granted) => {
-      if (!granted) return cb(new Error('timeout exceeded when trying to connect'), undefined, () => undefined);
+    const timeoutMs = connectionTimeoutMillis ?? 0;
+    const askedAt = performance.now();
+    void gate.acquire(timeoutMs).then((granted) => {
+      if (!granted) return cb(timedOut(), undefined, () => undefined);
+      // The caller's whole wait (the gate's and then the pool's) is bounded by the pool's time-out: the pool would
+      // wait its own full time-out again, so the rest of it is kept here, and a client that comes after it goes back.
+      let answered = false;
+      const rest = timeoutMs - (performance.now() - askedAt);
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(
+              () => {
+                answered = true;
+                gate.release();
+                cb(timedOut(), undefined, () => undefined);
+              },
+              Math.max(rest, 1),
+            )
+          : null;
       connect((err, client, done) => {
+        if (answered) {
+          if (client) done();
+          return;
+        }
+        answered = true;
+        if (timer) clearTimeout(timer);
         if (err || !client) {
           gate.release();
           return cb(err, client, done);
