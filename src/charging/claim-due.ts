@@ -157,9 +157,12 @@ export class ClaimDueBatch {
         due.push({ subscription: sub, plan, keyCiphertext: extra.get(sub.id)?.key_ciphertext ?? null, rowVersion, consentId: reliedOn.get(sub.id) ?? null });
       }
       // Each charge records the consent it relied on (a paid conversion, or the first charge at a migrated price).
-      charges.push(...(await this.attempts.openBatch(m, due, run.id)));
+      const opened = await this.attempts.openBatch(m, due, run.id);
+      charges.push(...opened.charges);
+      // A period the credit paid entirely is charged (0 won at the card, never sent) and counted so.
+      c.charged += opened.paidByCredit;
       // Left out: another instance recorded an attempt for it between our query and our lock; it is theirs.
-      c.due -= due.length - charges.length;
+      c.due -= due.length - charges.length - opened.paidByCredit;
       return { charges, claimed: subs.length };
     });
     // Subscriptions that ended at their period's end: reservations first, then the key (after commit).

@@ -4,7 +4,7 @@ import { GatewayReceipt } from '../gateway/gateway.types';
 import { PaymentEntity } from '../payments/payment.entity';
 import type { PlanEntity } from '../plans/plan.entity';
 import { ApplyReceiptAction } from './charge-attempts/apply-receipt';
-import { ChargeOutcome, ClaimedCharge, DueSubscription, SettleResult } from './charge-attempts/attempt-shared';
+import { ChargeOutcome, ClaimedCharge, DueSubscription, OpenedBatch, SettleResult } from './charge-attempts/attempt-shared';
 import { ChargeEffects } from './charge-attempts/charge-effects';
 import { OpenAttemptAction } from './charge-attempts/open-attempt';
 import { ResolveOpenAction } from './charge-attempts/resolve-open';
@@ -16,7 +16,7 @@ import { SubscriptionEntity } from './subscription.entity';
 import { DeclinePolicy, Effect, SubscriptionEvent } from './transitions';
 
 export { chargeAmounts, receiptMismatchOf } from './charge-records';
-export type { ChargeOutcome, ClaimedCharge, DueSubscription, SettleResult } from './charge-attempts/attempt-shared';
+export type { ChargeOutcome, ClaimedCharge, DueSubscription, OpenedBatch, SettleResult } from './charge-attempts/attempt-shared';
 export type { DeclinePolicy } from './transitions';
 export { orderIdFor } from './order-id';
 
@@ -62,7 +62,7 @@ export class ChargeAttemptsService {
   }
 
   /** Records the attempts for a batch of due subscriptions in one statement, in the caller's transaction. */
-  openBatch(m: EntityManager, due: DueSubscription[], chargeRunId: string): Promise<ClaimedCharge[]> {
+  openBatch(m: EntityManager, due: DueSubscription[], chargeRunId: string): Promise<OpenedBatch> {
     return this.opening.openBatch(m, due, chargeRunId);
   }
 

@@ -58,6 +58,13 @@ export interface ClaimedCharge {
   rowVersion: string | null;
 }
 
+/** What openBatch recorded: the charges to send, and how many periods the subscriptions' credit paid entirely. */
+export interface OpenedBatch {
+  charges: ClaimedCharge[];
+  /** Periods paid by credit: recorded DONE and applied in the claim's transaction, never sent. */
+  paidByCredit: number;
+}
+
 /** A subscription row as the charge run's claim query returns it. */
 export interface DueSubscription {
   subscription: SubscriptionEntity;

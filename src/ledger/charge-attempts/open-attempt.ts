@@ -12,7 +12,7 @@ import { orderIdFor, orderIdPrefix } from '../order-id';
 import { EventActor, SubscriptionEventsService } from '../subscription-events.service';
 import { SubscriptionEntity } from '../subscription.entity';
 import { chargePeriod, snapshot, transition } from '../transitions';
-import { approvalEvents, CHARGE_ATTEMPTS_LOG_CONTEXT, ClaimedCharge, DueSubscription } from './attempt-shared';
+import { approvalEvents, CHARGE_ATTEMPTS_LOG_CONTEXT, ClaimedCharge, DueSubscription, OpenedBatch } from './attempt-shared';
 import { SettleChargeAction } from './settle-charge';
 
 /**
@@ -105,10 +105,12 @@ export class OpenAttemptAction {
    * Records the attempts for a batch of due subscriptions in one statement, in the caller's transaction (which holds
    * their row locks). The attempt number is counted and the order_id completed by the database; the same unique
    * indexes as in tryOpen make a second open attempt or a second success impossible: a subscription whose attempt
-   * conflicts (another worker recorded one first) is left out of the answer.
+   * conflicts (another worker recorded one first) is left out of the answer. A period the credit pays entirely is
+   * recorded and applied here, and counted in `paidByCredit`.
    */
-  async openBatch(m: EntityManager, due: DueSubscription[], chargeRunId: string): Promise<ClaimedCharge[]> {
-    if (!due.length) return [];
+  async openBatch(m: EntityManager, due: DueSubscription[], chargeRunId: string): Promise<OpenedBatch> {
+    let paidByCredit = 0;
+    if (!due.length) return { charges: [], paidByCredit };
     const now = this.clock.now();
     const tz = this.runtime.config.businessTimeZone;
     const byId = new Map<string, ClaimedCharge>();
@@ -157,7 +159,10 @@ export class OpenAttemptAction {
           },
           now,
         );
-        if (await this.insertPaidByCredit(m, byCredit)) await this.settleByCredit(m, sub, byCredit, 'system');
+        if (await this.insertPaidByCredit(m, byCredit)) {
+          await this.settleByCredit(m, sub, byCredit, 'system');
+          paidByCredit++;
+        }
         continue;
       }
       const payment = newPayment(
@@ -223,11 +228,12 @@ export class OpenAttemptAction {
         [JSON.stringify(rows)],
       ),
     );
-    return inserted.map((r) => {
+    const charges = inserted.map((r) => {
       const claimed = byId.get(r.id)!;
       claimed.payment.attempt = r.attempt;
       claimed.payment.orderId = r.order_id;
       return claimed;
     });
+    return { charges, paidByCredit };
   }
 }
