@@ -35,8 +35,8 @@ import { DAY, HOUR, MINUTE, Model, WEEK, World } from './model/world';
  * that keeps only what the service acknowledged. Each sequence runs on a fresh app and database clone.
  *
  * Settings (environment):
- * - MODEL_RUNS: sequences (default 40, about a minute on 2 cores). The long setting is 2,000 sequences: two processes
- *   of MODEL_RUNS=1000 with MODEL_SEED=20261201 and 20261202 (about two hours on 2 cores; see the README).
+ * - MODEL_RUNS: sequences (default 40, about a minute on 2 cores). The long setting is 2,000 sequences: four processes
+ *   of MODEL_RUNS=500 with MODEL_SEED=20261221 to 20261224 (about an hour on 2 cores; see the README).
  * - MODEL_STEPS: at most this many steps after 1 to 4 initial subscriptions (default 30).
  * - MODEL_SEED: the default is a fixed seed, so `npm test` runs the same sequences every time; MODEL_SEED=random
  *   explores, a number replays (fast-check prints the seed and path of a failure; MODEL_PATH replays that path).
