@@ -128,4 +128,35 @@ describe('the charge run keeps its share of the database pool', () => {
       await small.destroy();
     }
   });
+
+  it('gives up on a caller still waiting at the share after the time-out, and leaves the share whole', async () => {
+    // A pool of 2 with 1 kept for the run and a 0.5 s time-out: while a run executes, the API's second caller waits at
+    // the share and gives up; once the API's connection comes back, the next caller gets it (nothing stayed held).
+    const small = new DataSource({ ...dataSourceOptions(db.url, 2), extra: { max: 2, connectionTimeoutMillis: 500 } } as typeof ds.options);
+    await small.initialize();
+    const unshareSmall = sharePoolWithChargeRuns(small, 1);
+    try {
+      const runMayEnd = deferred();
+      const runStarted = deferred();
+      const run = asChargeRun(async () => {
+        runStarted.resolve();
+        await runMayEnd.promise;
+      });
+      await runStarted.promise;
+      const held = small.createQueryRunner();
+      await held.connect();
+      const late = small.createQueryRunner();
+      await expect(late.connect()).rejects.toThrow(/timeout/);
+      await held.release();
+      const next = small.createQueryRunner();
+      await next.connect();
+      expect((await next.query(`SELECT 'api' AS who`))[0].who).toBe('api');
+      await next.release();
+      runMayEnd.resolve();
+      await run;
+    } finally {
+      unshareSmall();
+      await small.destroy();
+    }
+  });
 });

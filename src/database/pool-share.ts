@@ -35,27 +35,23 @@ class PoolGate {
     return chargeRunsRunning() > 0 ? this.size - this.reserve : this.size;
   }
 
-  /** Answers false when no connection of the share came free within `timeoutMs` (0: no limit), as pg's pool does. */
-  acquire(timeoutMs: number): Promise<boolean> {
+  /**
+   * Calls `granted` once a connection of the share is free (at once when one is). Answers a function that withdraws a
+   * caller still waiting (true) or does nothing once it was granted (false).
+   */
+  acquire(granted: () => void): () => boolean {
     if (this.held < this.limit() && this.waiting.length === 0) {
       this.held += 1;
-      return Promise.resolve(true);
+      granted();
+      return () => false;
     }
-    return new Promise((resolve) => {
-      const granted = () => {
-        if (timer) clearTimeout(timer);
-        resolve(true);
-      };
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(() => {
-              const i = this.waiting.indexOf(granted);
-              if (i >= 0) this.waiting.splice(i, 1);
-              resolve(false);
-            }, timeoutMs)
-          : null;
-      this.waiting.push(granted);
-    });
+    this.waiting.push(granted);
+    return () => {
+      const i = this.waiting.indexOf(granted);
+      if (i < 0) return false;
+      this.waiting.splice(i, 1);
+      return true;
+    };
   }
 
   release(): void {
@@ -89,32 +85,29 @@ export function sharePoolWithChargeRuns(db: DataSource, reserve: number): () => 
       return new Promise<PoolClient>((resolve, reject) => shared((err, client) => (err || !client ? reject(err ?? new Error('no client')) : resolve(client))));
     }
     if (inChargeRun()) return void connect(cb);
+    // One deadline, the pool's connection time-out, bounds the caller's whole wait: at the gate, then in pg's queue
+    // (whose own time-out would start again). A client that comes after it goes back to the pool.
     const timeoutMs = connectionTimeoutMillis ?? 0;
-    const askedAt = performance.now();
-    void gate.acquire(timeoutMs).then((granted) => {
-      if (!granted) return cb(timedOut(), undefined, () => undefined);
-      // The caller's whole wait (the gate's and then the pool's) is bounded by the pool's time-out: the pool would
-      // wait its own full time-out again, so the rest of it is kept here, and a client that comes after it goes back.
-      let answered = false;
-      const rest = timeoutMs - (performance.now() - askedAt);
-      const timer =
-        timeoutMs > 0
-          ? setTimeout(
-              () => {
-                answered = true;
-                gate.release();
-                cb(timedOut(), undefined, () => undefined);
-              },
-              Math.max(rest, 1),
-            )
-          : null;
+    let waitingAt: 'gate' | 'pool' | 'answered' = 'gate';
+    const deadline =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            if (waitingAt === 'gate') withdraw();
+            else if (waitingAt === 'pool') gate.release();
+            else return;
+            waitingAt = 'answered';
+            cb(timedOut(), undefined, () => undefined);
+          }, timeoutMs)
+        : null;
+    const withdraw = gate.acquire(() => {
+      waitingAt = 'pool';
       connect((err, client, done) => {
-        if (answered) {
+        if (waitingAt === 'answered') {
           if (client) done();
           return;
         }
-        answered = true;
-        if (timer) clearTimeout(timer);
+        waitingAt = 'answered';
+        if (deadline) clearTimeout(deadline);
         if (err || !client) {
           gate.release();
           return cb(err, client, done);
