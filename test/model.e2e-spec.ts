@@ -77,19 +77,26 @@ async function runSequence(steps: Iterable<fc.AsyncCommand<Model, World>>) {
   } catch (e) {
     (e as Error).message += `\nsteps run (clock, step):\n  ${world.trace.join('\n  ')}\n${await world.describe(model).catch((d) => `(no description: ${d})`)}`;
     if (process.env.MODEL_LOG) appendFileSync(process.env.MODEL_LOG, `${new Date().toISOString()} FAILED ${(e as Error).message}\n\n`);
-    if (process.env.MODEL_DB_DUMP) {
-      const subs = await world.t.db.query(
-        `SELECT id, status, plan_id, next_charge_at, current_period_start, current_period_end, credit_balance, pending_plan_id, period_index, anchor_at FROM subscriptions`,
-      );
-      const pays = await world.t.db.query(
-        `SELECT subscription_id, order_id, status, amount, credit_applied, period_start, period_index, charge_run_id FROM payments ORDER BY created_at`,
-      );
-      appendFileSync(process.env.MODEL_DB_DUMP, JSON.stringify({ subs: subs.rows, pays: pays.rows }, null, 1));
-    }
+    if (process.env.MODEL_DB_DUMP) await dumpStored(world, process.env.MODEL_DB_DUMP);
     if (process.env.MODEL_SERVICE_LOG) appendFileSync(process.env.MODEL_SERVICE_LOG, `${world.t.logs.join('\n')}\n`);
     throw e;
   } finally {
     await world.close();
+  }
+}
+
+/** MODEL_DB_DUMP: a failing sequence's subscriptions and payments as stored; a dump that fails is noted, never thrown. */
+async function dumpStored(world: World, file: string) {
+  try {
+    const subs = await world.t.db.query(
+      `SELECT id, status, plan_id, next_charge_at, current_period_start, current_period_end, credit_balance, pending_plan_id, period_index, anchor_at FROM subscriptions`,
+    );
+    const pays = await world.t.db.query(
+      `SELECT subscription_id, order_id, status, amount, credit_applied, period_start, period_index, charge_run_id FROM payments ORDER BY created_at`,
+    );
+    appendFileSync(file, JSON.stringify({ subs: subs.rows, pays: pays.rows }, null, 1));
+  } catch (err) {
+    appendFileSync(file, `(no dump: ${(err as Error).message})\n`);
   }
 }
 
